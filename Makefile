@@ -1,0 +1,60 @@
+# Looper: every tool and package is installed from the registries by these targets.
+# `make demo` runs the main job; `make test` is what CI runs.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+BUF_VERSION := 1.75.0
+BUF := $(TOOLS)/node_modules/.bin/buf
+PROTO_FILES := $(wildcard protos/looper/v1/*.proto)
+RELEASED_CONTRACT := protos/released/looper.v1.binpb
+DATA_DIR ?= data
+
+.PHONY: setup proto lint breaking release-contract test test-unit demo run bench clean
+
+setup: $(VENV)/.installed $(BUF)
+
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check -q -e clients/python -e ".[dev]"
+	touch $@
+
+$(BUF):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+## proto: regenerate the Python stubs into the client package (committed; a test checks staleness)
+proto: $(VENV)/.installed
+	$(PY) scripts/protogen.py clients/python/src
+
+## lint: buf lint with the STANDARD rules
+lint: $(BUF)
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+## breaking: the contract must stay compatible with the last released one
+breaking: $(BUF)
+	$(BUF) breaking --against $(RELEASED_CONTRACT)
+
+## release-contract: record the current protos as the released contract
+release-contract: $(BUF)
+	mkdir -p $(dir $(RELEASED_CONTRACT))
+	$(BUF) build -o $(RELEASED_CONTRACT)
+
+## test: lint, breaking check and every test suite
+test: setup lint breaking
+	$(PY) -m pytest -q
+
+## demo: start the services on embedded defaults and run the main job
+demo: setup
+	$(PY) -m examples.notifications.demo --data-dir $(DATA_DIR)/demo
+
+## run: start all services for your own calls (Ctrl-C stops them)
+run: setup
+	$(VENV)/bin/looper serve all --data-dir $(DATA_DIR)/run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(DATA_DIR)

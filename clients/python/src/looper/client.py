@@ -1,0 +1,175 @@
+"""The Looper client: ``decide`` at a decision point, ``log_feedback`` when you learn what
+happened. One reusable channel per service, default deadlines, retries on UNAVAILABLE
+(safe: every call carries an idempotency id), TLS and OpenTelemetry propagation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from looper.errors import from_rpc_error
+from looper.v1 import (decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
+                       trainer_pb2_grpc, types_pb2)
+
+DEFAULT_TIMEOUT = 5.0
+Scalar = float | int | str | bool | None
+
+
+def retry_service_config(max_attempts: int = 4) -> str:
+    """gRPC's own retry policy: UNAVAILABLE is retried with exponential backoff."""
+    return json.dumps({"methodConfig": [{
+        "name": [{"service": f"looper.v1.{s}"} for s in ("DecisionService", "FeedbackService", "TrainerService")],
+        "retryPolicy": {"maxAttempts": max_attempts, "initialBackoff": "0.05s", "maxBackoff": "1s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]})
+
+
+def feature_value(value: Scalar) -> types_pb2.FeatureValue:
+    """A Python value as a typed FeatureValue (bool, int, float, str; None is missing)."""
+    if value is None:
+        return types_pb2.FeatureValue()
+    if isinstance(value, bool):
+        return types_pb2.FeatureValue(bool_value=value)
+    if isinstance(value, int):
+        return types_pb2.FeatureValue(int64_value=value)
+    if isinstance(value, float):
+        return types_pb2.FeatureValue(double_value=value)
+    if isinstance(value, str):
+        return types_pb2.FeatureValue(string_value=value)
+    raise TypeError(f"feature values must be bool, int, float, str or None, not {type(value).__name__}")
+
+
+def decide_request(use_case: str, decision_id: str, subject: Mapping[str, str],
+                   context: Mapping[str, Scalar] | None = None,
+                   candidates: Iterable[str | tuple[str, Mapping[str, Scalar]]] | None = None
+                   ) -> decision_pb2.DecideRequest:
+    """Builds a DecideRequest; candidates are action ids or (action id, features) pairs."""
+    request = decision_pb2.DecideRequest(use_case=use_case, decision_id=decision_id, subject=dict(subject))
+    for name, value in (context or {}).items():
+        request.context[name].CopyFrom(feature_value(value))
+    for candidate in candidates or ():
+        action_id, features = (candidate, {}) if isinstance(candidate, str) else candidate
+        item = request.candidates.add(action_id=action_id)
+        for name, value in features.items():
+            item.features[name].CopyFrom(feature_value(value))
+    return request
+
+
+def outcome_event(use_case: str, decision_id: str, outcome: str, value: float = 1.0,
+                  event_id: str | None = None, event_time: datetime | None = None) -> feedback_pb2.OutcomeEvent:
+    """Builds an OutcomeEvent; a missing event id gets a fresh one (fixed across retries)."""
+    event = feedback_pb2.OutcomeEvent(event_id=event_id or uuid.uuid4().hex, use_case=use_case,
+                                      decision_id=decision_id, outcome=outcome, value=float(value))
+    if event_time is not None:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(event_time.astimezone(timezone.utc))
+        event.event_time.CopyFrom(stamp)
+    return event
+
+
+def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: list) -> grpc.Channel:
+    channel = (grpc.secure_channel(target, credentials, options) if credentials
+               else grpc.insecure_channel(target, options))
+    try:  # client spans and W3C traceparent when OpenTelemetry is installed
+        from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
+    except ImportError:
+        return channel
+    return grpcext.intercept_channel(channel, client_interceptor())
+
+
+class LooperClient:
+    """Synchronous client; thread-safe and meant to be created once and reused."""
+
+    def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052",
+                 trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
+                 credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4):
+        options = [("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
+        self.timeout = timeout
+        self._channels = [_channel(t, credentials, options) for t in (decision, feedback, trainer)]
+        self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
+        self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
+        self.trainer = trainer_pb2_grpc.TrainerServiceStub(self._channels[2])
+
+    def _call(self, method, request, timeout: float | None):
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    # --- the two calls a product engineer needs ---------------------------------------
+    def decide(self, use_case: str, decision_id: str, subject: Mapping[str, str],
+               context: Mapping[str, Scalar] | None = None, candidates=None,
+               timeout: float | None = None) -> decision_pb2.Decision:
+        """Asks for a decision; ``decision_id`` is yours and is the idempotency key."""
+        request = decide_request(use_case, decision_id, subject, context, candidates)
+        return self._call(self.decision.Decide, request, timeout).decision
+
+    def log_feedback(self, use_case: str, decision_id: str, outcome: str, value: float = 1.0,
+                     event_id: str | None = None, event_time: datetime | None = None,
+                     timeout: float | None = None) -> bool:
+        """Reports an outcome; returns False when the event id had been logged before."""
+        event = outcome_event(use_case, decision_id, outcome, value, event_id, event_time)
+        response = self._call(self.feedback.LogFeedback, feedback_pb2.LogFeedbackRequest(event=event), timeout)
+        return response.status == feedback_pb2.FEEDBACK_STATUS_ACCEPTED
+
+    # --- batches -----------------------------------------------------------------------
+    def decide_batch(self, requests: list[decision_pb2.DecideRequest],
+                     timeout: float | None = None) -> list[decision_pb2.DecideBatchResult]:
+        """Many decisions in one call (build items with ``decide_request``)."""
+        return list(self._call(self.decision.DecideBatch,
+                               decision_pb2.DecideBatchRequest(requests=requests), timeout).results)
+
+    def log_feedback_batch(self, events: list[feedback_pb2.OutcomeEvent], timeout: float | None = None) -> list[bool]:
+        """Many outcome events in one call (build items with ``outcome_event``)."""
+        response = self._call(self.feedback.LogFeedbackBatch,
+                              feedback_pb2.LogFeedbackBatchRequest(events=events), timeout)
+        return [s == feedback_pb2.FEEDBACK_STATUS_ACCEPTED for s in response.statuses]
+
+    # --- reading back ------------------------------------------------------------------
+    def get_decision(self, use_case: str, decision_id: str) -> decision_pb2.GetDecisionResponse:
+        return self._call(self.decision.GetDecision,
+                          decision_pb2.GetDecisionRequest(use_case=use_case, decision_id=decision_id), None)
+
+    def get_label(self, use_case: str, decision_id: str) -> feedback_pb2.GetLabelResponse:
+        return self._call(self.feedback.GetLabel,
+                          feedback_pb2.GetLabelRequest(use_case=use_case, decision_id=decision_id), None)
+
+    def join_stats(self, use_case: str) -> feedback_pb2.GetJoinStatsResponse:
+        return self._call(self.feedback.GetJoinStats, feedback_pb2.GetJoinStatsRequest(use_case=use_case), None)
+
+    # --- blueprints, training and models -------------------------------------------------
+    def apply_blueprint(self, spec_yaml: str) -> tuple[trainer_pb2.Blueprint, bool]:
+        response = self._call(self.trainer.ApplyBlueprint, trainer_pb2.ApplyBlueprintRequest(spec_yaml=spec_yaml), None)
+        return response.blueprint, response.created
+
+    def start_training_run(self, use_case: str, force_promote: bool = False) -> trainer_pb2.TrainingRun:
+        return self._call(self.trainer.StartTrainingRun, trainer_pb2.StartTrainingRunRequest(
+            use_case=use_case, force_promote=force_promote), None).run
+
+    def get_training_run(self, run_id: str) -> trainer_pb2.TrainingRun:
+        return self._call(self.trainer.GetTrainingRun, trainer_pb2.GetTrainingRunRequest(run_id=run_id), None).run
+
+    def list_models(self, use_case: str) -> list[trainer_pb2.Model]:
+        return list(self._call(self.trainer.ListModels, trainer_pb2.ListModelsRequest(use_case=use_case), None).models)
+
+    def promote_model(self, use_case: str, model_version: str) -> trainer_pb2.Model:
+        return self._call(self.trainer.PromoteModel, trainer_pb2.PromoteModelRequest(
+            use_case=use_case, model_version=model_version), None).model
+
+    def rollback_model(self, use_case: str) -> trainer_pb2.Model:
+        return self._call(self.trainer.RollbackModel, trainer_pb2.RollbackModelRequest(use_case=use_case), None).model
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> "LooperClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,80 @@
+"""The ``looper`` command: serve the services, apply a blueprint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+SERVICES = ("decision", "feedback", "trainer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="looper", description="Looper: ML for product decisions")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run services until SIGTERM")
+    serve.add_argument("service", choices=SERVICES + ("all",))
+    serve.add_argument("--data-dir", type=Path)
+    serve.add_argument("--host")
+    for name in SERVICES:
+        serve.add_argument(f"--{name}-port", type=int)
+    apply = commands.add_parser("apply", help="apply a blueprint YAML file through the Trainer")
+    apply.add_argument("file", type=Path)
+    apply.add_argument("--trainer", default="127.0.0.1:50053", help="Trainer address host:port")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "serve":
+        return serve_command(args)
+    return apply_command(args)
+
+
+def serve_command(args) -> int:
+    from services.core.data_dir import DataDir
+    from services.core.grpc_runtime import start_server, wait_for_termination
+    from services.core.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.load(vars(args))
+    except SettingsError as err:
+        print(f"looper: {err}", file=sys.stderr)
+        return 2
+    data = DataDir(settings.data_dir).ensure()
+    names = SERVICES if args.service == "all" else (args.service,)
+    servers = []
+    for name in names:
+        create = _factory(name)
+        running = start_server([create(settings, data)], settings.host, getattr(settings, f"{name}_port"),
+                               settings.max_message_bytes)
+        servers.append(running)
+        print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
+    wait_for_termination(servers, settings.grace_period)
+    return 0
+
+
+def _factory(name: str):
+    if name == "decision":
+        from services.decision.app import create
+    elif name == "feedback":
+        from services.feedback.app import create
+    else:
+        from services.trainer.app import create
+    return create
+
+
+def apply_command(args) -> int:
+    from looper import LooperClient, LooperError
+
+    with LooperClient(trainer=args.trainer) as client:
+        try:
+            blueprint, created = client.apply_blueprint(args.file.read_text())
+        except LooperError as err:
+            print(f"looper: {err}", file=sys.stderr)
+            return 1
+    state = "applied as new version" if created else "unchanged; current version"
+    print(f"{blueprint.use_case}: {state} {blueprint.version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Decision service: features -> live model -> policy -> logged answer."""

@@ -1,0 +1,81 @@
+"""gRPC adapter of the Decision service: protobuf in, Decider call, protobuf out."""
+
+from __future__ import annotations
+
+from grpc_status import rpc_status
+from looper.v1 import decision_pb2, decision_pb2_grpc
+
+from services.core.errors import InvalidArgument
+from services.core.grpc_runtime import ServiceBinding, rpc_method, status_for
+from services.core.wire import decision_to_proto, feature_map, to_feature_value
+from services.decision.decider import CandidateInput, DecideCommand, Decider
+
+MAX_BATCH = 1000
+
+
+def to_command(request: decision_pb2.DecideRequest) -> DecideCommand:
+    return DecideCommand(
+        use_case=request.use_case,
+        decision_id=request.decision_id,
+        subject=dict(request.subject),
+        context=feature_map(request.context),
+        candidates=tuple(CandidateInput(c.action_id, feature_map(c.features)) for c in request.candidates),
+    )
+
+
+def require_use_case(use_case: str, field: str = "use_case") -> None:
+    if not use_case:
+        raise InvalidArgument.single(field, "is required")
+
+
+class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
+    def __init__(self, decider: Decider):
+        self.decider = decider
+
+    def _decide(self, request: decision_pb2.DecideRequest) -> decision_pb2.DecideResponse:
+        require_use_case(request.use_case)
+        record, replayed = self.decider.decide(to_command(request))
+        return decision_pb2.DecideResponse(decision=decision_to_proto(record), replayed=replayed)
+
+    @rpc_method
+    def Decide(self, request, context):
+        return self._decide(request)
+
+    @rpc_method
+    def DecideBatch(self, request, context):
+        if not request.requests:
+            raise InvalidArgument.single("requests", "must hold at least one request")
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument.single("requests", f"must hold at most {MAX_BATCH} requests")
+        return decision_pb2.DecideBatchResponse(results=[self._batch_item(i, r)
+                                                         for i, r in enumerate(request.requests)])
+
+    def _batch_item(self, index: int, request) -> decision_pb2.DecideBatchResult:
+        try:
+            return decision_pb2.DecideBatchResult(response=self._decide(request))
+        except Exception as err:  # noqa: BLE001 - each item fails on its own
+            status = status_for(err)
+            field = f"requests[{index}]"
+            if isinstance(err, InvalidArgument):
+                field = f"{field}.{err.violations[0].field}"
+            return decision_pb2.DecideBatchResult(error=decision_pb2.BatchItemError(
+                code=status.code, message=status.message, field=field))
+
+    @rpc_method
+    def GetDecision(self, request, context):
+        require_use_case(request.use_case)
+        record = self.decider.get(request.use_case, request.decision_id)
+        return decision_pb2.GetDecisionResponse(
+            decision=decision_to_proto(record),
+            features={k: to_feature_value(v) for k, v in record.features.items()},
+            subject=record.subject,
+        )
+
+
+def binding(decider: Decider, on_shutdown=lambda: None) -> ServiceBinding:
+    return ServiceBinding(
+        name=decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
+        servicer=DecisionServicer(decider),
+        register=decision_pb2_grpc.add_DecisionServiceServicer_to_server,
+        on_shutdown=on_shutdown,
+    )

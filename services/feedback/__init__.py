@@ -1,0 +1,1 @@
+"""The Feedback service: durable, idempotent outcome events and the label joiner."""

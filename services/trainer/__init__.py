@@ -1,0 +1,1 @@
+"""The Trainer service: blueprints, training runs, evaluation and the model registry."""

@@ -1,0 +1,28 @@
+"""Assembles the Trainer service: blueprints, runs, the scheduler and the registry."""
+
+from __future__ import annotations
+
+from services.core.blueprint_store import BlueprintStore
+from services.core.data_dir import DataDir
+from services.core.grpc_runtime import ServiceBinding
+from services.core.model_registry import ModelRegistry
+from services.core.settings import Settings
+from services.core.training_table import TrainingTable
+from services.trainer.runs import TrainingRunner, TrainingRunStore
+from services.trainer.scheduler import RetrainingScheduler
+from services.trainer.server import TrainerServicer, binding
+
+
+def create(settings: Settings, data: DataDir) -> ServiceBinding:
+    blueprints = BlueprintStore(data.blueprints)
+    table = TrainingTable(data.offline)
+    registry = ModelRegistry(data.models)
+    runs = TrainingRunStore(data.runs)
+    runner = TrainingRunner(blueprints, table, registry, runs)
+    scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval).start()
+
+    def shutdown() -> None:
+        scheduler.stop()
+        runner.shutdown()
+
+    return binding(TrainerServicer(blueprints, runs, runner, registry), shutdown)

@@ -1,0 +1,149 @@
+"""gRPC adapter of the Trainer service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from looper.v1 import trainer_pb2, trainer_pb2_grpc, types_pb2
+
+from services.core.blueprint_store import BlueprintStore, StoredBlueprint
+from services.core.errors import InvalidArgument
+from services.core.grpc_runtime import ServiceBinding, rpc_method
+from services.core.model_registry import ModelMeta, ModelRegistry
+from services.core.validation import Violations
+from services.core.wire import to_timestamp
+from services.trainer.runs import TrainingRun, TrainingRunner, TrainingRunStore
+
+MAX_SPEC_BYTES = 256 * 1024
+
+_DECISION_TYPES = {"binary": types_pb2.DECISION_TYPE_BINARY, "multi_action": types_pb2.DECISION_TYPE_MULTI_ACTION,
+                   "ranking": types_pb2.DECISION_TYPE_RANKING, "regression": types_pb2.DECISION_TYPE_REGRESSION}
+_RUN_STATES = {"queued": trainer_pb2.TRAINING_RUN_STATE_QUEUED, "running": trainer_pb2.TRAINING_RUN_STATE_RUNNING,
+               "succeeded": trainer_pb2.TRAINING_RUN_STATE_SUCCEEDED, "failed": trainer_pb2.TRAINING_RUN_STATE_FAILED}
+_TRIGGERS = {"manual": trainer_pb2.TRAINING_TRIGGER_MANUAL, "min_rows": trainer_pb2.TRAINING_TRIGGER_MIN_ROWS,
+             "schedule": trainer_pb2.TRAINING_TRIGGER_SCHEDULE}
+_STAGES = {"live": trainer_pb2.MODEL_STAGE_LIVE, "retired": trainer_pb2.MODEL_STAGE_RETIRED,
+           "candidate": trainer_pb2.MODEL_STAGE_CANDIDATE}
+
+
+def _stamp(iso_time: str):
+    return to_timestamp(datetime.fromisoformat(iso_time)) if iso_time else None
+
+
+def blueprint_to_proto(stored: StoredBlueprint) -> trainer_pb2.Blueprint:
+    bp = stored.blueprint
+    return trainer_pb2.Blueprint(use_case=bp.name, version=bp.version,
+                                 decision_type=_DECISION_TYPES[bp.decision_type], spec_yaml=stored.spec_yaml,
+                                 spec_sha256=bp.digest(), create_time=to_timestamp(stored.create_time))
+
+
+def run_to_proto(run: TrainingRun) -> trainer_pb2.TrainingRun:
+    return trainer_pb2.TrainingRun(
+        run_id=run.run_id, use_case=run.use_case, blueprint_version=run.blueprint_version,
+        state=_RUN_STATES[run.state], trigger=_TRIGGERS[run.trigger], create_time=_stamp(run.create_time),
+        end_time=_stamp(run.end_time), model_version=run.model_version, promoted=run.promoted,
+        error=run.error, metrics=_finite(run.metrics), live_metrics=_finite(run.live_metrics),
+        traceparent=run.traceparent)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if v == v}
+
+
+def model_to_proto(meta: ModelMeta, stage: str) -> trainer_pb2.Model:
+    return trainer_pb2.Model(
+        use_case=meta.use_case, version=meta.version, blueprint_version=meta.blueprint_version,
+        run_id=meta.run_id, stage=_STAGES[stage], metrics=_finite(meta.metrics),
+        create_time=_stamp(meta.create_time), data_start_time=_stamp(meta.data_start_time),
+        data_end_time=_stamp(meta.data_end_time), row_count=meta.row_count)
+
+
+def _require_use_case(use_case: str) -> None:
+    v = Violations()
+    v.require_name("use_case", use_case)
+    v.raise_if_any()
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
+    def __init__(self, blueprints: BlueprintStore, runs: TrainingRunStore, runner: TrainingRunner,
+                 registry: ModelRegistry):
+        self.blueprints, self.runs, self.runner, self.registry = blueprints, runs, runner, registry
+
+    @rpc_method
+    def ApplyBlueprint(self, request, context):
+        if not request.spec_yaml.strip():
+            raise InvalidArgument.single("spec_yaml", "is required")
+        if len(request.spec_yaml.encode()) > MAX_SPEC_BYTES:
+            raise InvalidArgument.single("spec_yaml", f"must be at most {MAX_SPEC_BYTES} bytes")
+        try:
+            stored, created = self.blueprints.apply(request.spec_yaml)
+        except InvalidArgument as err:  # point at the key inside the document
+            raise InvalidArgument([type(v)(f"spec_yaml.{v.field}" if v.field != "spec_yaml" else v.field, v.reason)
+                                   for v in err.violations]) from None
+        return trainer_pb2.ApplyBlueprintResponse(blueprint=blueprint_to_proto(stored), created=created)
+
+    @rpc_method
+    def GetBlueprint(self, request, context):
+        _require_use_case(request.use_case)
+        if request.version < 0:
+            raise InvalidArgument.single("version", "must be 0 (latest) or a positive version")
+        return trainer_pb2.GetBlueprintResponse(
+            blueprint=blueprint_to_proto(self.blueprints.get(request.use_case, request.version)))
+
+    @rpc_method
+    def ListBlueprints(self, request, context):
+        return trainer_pb2.ListBlueprintsResponse(blueprints=[blueprint_to_proto(b) for b in self.blueprints.list()])
+
+    @rpc_method
+    def StartTrainingRun(self, request, context):
+        _require_use_case(request.use_case)
+        run = self.runner.start(request.use_case, force_promote=request.force_promote)
+        return trainer_pb2.StartTrainingRunResponse(run=run_to_proto(run))
+
+    @rpc_method
+    def GetTrainingRun(self, request, context):
+        v = Violations()
+        v.require_id("run_id", request.run_id)
+        v.raise_if_any()
+        return trainer_pb2.GetTrainingRunResponse(run=run_to_proto(self.runs.get(request.run_id)))
+
+    @rpc_method
+    def ListTrainingRuns(self, request, context):
+        _require_use_case(request.use_case)
+        if request.page_size < 0:
+            raise InvalidArgument.single("page_size", "must not be negative")
+        self.blueprints.latest_version(request.use_case)
+        runs = self.runs.list(request.use_case, request.page_size or 50)
+        return trainer_pb2.ListTrainingRunsResponse(runs=[run_to_proto(r) for r in runs])
+
+    @rpc_method
+    def ListModels(self, request, context):
+        _require_use_case(request.use_case)
+        self.blueprints.latest_version(request.use_case)
+        return trainer_pb2.ListModelsResponse(models=[
+            model_to_proto(m, self.registry.stage(m.use_case, m.version)) for m in self.registry.list(request.use_case)])
+
+    @rpc_method
+    def PromoteModel(self, request, context):
+        _require_use_case(request.use_case)
+        if not request.model_version:
+            raise InvalidArgument.single("model_version", "is required")
+        self.blueprints.latest_version(request.use_case)
+        meta = self.registry.promote(request.use_case, request.model_version)
+        return trainer_pb2.PromoteModelResponse(model=model_to_proto(meta, "live"))
+
+    @rpc_method
+    def RollbackModel(self, request, context):
+        _require_use_case(request.use_case)
+        self.blueprints.latest_version(request.use_case)
+        meta = self.registry.rollback(request.use_case)
+        return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, "live"))
+
+
+def binding(servicer: TrainerServicer, on_shutdown=lambda: None) -> ServiceBinding:
+    return ServiceBinding(
+        name=trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name,
+        servicer=servicer,
+        register=trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
+        on_shutdown=on_shutdown,
+    )
