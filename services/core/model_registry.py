@@ -14,11 +14,10 @@ import math
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from services.core.errors import FailedPrecondition, NotFound
-from services.core.files import fsync_dir, write_file_durably
+from services.core.files import write_file_durably
 from services.core.records import FeatureScalar
 
 LIVE, RETIRED, CANDIDATE = "live", "retired", "candidate"
@@ -174,14 +173,15 @@ class LiveModelCache:
     def __init__(self, registry: ModelRegistry, on_reload=None):
         self.registry = registry
         self.on_reload = on_reload or (lambda use_case, model, meta: None)
-        self._loaded: dict[str, tuple[int, ServingModel | None]] = {}
+        self._loaded: dict[str, tuple[tuple[int, int], ServingModel | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, use_case: str) -> ServingModel | None:
         try:
-            mtime = self.registry.live_pointer(use_case).stat().st_mtime_ns
+            stat = self.registry.live_pointer(use_case).stat()
         except FileNotFoundError:
             return None
+        mtime = (stat.st_mtime_ns, stat.st_ino)  # every promote writes a new file
         cached = self._loaded.get(use_case)
         if cached and cached[0] == mtime:
             return cached[1]

@@ -1,0 +1,72 @@
+"""Starts the real Looper services as a subprocess on free loopback ports, for tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+_LISTENING = re.compile(r"looper (\w+) service listening on ([\d.]+:\d+)")
+SERVICES = ("decision", "feedback", "trainer")
+
+
+@dataclass
+class LooperProcess:
+    process: subprocess.Popen
+    addresses: dict[str, str]
+    data_dir: Path
+    log_path: Path
+
+    def client(self, **kwargs):
+        from looper import LooperClient
+
+        return LooperClient(self.addresses["decision"], self.addresses["feedback"], self.addresses["trainer"],
+                            **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
+                 ports: dict[str, int] | None = None, timeout: float = 60) -> LooperProcess:
+    """Runs ``looper serve`` and waits until every started service answers health checks."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-{service}-{time.time_ns()}.log"
+    args = [sys.executable, "-m", "services.cli", "serve", service, "--data-dir", str(data_dir)]
+    for name in SERVICES:
+        args += [f"--{name}-port", str((ports or {}).get(name, 0))]
+    log_file = open(log_path, "w")
+    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[2])
+    expected = SERVICES if service == "all" else (service,)
+    deadline = time.monotonic() + timeout
+    addresses: dict[str, str] = {}
+    while len(addresses) < len(expected):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"looper serve did not start:\n{log_path.read_text()}")
+        addresses = dict(_LISTENING.findall(log_path.read_text()))
+        time.sleep(0.05)
+    for address in addresses.values():
+        wait_healthy(address, deadline - time.monotonic())
+    return LooperProcess(process, addresses, data_dir, log_path)
+
+
+def wait_healthy(address: str, timeout: float) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        response = stub.Check(health_pb2.HealthCheckRequest(), timeout=max(timeout, 1), wait_for_ready=True)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING

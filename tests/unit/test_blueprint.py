@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from services.core.blueprint import load_blueprint_yaml, parse_blueprint
+from services.core.blueprint_store import BlueprintStore
+from services.core.errors import InvalidArgument, NotFound
+from tests.conftest import EXAMPLE_BLUEPRINT
+
+VALID = yaml.safe_load(EXAMPLE_BLUEPRINT.read_text())
+
+
+def fields_of(spec) -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as raised:
+        parse_blueprint(spec)
+    return {v.field: v.reason for v in raised.value.violations}
+
+
+def with_changes(**changes):
+    spec = yaml.safe_load(EXAMPLE_BLUEPRINT.read_text())
+    for path, value in changes.items():
+        node = spec
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node[key]
+        if value is ...:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return spec
+
+
+def test_example_blueprint_parses():
+    bp = parse_blueprint(VALID)
+    assert bp.name == "notification_send" and bp.decision_type == "binary"
+    assert bp.actions == ("true", "false") and bp.default_decision == "true"
+    assert bp.label.window == timedelta(seconds=3)
+    assert bp.feature_names[0] == "user_profile__tenure_days"
+    assert bp.context_features == {"hour_of_day": "int64", "platform": "string"}
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"name": "Bad Name"}, "name"),
+    ({"decision_type": "maybe"}, "decision_type"),
+    ({"label__window": "soon"}, "label.window"),
+    ({"label__aggregation": "median"}, "label.aggregation"),
+    ({"label__outcome": ...}, "label.outcome"),
+    ({"policy__exploration_rate": 1.5}, "policy.exploration_rate"),
+    ({"features__feast": ["no_colon"]}, "features.feast[0]"),
+    ({"features__context": {"hour_of_day": "float128"}}, "features.context.hour_of_day"),
+    ({"retraining__min_labeled_rows": "many"}, "retraining.min_labeled_rows"),
+    ({"default_decision": "sometimes"}, "default_decision"),
+    ({"surprise": 1}, "surprise"),
+    ({"label": ...}, "label"),
+])
+def test_bad_keys_are_named_by_path(changes, field):
+    assert field in fields_of(with_changes(**changes))
+
+
+def test_every_violation_is_reported_at_once():
+    found = fields_of(with_changes(name="X", decision_type="nope", label__window="x"))
+    assert {"name", "decision_type", "label.window"} <= set(found)
+
+
+def test_multi_action_default_must_be_an_action():
+    spec = with_changes(decision_type="multi_action", default_decision="layout_9")
+    spec["actions"] = ["layout_1", "layout_2"]
+    assert "default_decision" in fields_of(spec)
+
+
+def test_invalid_yaml_names_the_document():
+    with pytest.raises(InvalidArgument) as raised:
+        load_blueprint_yaml("name: [unclosed")
+    assert raised.value.violations[0].field == "spec_yaml"
+
+
+def test_store_versions_are_immutable_and_deduplicated(tmp_path):
+    store = BlueprintStore(tmp_path)
+    text = EXAMPLE_BLUEPRINT.read_text()
+    first, created = store.apply(text)
+    assert created and first.blueprint.version == 1
+    same, created = store.apply(text + "\n# a comment changes nothing\n")
+    assert not created and same.blueprint.version == 1
+    second, created = store.apply(text.replace("exploration_rate: 0.1", "exploration_rate: 0.2"))
+    assert created and second.blueprint.version == 2
+    assert store.get("notification_send", 1).blueprint.policy.exploration_rate == 0.1
+    assert store.latest("notification_send").policy.exploration_rate == 0.2
+    assert [s.blueprint.name for s in store.list()] == ["notification_send"]
+
+
+def test_store_sees_versions_applied_by_another_process(tmp_path):
+    reader, writer = BlueprintStore(tmp_path), BlueprintStore(tmp_path)
+    writer.apply(EXAMPLE_BLUEPRINT.read_text())
+    assert reader.latest("notification_send").version == 1
+    writer.apply(EXAMPLE_BLUEPRINT.read_text().replace("threshold: 0.0", "threshold: 0.1"))
+    assert reader.latest("notification_send").version == 2
+
+
+def test_unknown_use_case_is_not_found(tmp_path):
+    with pytest.raises(NotFound):
+        BlueprintStore(tmp_path).latest("nothing_here")
+
+
+def test_a_rejected_blueprint_writes_nothing(tmp_path):
+    store = BlueprintStore(tmp_path)
+    with pytest.raises(InvalidArgument):
+        store.apply("name: broken\ndecision_type: binary\n")
+    assert list(tmp_path.iterdir()) == []

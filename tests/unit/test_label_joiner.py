@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.core.blueprint_store import BlueprintStore
+from services.core.data_dir import DataDir
+from services.core.decision_log import DecisionLog
+from services.core.records import DecisionRecord, OutcomeEvent
+from services.core.training_table import TrainingTable
+from services.feedback.label_joiner import LabelJoiner, aggregate
+from services.feedback.recorder import FeedbackRecorder
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+BLUEPRINT = """
+name: joins
+decision_type: binary
+entities: [user_id]
+default_decision: false
+label: {outcome: clicked, aggregation: sum, window: 10m, missing_value: 0}
+"""
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture()
+def world(tmp_path):
+    data = DataDir(tmp_path).ensure()
+    blueprints = BlueprintStore(data.blueprints)
+    blueprints.apply(BLUEPRINT)
+    clock = Clock()
+    decisions = DecisionLog(data.decision_log)
+    recorder = FeedbackRecorder(blueprints, data.feedback_log)
+    table = TrainingTable(data.offline)
+    joiner = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state, table, clock)
+    yield decisions, recorder, joiner, table, clock
+    decisions.close()
+    recorder.close()
+    joiner.close()
+
+
+def decide(decisions, decision_id, at=T0):
+    decisions.append(DecisionRecord(
+        decision_id=decision_id, use_case="joins", action="true", score=0.5, model_version="",
+        blueprint_version=1, propensity=0.9, is_default=True, is_exploration=False, decide_time=at,
+        subject={"user_id": "u1"}, features={"hour_of_day": 9}, context={"hour_of_day": 9}))
+
+
+def outcome(recorder, event_id, decision_id, at, value=1.0, name="clicked"):
+    return recorder.record([OutcomeEvent(event_id, "joins", decision_id, name, value, at)])
+
+
+def test_outcomes_inside_the_window_are_summed_and_written_once_closed(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1), 1.0)
+    outcome(recorder, "e2", "d1", T0 + timedelta(minutes=10), 2.0)  # exactly at the window's end: inside
+    outcome(recorder, "e3", "d1", T0 + timedelta(minutes=2), 5.0, name="viewed")  # another outcome name
+    assert joiner.run_once() == 0  # window still open
+    assert not joiner.label("joins", "d1").joined
+    clock.now = T0 + timedelta(minutes=10, seconds=1)
+    assert joiner.run_once() == 1
+    label = joiner.label("joins", "d1")
+    assert label.joined and label.value == 3.0
+    rows = table.read("joins")
+    assert list(rows["decision_id"]) == ["d1"] and rows["label"][0] == 3.0
+    assert rows["hour_of_day"][0] == 9 and rows["user_id"][0] == "u1"
+    assert joiner.run_once() == 0  # never written twice
+
+
+def test_duplicate_events_count_once(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    assert outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1)) == [True]
+    assert outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1)) == [False]
+    clock.now = T0 + timedelta(hours=1)
+    joiner.run_once()
+    assert joiner.label("joins", "d1").value == 1.0
+    assert joiner.stats("joins").attributed_outcomes == 1
+
+
+def test_no_outcome_gives_the_missing_value(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "quiet")
+    clock.now = T0 + timedelta(hours=1)
+    joiner.run_once()
+    assert table.read("joins")["label"].tolist() == [0.0]
+
+
+def test_late_outcomes_are_kept_and_counted(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    outcome(recorder, "after-window", "d1", T0 + timedelta(minutes=11))
+    clock.now = T0 + timedelta(minutes=20)
+    joiner.run_once()
+    outcome(recorder, "after-join", "d1", T0 + timedelta(minutes=5))  # in the window, but arrived too late
+    joiner.run_once()
+    stats = joiner.stats("joins")
+    assert stats.late_outcomes == 2 and stats.attributed_outcomes == 0
+    assert table.read("joins")["label"].tolist() == [0.0]
+
+
+def test_orphans_are_counted_then_joined_when_the_decision_shows_up(world):
+    decisions, recorder, joiner, table, clock = world
+    outcome(recorder, "early", "d-later", T0 + timedelta(minutes=1))
+    joiner.run_once()
+    assert joiner.stats("joins").orphan_outcomes == 1
+    decide(decisions, "d-later")
+    joiner.run_once()
+    stats = joiner.stats("joins")
+    assert stats.orphan_outcomes == 0 and stats.attributed_outcomes == 1
+
+
+def test_restart_resumes_without_losing_or_repeating(world, tmp_path):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    outcome(recorder, "e1", "d1", T0)
+    joiner.run_once()
+    joiner.close()
+    blueprints = BlueprintStore(tmp_path / "blueprints")
+    data = DataDir(tmp_path)
+    again = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state, table, clock)
+    decide(decisions, "d2")
+    clock.now = T0 + timedelta(hours=1)
+    assert again.run_once() == 2
+    assert sorted(table.read("joins")["decision_id"]) == ["d1", "d2"]
+    again.close()
+
+
+@pytest.mark.parametrize("aggregation, expected", [("sum", 6.0), ("max", 3.0), ("first", 2.0), ("count", 3.0)])
+def test_aggregations(aggregation, expected):
+    assert aggregate(aggregation, [(2.0, 1.0), (1.0, 2.0), (3.0, 3.0)], -1.0) == expected
+    assert aggregate(aggregation, [], -1.0) == -1.0
