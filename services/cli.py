@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,10 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     apply = commands.add_parser("apply", help="apply a blueprint YAML file through the Trainer")
     apply.add_argument("file", type=Path)
     apply.add_argument("--trainer", default="127.0.0.1:50053", help="Trainer address host:port")
+    features = commands.add_parser("features", help="apply Feast definitions to the data directory's repo")
+    features.add_argument("action", choices=["apply"])
+    features.add_argument("file", type=Path, help="a Python file defining Feast entities, sources and views")
+    features.add_argument("--data-dir", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "features":
+        return features_command(args)
     return apply_command(args)
 
 
@@ -49,6 +56,18 @@ def serve_command(args) -> int:
         servers.append(running)
         print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
     wait_for_termination(servers, settings.grace_period)
+    return 0
+
+
+def features_command(args) -> int:
+    from services.core.data_dir import DataDir
+    from services.core.feature_store import feature_store
+    from services.core.settings import Settings
+
+    settings = Settings.load(vars(args))
+    os.environ["LOOPER_DATA_DIR"] = str(settings.data_dir.resolve())  # definitions may place files there
+    names = feature_store(settings, DataDir(settings.data_dir).ensure()).apply_module(args.file)
+    print(f"applied to {settings.data_dir / 'feature_repo'}: {', '.join(names)}")
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import start_looper
+from services.launcher import start_looper
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_BLUEPRINT = ROOT / "examples" / "notifications" / "blueprint.yaml"

@@ -61,6 +61,19 @@ class ProductMetric:
 
 
 @dataclass(frozen=True)
+class PersonalizationSpec:
+    """A Feast view Looper maintains from feedback: per-subject counts over a recent window,
+    pushed online so the subject's next decision sees what just happened."""
+
+    view: str
+    window: timedelta
+    window_name: str  # as written, e.g. "7d"; part of the feature names
+
+    def feature_names(self, blueprint: "Blueprint") -> list[str]:
+        return [f"decisions_{self.window_name}", f"{blueprint.label.outcome}_{self.window_name}"]
+
+
+@dataclass(frozen=True)
 class Blueprint:
     """One validated version of a use case's blueprint."""
 
@@ -77,6 +90,7 @@ class Blueprint:
     policy: PolicySpec
     retraining: RetrainingSpec
     product_metric: ProductMetric
+    personalization: PersonalizationSpec | None = None
     version: int = 0
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -195,7 +209,7 @@ def parse_blueprint(spec: Any) -> Blueprint:
     errors: list[FieldViolation] = []
     top = _Section(spec, "", errors, {
         "name", "decision_type", "entities", "actions", "default_decision", "features",
-        "label", "model", "policy", "retraining", "product_metric", "description",
+        "label", "model", "policy", "retraining", "product_metric", "description", "personalization",
     })
     name = top.get("name", str, check=_name)
     decision_type = top.get("decision_type", str, check=_one_of(DECISION_TYPES))
@@ -226,6 +240,7 @@ def parse_blueprint(spec: Any) -> Blueprint:
             outcome_value=metric.get("outcome_value", float, default=1.0),
             treatment_cost=metric.get("treatment_cost", float, default=0.0),
         ),
+        personalization=_personalization(top, entities),
         spec=spec if isinstance(spec, dict) else {},
     )
     if errors:
@@ -305,3 +320,17 @@ def _label(top: _Section) -> LabelSpec:
         window=sec.duration("window"),
         missing_value=sec.get("missing_value", float, default=0.0),
     )
+
+
+def _personalization(top: _Section, entities: list[str]) -> PersonalizationSpec | None:
+    if "personalization" not in top.data:
+        return None
+    sec = top.section("personalization", {"view", "window"})
+    view = sec.get("view", str, check=_name)
+    window_name = str(sec.get("window", (str, int), default="7d")).strip()
+    window = sec.duration("window", default="7d")
+    if len(entities) != 1:
+        sec._fail(sec.path, "needs exactly one entity (the subject whose outcomes are counted)")
+    if view is None or window is None:
+        return None
+    return PersonalizationSpec(view=view, window=window, window_name=window_name)

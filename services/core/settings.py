@@ -24,6 +24,7 @@ class Settings:
     join_interval: float = 0.5  # seconds between label-joiner passes
     retrain_interval: float = 2.0  # seconds between retraining checks
     grace_period: float = 10.0  # seconds to drain in-flight calls on SIGTERM
+    feast_online_store: str = "sqlite"  # or redis://host:port
 
     @classmethod
     def load(cls, overrides: dict | None = None, environ=os.environ) -> "Settings":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.core.background import PeriodicJob
 from services.core.blueprint_store import BlueprintStore
 from services.core.data_dir import DataDir
+from services.core.feature_store import FeastFeatureSource, feature_store
 from services.core.decision_log import DecisionLog, DecisionLogFlusher
 from services.core.grpc_runtime import ServiceBinding
 from services.core.model_registry import LiveModelCache, ModelRegistry
@@ -18,6 +19,7 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
     flusher = DecisionLogFlusher(data.decision_log, data.offline, data.state)
     flush_job = PeriodicJob("decision-log-flush", settings.flush_interval, flusher.flush).start()
     decider = Decider(BlueprintStore(data.blueprints), decision_log,
+                      features=FeastFeatureSource(feature_store(settings, data)),
                       models=LiveModelCache(ModelRegistry(data.models)))
 
     def shutdown() -> None:

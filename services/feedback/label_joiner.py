@@ -11,6 +11,7 @@ the decision shows up while its window is still open). Counters are in ``stats``
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ from services.feedback.recorder import PREFIX as FEEDBACK_PREFIX
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
   use_case TEXT NOT NULL, decision_id TEXT NOT NULL, decide_time REAL NOT NULL,
-  window_end REAL NOT NULL, blueprint_version INTEGER NOT NULL, record_json TEXT NOT NULL,
+  window_end REAL NOT NULL, subject_key TEXT NOT NULL, blueprint_version INTEGER NOT NULL, record_json TEXT NOT NULL,
   joined INTEGER NOT NULL DEFAULT 0, label REAL, outcome_count INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (use_case, decision_id));
 CREATE INDEX IF NOT EXISTS open_windows ON decisions (joined, window_end);
+CREATE INDEX IF NOT EXISTS decisions_by_subject ON decisions (use_case, subject_key, decide_time);
 CREATE TABLE IF NOT EXISTS outcomes (
   use_case TEXT NOT NULL, event_id TEXT NOT NULL, decision_id TEXT NOT NULL,
   outcome TEXT NOT NULL, value REAL NOT NULL, event_time REAL NOT NULL,
@@ -73,16 +75,22 @@ def aggregate(aggregation: str, outcomes: list[tuple[float, float]], missing_val
     return float(min(outcomes)[1])  # first: the earliest event's value
 
 
+SubjectCounts = dict[str, object]  # entity key, event_timestamp and one column per counter
+
+
 class LabelJoiner:
     def __init__(self, blueprints: BlueprintStore, decision_log: Path, feedback_log: Path,
                  state: Path, training_table: TrainingTable,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 on_subject_counts: Callable[[Blueprint, list[SubjectCounts]], None] | None = None):
         self.blueprints = blueprints
         self.decision_log, self.feedback_log = Path(decision_log), Path(feedback_log)
         self.state = Path(state)
         self.state.mkdir(parents=True, exist_ok=True)
         self.training_table = training_table
         self.clock = clock
+        self.on_subject_counts = on_subject_counts
+        self._touched: set[tuple[str, str]] = set()  # subjects whose counters changed this pass
         self._db = sqlite3.connect(self.state / "label_joiner.sqlite", check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -95,6 +103,7 @@ class LabelJoiner:
         with self._lock:
             self._ingest_decisions()
             self._ingest_outcomes()
+            self._publish_subject_counts()
             return self._close_windows()
 
     def _ingest_decisions(self) -> None:
@@ -104,11 +113,13 @@ class LabelJoiner:
             record = DecisionRecord.from_dict(data)
             blueprint = self._blueprint(record.use_case, record.blueprint_version)
             end = record.decide_time + blueprint.label.window
+            subject_key = record.subject.get(blueprint.entities[0], "") if blueprint.entities else ""
             rows.append((record.use_case, record.decision_id, record.decide_time.timestamp(),
-                         end.timestamp(), record.blueprint_version, json.dumps(data)))
+                         end.timestamp(), subject_key, record.blueprint_version, json.dumps(data)))
+            self._touched.add((record.use_case, subject_key))
             checkpoint.advance(position)
         self._commit(checkpoint, "INSERT OR IGNORE INTO decisions (use_case, decision_id, decide_time, "
-                     "window_end, blueprint_version, record_json) VALUES (?,?,?,?,?,?)", rows)
+                     "window_end, subject_key, blueprint_version, record_json) VALUES (?,?,?,?,?,?,?)", rows)
 
     def _ingest_outcomes(self) -> None:
         checkpoint = LogCheckpoint(self.state / "joiner-feedback.checkpoint.json")
@@ -118,6 +129,7 @@ class LabelJoiner:
             rows.append((event.use_case, event.event_id, event.decision_id, event.outcome,
                          event.value, event.event_time.timestamp()))
             checkpoint.advance(position)
+        pending = {(r[0], r[2]) for r in rows}
         self._commit(checkpoint, "INSERT OR IGNORE INTO outcomes (use_case, event_id, decision_id, "
                      "outcome, value, event_time, status) VALUES (?,?,?,?,?,?,'orphan')", rows)
         # Orphans whose decision is known now: attributed inside an open window, late otherwise.
@@ -127,6 +139,48 @@ class LabelJoiner:
             FROM decisions d
             WHERE outcomes.status = 'orphan' AND d.use_case = outcomes.use_case
               AND d.decision_id = outcomes.decision_id""")
+        for use_case, decision_id in pending:
+            row = self._db.execute("SELECT subject_key FROM decisions WHERE use_case = ? AND decision_id = ?",
+                                   (use_case, decision_id)).fetchone()
+            if row:
+                self._touched.add((use_case, row[0]))
+
+    def _publish_subject_counts(self) -> None:
+        """Recomputes the personalization counters of the subjects touched since the last
+        pass and hands them to ``on_subject_counts`` (which pushes them to Feast)."""
+        touched, self._touched = self._touched, set()
+        if not self.on_subject_counts:
+            return
+        by_use_case: dict[str, list[str]] = {}
+        for use_case, subject_key in touched:
+            by_use_case.setdefault(use_case, []).append(subject_key)
+        now = self.clock()
+        for use_case, keys in by_use_case.items():
+            blueprint = self.blueprints.latest(use_case)
+            spec = blueprint.personalization
+            if spec is None:
+                continue
+            decisions_name, outcomes_name = spec.feature_names(blueprint)
+            since = (now - spec.window).timestamp()
+            rows = [{blueprint.entities[0]: key, "event_timestamp": now,
+                     decisions_name: self._count_decisions(use_case, key, since),
+                     outcomes_name: self._count_outcomes(use_case, key, blueprint.label.outcome, since)}
+                    for key in sorted(keys)]
+            try:
+                self.on_subject_counts(blueprint, rows)
+            except Exception:  # noqa: BLE001 - recomputed on the subject's next activity
+                logging.getLogger("looper.joiner").exception("publishing subject counters failed")
+
+    def _count_decisions(self, use_case: str, subject_key: str, since: float) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM decisions WHERE use_case = ? AND subject_key = ? "
+                                "AND decide_time >= ?", (use_case, subject_key, since)).fetchone()[0]
+
+    def _count_outcomes(self, use_case: str, subject_key: str, outcome: str, since: float) -> int:
+        return self._db.execute(
+            "SELECT COUNT(*) FROM outcomes o JOIN decisions d ON d.use_case = o.use_case "
+            "AND d.decision_id = o.decision_id WHERE d.use_case = ? AND d.subject_key = ? "
+            "AND o.outcome = ? AND o.status IN ('attributed', 'late') AND o.event_time >= ?",
+            (use_case, subject_key, outcome, since)).fetchone()[0]
 
     def _commit(self, checkpoint: LogCheckpoint, sql: str, rows: list[tuple]) -> None:
         """Rows first, checkpoint after: a crash in between re-ingests, and INSERT OR IGNORE

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from services.core.blueprint_store import BlueprintStore
 from services.core.data_dir import DataDir
+from services.core.feature_store import feature_store
 from services.core.grpc_runtime import ServiceBinding
 from services.core.model_registry import ModelRegistry
 from services.core.settings import Settings
 from services.core.training_table import TrainingTable
+from services.trainer.blueprints import BlueprintApplier
 from services.trainer.runs import TrainingRunner, TrainingRunStore
 from services.trainer.scheduler import RetrainingScheduler
 from services.trainer.server import TrainerServicer, binding
@@ -25,4 +27,5 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
         scheduler.stop()
         runner.shutdown()
 
-    return binding(TrainerServicer(blueprints, runs, runner, registry), shutdown)
+    applier = BlueprintApplier(blueprints, feature_store(settings, data))
+    return binding(TrainerServicer(blueprints, applier, runs, runner, registry), shutdown)

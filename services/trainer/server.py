@@ -12,6 +12,7 @@ from services.core.grpc_runtime import ServiceBinding, rpc_method
 from services.core.model_registry import ModelMeta, ModelRegistry
 from services.core.validation import Violations
 from services.core.wire import to_timestamp
+from services.trainer.blueprints import BlueprintApplier
 from services.trainer.runs import TrainingRun, TrainingRunner, TrainingRunStore
 
 MAX_SPEC_BYTES = 256 * 1024
@@ -65,9 +66,10 @@ def _require_use_case(use_case: str) -> None:
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, blueprints: BlueprintStore, runs: TrainingRunStore, runner: TrainingRunner,
-                 registry: ModelRegistry):
-        self.blueprints, self.runs, self.runner, self.registry = blueprints, runs, runner, registry
+    def __init__(self, blueprints: BlueprintStore, applier: BlueprintApplier, runs: TrainingRunStore,
+                 runner: TrainingRunner, registry: ModelRegistry):
+        self.blueprints, self.applier = blueprints, applier
+        self.runs, self.runner, self.registry = runs, runner, registry
 
     @rpc_method
     def ApplyBlueprint(self, request, context):
@@ -76,7 +78,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if len(request.spec_yaml.encode()) > MAX_SPEC_BYTES:
             raise InvalidArgument.single("spec_yaml", f"must be at most {MAX_SPEC_BYTES} bytes")
         try:
-            stored, created = self.blueprints.apply(request.spec_yaml)
+            stored, created = self.applier.apply(request.spec_yaml)
         except InvalidArgument as err:  # point at the key inside the document
             raise InvalidArgument([type(v)(f"spec_yaml.{v.field}" if v.field != "spec_yaml" else v.field, v.reason)
                                    for v in err.violations]) from None

@@ -1,4 +1,5 @@
-"""Starts the real Looper services as a subprocess on free loopback ports, for tests."""
+"""Starts the real Looper services as a subprocess on free loopback ports: used by the
+tests, the demo and anything else that needs a local Looper and must stop it afterwards."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
         args += [f"--{name}-port", str((ports or {}).get(name, 0))]
     log_file = open(log_path, "w")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[2])
+                               env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[1])
     expected = SERVICES if service == "all" else (service,)
     deadline = time.monotonic() + timeout
     addresses: dict[str, str] = {}

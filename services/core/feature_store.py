@@ -1,0 +1,216 @@
+"""Looper's one feature store: a real Feast repo in the data directory.
+
+Defaults are embedded (SQLite online store, DuckDB offline store over parquet part files);
+``online_store="redis://host:port"`` switches the online store to Redis. Decision reads
+subject features online; Feedback pushes per-subject outcome counters (personalization)
+online and appends them as parquet parts offline; the Trainer backfills features with
+point-in-time historical retrieval. Facts this is built on (Feast 0.67): the DuckDB offline
+store keeps entity rows that have no feature value, where the file store drops them; offline
+pushes rewrite the whole parquet file, so Looper appends part files instead; the SQLite
+online store shares one connection, so reads here are serialized by a lock.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from services.core.blueprint import Blueprint, feast_column
+from services.core.files import fsync_dir, write_file_durably
+from services.core.records import FeatureScalar
+
+log = logging.getLogger("looper.feast")
+
+PROJECT = "looper"
+
+
+def write_repo_config(repo: Path, online_store: str = "sqlite") -> Path:
+    """Writes the repo's feature_store.yaml, so the repo also works with the ``feast`` CLI
+    and the product's own Feast pipelines (``FeatureStore(repo_path=...)``)."""
+    if online_store == "sqlite":
+        online = {"type": "sqlite", "path": str(repo / "online_store.db")}
+    elif online_store.startswith("redis://"):
+        online = {"type": "redis", "connection_string": online_store.removeprefix("redis://")}
+    else:
+        raise ValueError(f"LOOPER_FEAST_ONLINE_STORE: {online_store!r} is not 'sqlite' or 'redis://host:port'")
+    config = {
+        "project": PROJECT, "provider": "local",
+        "registry": {"path": str(repo / "registry.db"), "cache_ttl_seconds": 2},
+        "online_store": online, "offline_store": {"type": "duckdb"},
+        "entity_key_serialization_version": 3,
+    }
+    path = repo / "feature_store.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        write_file_durably(path, text.encode())
+    return path
+
+
+class LooperFeatureStore:
+    def __init__(self, repo: Path, offline_root: Path, online_store: str = "sqlite"):
+        from feast import FeatureStore
+
+        self.repo = Path(repo)
+        self.repo.mkdir(parents=True, exist_ok=True)
+        self.offline_root = Path(offline_root)
+        write_repo_config(self.repo, online_store)
+        self.store = FeatureStore(repo_path=str(self.repo))
+        self._lock = threading.Lock()
+
+    # --- definitions --------------------------------------------------------------------
+    def apply(self, objects: list) -> None:
+        with self._lock:
+            self.store.apply(objects)
+            self.store.refresh_registry()
+
+    def apply_module(self, path: Path) -> list[str]:
+        """Applies every Feast object defined at module level in a Python file (like
+        ``feast apply`` does for a repo); returns their names."""
+        from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
+        from feast.data_source import DataSource
+
+        spec = importlib.util.spec_from_file_location(f"looper_features_{Path(path).stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService, DataSource)
+        objects = [v for v in vars(module).values() if isinstance(v, kinds)]
+        self.apply(objects)
+        return sorted(o.name for o in objects)
+
+    def missing_references(self, refs: tuple[str, ...]) -> dict[int, str]:
+        """For each unknown ``view:feature`` reference, its index and why."""
+        with self._lock:
+            self.store.refresh_registry()
+            views = {v.name: {f.name for f in v.features} for v in self.store.list_feature_views()}
+        problems = {}
+        for i, ref in enumerate(refs):
+            view, feature = ref.split(":", 1)
+            if view not in views:
+                problems[i] = f"no feature view {view!r} in the Feast registry (known: {sorted(views)})"
+            elif feature not in views[view]:
+                problems[i] = f"feature view {view!r} has no feature {feature!r} (has: {sorted(views[view])})"
+        return problems
+
+    # --- online ---------------------------------------------------------------------------
+    def online_features(self, refs: list[str], entity_row: dict[str, str]) -> dict[str, FeatureScalar]:
+        """One entity's features by column name (``view__feature``); missing ones are None."""
+        from feast.errors import FeatureViewNotFoundException
+
+        with self._lock:
+            try:
+                result = self._read(refs, entity_row)
+            except FeatureViewNotFoundException:  # applied by another process since the last refresh
+                self.store.refresh_registry()
+                result = self._read(refs, entity_row)
+        return {feast_column(ref): _scalar(result[feast_column(ref)][0]) for ref in refs}
+
+    def _read(self, refs: list[str], entity_row: dict[str, str]) -> dict:
+        return self.store.get_online_features(features=refs, entity_rows=[entity_row],
+                                              full_feature_names=True).to_dict()
+
+    def push_online(self, push_source: str, frame: pd.DataFrame) -> None:
+        from feast.data_source import PushMode
+
+        with self._lock:
+            self.store.push(push_source, frame, to=PushMode.ONLINE)
+
+    # --- offline --------------------------------------------------------------------------
+    def parts_folder(self, view: str) -> Path:
+        return self.offline_root / "features" / view
+
+    def append_offline(self, view: str, frame: pd.DataFrame) -> None:
+        """Appends rows to a Looper-owned view's offline source as a new parquet part."""
+        folder = self.parts_folder(view)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
+        frame.to_parquet(folder / f".{name}.tmp", index=False)
+        os.replace(folder / f".{name}.tmp", folder / name)
+        fsync_dir(folder)
+
+    def historical_features(self, entity_frame: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+        """Point-in-time join of ``refs`` onto ``entity_frame`` (which needs the entity keys
+        and ``event_timestamp``). Raises if a row is lost, which Feast's file store does."""
+        with self._lock:
+            joined = self.store.get_historical_features(entity_df=entity_frame, features=refs,
+                                                        full_feature_names=True).to_df()
+        if len(joined) != len(entity_frame):
+            raise RuntimeError(f"historical retrieval returned {len(joined)} rows for {len(entity_frame)}")
+        return joined
+
+
+def _scalar(value) -> FeatureScalar:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        return value.item()  # numpy scalars
+    except AttributeError:
+        return str(value)
+
+
+class FeastFeatureSource:
+    """The Decision service's view of Feast: the subject's features for a blueprint. A
+    feature store failure degrades to missing values rather than failing the product."""
+
+    def __init__(self, store: LooperFeatureStore):
+        self.store = store
+
+    def fetch(self, blueprint: Blueprint, subject: dict[str, str]) -> dict[str, FeatureScalar]:
+        if not blueprint.feast_features:
+            return {}
+        row = {entity: subject[entity] for entity in blueprint.entities}
+        try:
+            return self.store.online_features(list(blueprint.feast_features), row)
+        except Exception:  # noqa: BLE001 - decide without features rather than not at all
+            log.exception("Feast online read failed for %s", blueprint.name)
+            return {feast_column(ref): None for ref in blueprint.feast_features}
+
+
+def personalization_definitions(blueprint: Blueprint, store: LooperFeatureStore) -> list:
+    """The Feast objects of the view Looper maintains for a blueprint's personalization:
+    per-subject counts of decisions and of the label's outcome over a recent window."""
+    from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
+    from feast.data_format import ParquetFormat
+    from feast.types import Int64
+
+    spec = blueprint.personalization
+    entity_name = blueprint.entities[0]
+    entity = next((e for e in store.store.list_entities() if e.join_key == entity_name), None)
+    entity = entity or Entity(name=entity_name, join_keys=[entity_name], value_type=ValueType.STRING)
+    source = FileSource(name=f"{spec.view}_source", path=str(store.parts_folder(spec.view) / "*.parquet"),
+                        file_format=ParquetFormat(), timestamp_field="event_timestamp")
+    push = PushSource(name=f"{spec.view}_push", batch_source=source)
+    names = spec.feature_names(blueprint)
+    view = FeatureView(name=spec.view, entities=[entity], ttl=timedelta(0), source=push, online=True,
+                       schema=[Field(name=name, dtype=Int64) for name in names],
+                       tags={"owner": "looper", "use_case": blueprint.name})
+    if not any(store.parts_folder(spec.view).glob("part-*.parquet")):
+        # DuckDB cannot read an empty glob: start the source with a typed, empty part.
+        empty = pd.DataFrame({entity_name: pd.Series(dtype=str),
+                              "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+                              **{name: pd.Series(dtype="int64") for name in names}})
+        store.append_offline(spec.view, empty)
+    return [entity, source, push, view]
+
+
+def publish_subject_counts(store: LooperFeatureStore, blueprint: Blueprint, rows: list[dict]) -> None:
+    """Pushes fresh per-subject counters online (the next decision sees them) and appends
+    them offline (historical retrieval sees them)."""
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    view = blueprint.personalization.view
+    store.push_online(f"{view}_push", frame)
+    store.append_offline(view, frame)
+
+
+def feature_store(settings, data) -> LooperFeatureStore:
+    """The data directory's Feast repo with the configured online store."""
+    return LooperFeatureStore(data.feast_repo, data.offline, settings.feast_online_store)
