@@ -29,8 +29,9 @@ class LooperProcess:
     def client(self, **kwargs):
         from looper import LooperClient
 
-        return LooperClient(self.addresses["decision"], self.addresses["feedback"], self.addresses["trainer"],
-                            **kwargs)
+        # A service this process does not run gets an address nothing listens on.
+        decision, feedback, trainer = (self.addresses.get(name, "127.0.0.1:9") for name in SERVICES)
+        return LooperClient(decision, feedback, trainer, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:

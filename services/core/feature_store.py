@@ -137,13 +137,15 @@ class LooperFeatureStore:
 
     def historical_features(self, entity_frame: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
         """Point-in-time join of ``refs`` onto ``entity_frame`` (which needs the entity keys
-        and ``event_timestamp``). Raises if a row is lost, which Feast's file store does."""
+        and ``event_timestamp``), returned in the frame's row order. Raises if a row is lost,
+        which Feast's file offline store does silently."""
+        keyed = entity_frame.reset_index(drop=True).assign(_looper_row=range(len(entity_frame)))
         with self._lock:
-            joined = self.store.get_historical_features(entity_df=entity_frame, features=refs,
+            joined = self.store.get_historical_features(entity_df=keyed, features=refs,
                                                         full_feature_names=True).to_df()
         if len(joined) != len(entity_frame):
             raise RuntimeError(f"historical retrieval returned {len(joined)} rows for {len(entity_frame)}")
-        return joined
+        return joined.sort_values("_looper_row").drop(columns="_looper_row").reset_index(drop=True)
 
 
 def _scalar(value) -> FeatureScalar:

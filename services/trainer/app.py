@@ -20,12 +20,13 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
     table = TrainingTable(data.offline)
     registry = ModelRegistry(data.models)
     runs = TrainingRunStore(data.runs)
-    runner = TrainingRunner(blueprints, table, registry, runs)
+    features = feature_store(settings, data)
+    runner = TrainingRunner(blueprints, table, registry, runs, features)
     scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval).start()
 
     def shutdown() -> None:
         scheduler.stop()
         runner.shutdown()
 
-    applier = BlueprintApplier(blueprints, feature_store(settings, data))
+    applier = BlueprintApplier(blueprints, features)
     return binding(TrainerServicer(blueprints, applier, runs, runner, registry), shutdown)

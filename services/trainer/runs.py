@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from services.core.blueprint import Blueprint
+from services.core.blueprint import Blueprint, feast_column
 from services.core.blueprint_store import BlueprintStore
 from services.core.errors import LooperError, NotFound
+from services.core.feature_store import LooperFeatureStore
 from services.core.files import write_file_durably
 from services.core.model_registry import ModelMeta, ModelRegistry, ServingModel
 from services.core.training_table import TrainingTable
@@ -79,8 +80,9 @@ class TrainingRunner:
     """Runs training one at a time on a background thread (fitting uses both cores)."""
 
     def __init__(self, blueprints: BlueprintStore, table: TrainingTable, registry: ModelRegistry,
-                 runs: TrainingRunStore):
+                 runs: TrainingRunStore, features: LooperFeatureStore | None = None):
         self.blueprints, self.table, self.registry, self.runs = blueprints, table, registry, runs
+        self.features = features
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training")
         self._active: set[str] = set()
         self._lock = threading.Lock()
@@ -121,6 +123,7 @@ class TrainingRunner:
         table = self.table.read(run.use_case)
         if len(table) < MIN_TRAINING_ROWS:
             raise LooperError(f"only {len(table)} labeled rows; at least {MIN_TRAINING_ROWS} are needed")
+        table = self._backfill(blueprint, table)
         dataset = build_training_set(blueprint, table)
         train, holdout = dataset.split()
         model = fit(blueprint, train)
@@ -144,6 +147,18 @@ class TrainingRunner:
             self.registry.promote(run.use_case, meta.version)
         return replace(run, state=SUCCEEDED, model_version=meta.version, promoted=promoted,
                        metrics=metrics, live_metrics=live_metrics, row_count=len(table))
+
+    def _backfill(self, blueprint: Blueprint, table):
+        """Feast features the blueprint names but the decisions did not log (added after
+        they were made) come from a point-in-time join at each decision's time."""
+        missing = [ref for ref in blueprint.feast_features if feast_column(ref) not in table.columns]
+        if not missing or self.features is None:
+            return table
+        entity_frame = table[[*blueprint.entities, "event_timestamp"]].copy()
+        joined = self.features.historical_features(entity_frame, missing)
+        for ref in missing:
+            table[feast_column(ref)] = joined[feast_column(ref)].to_numpy()
+        return table
 
     def _live_model(self, use_case: str) -> ServingModel | None:
         version = self.registry.live_version(use_case)

@@ -88,7 +88,8 @@ class LooperClient:
     def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052",
                  trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
                  credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4):
-        options = [("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
+        options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
+                   if max_attempts > 1 else [("grpc.enable_retries", 0)])
         self.timeout = timeout
         self._channels = [_channel(t, credentials, options) for t in (decision, feedback, trainer)]
         self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])

@@ -1,0 +1,107 @@
+"""Acknowledged writes survive SIGKILL: decisions and outcome events acknowledged by the
+Decision and Feedback processes are all found after a restart, and flow on from there."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from looper import LooperError, outcome_event
+from looper.v1 import feedback_pb2
+
+from services.launcher import start_looper
+from tests.conftest import SIMPLE_BLUEPRINT
+
+pytestmark = pytest.mark.e2e
+
+
+def hammer(call, ids: list[str], kill) -> list[str]:
+    """Calls ``call(id)`` from 8 threads, kills the server once 150 calls were acknowledged,
+    and returns the ids whose call was acknowledged."""
+    acked: list[str] = []
+    lock = threading.Lock()
+
+    def one(item: str):
+        try:
+            call(item)
+        except LooperError:
+            return
+        with lock:
+            acked.append(item)
+            if len(acked) == 150:
+                kill()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, ids))
+    return acked
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    data = tmp_path / "data"
+    trainer = start_looper(data, "trainer")
+    with trainer.client() as client:
+        client.apply_blueprint(SIMPLE_BLUEPRINT)
+    trainer.stop()
+    return data
+
+
+def test_acknowledged_decisions_survive_sigkill(data_dir):
+    decision = start_looper(data_dir, "decision")
+    client = decision.client(timeout=5, max_attempts=1)
+    ids = [f"crash-{i}" for i in range(400)]
+    acked = hammer(lambda i: client.decide("contract_test", i, {"user_id": i}, {"hour_of_day": 3}), ids,
+                   lambda: decision.process.send_signal(signal.SIGKILL))
+    client.close()
+    assert decision.process.wait(10) == -signal.SIGKILL
+    assert 150 <= len(acked) < len(ids), "the kill must land while calls are in flight"
+
+    restarted = start_looper(data_dir, "decision")
+    feedback = start_looper(data_dir, "feedback")
+    try:
+        with restarted.client() as c:
+            for decision_id in acked:
+                logged = c.get_decision("contract_test", decision_id)
+                assert logged.subject["user_id"] == decision_id
+                assert logged.features["hour_of_day"].int64_value == 3
+        with feedback.client() as c:  # the joiner replays the decision log, killed tail and all
+            last = acked[-1]
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    c.get_label("contract_test", last)
+                    break
+                except LooperError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+    finally:
+        restarted.stop()
+        feedback.stop()
+
+
+def test_acknowledged_feedback_survives_sigkill(data_dir):
+    feedback = start_looper(data_dir, "feedback")
+    client = feedback.client(timeout=5, max_attempts=1)
+    events = {f"event-{i}": outcome_event("contract_test", f"d-{i}", "clicked", 1.0, event_id=f"event-{i}")
+              for i in range(400)}
+    acked = hammer(lambda e: client.log_feedback_batch([events[e]]), list(events),
+                   lambda: feedback.process.send_signal(signal.SIGKILL))
+    client.close()
+    assert feedback.process.wait(10) == -signal.SIGKILL
+    assert 150 <= len(acked) < len(events)
+
+    restarted = start_looper(data_dir, "feedback")
+    try:
+        with restarted.client() as c:
+            statuses = c.feedback.LogFeedbackBatch(feedback_pb2.LogFeedbackBatchRequest(
+                events=[events[e] for e in acked])).statuses
+            assert set(statuses) == {feedback_pb2.FEEDBACK_STATUS_DUPLICATE}  # every one was stored
+            deadline = time.monotonic() + 20
+            while c.join_stats("contract_test").orphan_outcomes < len(acked):
+                assert time.monotonic() < deadline, "the joiner must see every acknowledged event"
+                time.sleep(0.2)
+    finally:
+        restarted.stop()
