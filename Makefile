@@ -11,10 +11,12 @@ BUF := $(TOOLS)/node_modules/.bin/buf
 PROTO_FILES := $(wildcard protos/looper/v1/*.proto)
 RELEASED_CONTRACT := protos/released/looper.v1.binpb
 DATA_DIR ?= data
+ZIPKIN_VERSION := 3.5.1
+ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 
 .PHONY: setup proto lint breaking release-contract test test-unit demo run bench clean
 
-setup: $(VENV)/.installed $(BUF)
+setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,11 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# Zipkin (tracing storage, query API and UI) from Maven Central.
+$(ZIPKIN_JAR):
+	mvn -q -B dependency:copy -Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
+		-DoutputDirectory=$(TOOLS)/zipkin -Dmdep.overWriteIfNewer=true
 
 ## proto: regenerate the Python stubs into the client package (committed; a test checks staleness)
 proto: $(VENV)/.installed

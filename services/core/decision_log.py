@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from opentelemetry import trace
 import pyarrow.parquet as pq
 
 from services.core.durable_log import DurableLog, LogCheckpoint, list_segments, iter_records
@@ -61,7 +62,8 @@ class DecisionLogFlusher:
     rewriting a table, which keeps a flush O(batch) however large the table grows.
     """
 
-    def __init__(self, log_folder: Path, offline_root: Path, state_folder: Path):
+    def __init__(self, log_folder: Path, offline_root: Path, state_folder: Path, tracer=None):
+        self.tracer = tracer or trace.NoOpTracer()
         self.log_folder = Path(log_folder)
         self.table_root = Path(offline_root) / "decisions"
         self.state_folder = Path(state_folder)
@@ -82,10 +84,18 @@ class DecisionLogFlusher:
                 last = position
             if last is None:
                 return 0
-            for use_case, records in batches.items():
-                self._write_part(use_case, records)
-            checkpoint.save()  # after the parts: a crash in between re-writes, never loses
-            return sum(len(r) for r in batches.values())
+            count = sum(len(r) for r in batches.values())
+            with self.tracer.start_as_current_span("looper.decision_log.flush", attributes={"looper.records": count}):
+                for use_case, records in batches.items():
+                    self._write_part(use_case, records)
+                checkpoint.save()  # after the parts: a crash in between re-writes, never loses
+            return count
+
+    def backlog_bytes(self) -> int:
+        """Bytes of decision log not yet flushed, across every process's segments."""
+        checkpoint = LogCheckpoint(self.state_folder / "decision-flush.checkpoint.json")
+        return sum(max(0, s.stat().st_size - checkpoint.offsets.get(s.name, 0))
+                   for s in list_segments(self.log_folder, PREFIX))
 
     def _write_part(self, use_case: str, records: list[DecisionRecord]) -> None:
         folder = self.table_root / use_case

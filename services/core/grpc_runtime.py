@@ -84,6 +84,7 @@ class ServiceBinding:
     servicer: object
     register: Callable[[object, grpc.Server], None]
     on_shutdown: Callable[[], None] = lambda: None
+    interceptors: tuple = ()  # e.g. the OpenTelemetry server interceptor
 
 
 @dataclass
@@ -102,12 +103,11 @@ class RunningServer:
 
 
 def start_server(bindings: list[ServiceBinding], host: str, port: int,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16,
-                 interceptors: tuple = ()) -> RunningServer:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16) -> RunningServer:
     """Starts a gRPC server with the bindings, health checking and reflection."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=interceptors,
+        interceptors=[i for b in bindings for i in b.interceptors],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

@@ -172,7 +172,9 @@ class LiveModelCache:
 
     def __init__(self, registry: ModelRegistry, on_reload=None):
         self.registry = registry
-        self.on_reload = on_reload or (lambda use_case, model, meta: None)
+        # on_reload(use_case, load, meta) must call load() and return its model; it wraps the
+        # load (the Decision service traces it).
+        self.on_reload = on_reload or (lambda use_case, load, meta: load())
         self._loaded: dict[str, tuple[tuple[int, int], ServingModel | None]] = {}
         self._lock = threading.Lock()
 
@@ -193,7 +195,11 @@ class LiveModelCache:
             model = None
             if version:
                 meta = self.registry.get(use_case, version)
-                model = ServingModel(meta, self.registry.artifact(use_case, version))
-                self.on_reload(use_case, model, meta)
+                artifact = self.registry.artifact(use_case, version)
+                model = self.on_reload(use_case, lambda: ServingModel(meta, artifact), meta)
             self._loaded[use_case] = (mtime, model)
             return model
+
+    def loaded(self) -> dict[str, "ServingModel"]:
+        """The models this process serves now, by use case."""
+        return {use_case: model for use_case, (_, model) in list(self._loaded.items()) if model}

@@ -4,6 +4,7 @@ model, apply the policy, log durably, answer. Plain Python; the gRPC adapter is 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
@@ -11,8 +12,10 @@ from typing import Callable, Protocol
 from services.core.blueprint import Blueprint
 from services.core.blueprint_store import BlueprintStore
 from services.core.decision_log import DecisionLog
-from services.core.errors import InvalidArgument, NotFound
-from services.core.records import DecisionRecord, FeatureScalar, ScoredAction
+from services.core import telemetry
+from services.core.errors import NotFound
+from services.core.records import DecisionRecord, FeatureScalar
+from services.core.telemetry import Telemetry, current_traceparent
 from services.core.validation import Violations
 from services.core.policies import choose
 
@@ -68,24 +71,36 @@ class NoModels:
 class Decider:
     def __init__(self, blueprints: BlueprintStore, decision_log: DecisionLog,
                  features: FeatureSource | None = None, models: LiveModels | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 telemetry: Telemetry | None = None):
         self.blueprints = blueprints
         self.decision_log = decision_log
         self.features = features or NoFeatures()
         self.models = models or NoModels()
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
 
-    def decide(self, command: DecideCommand, traceparent: str = "") -> tuple[DecisionRecord, bool]:
+    def decide(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
         """Returns the decision and whether it is a replay of an earlier one with this id."""
-        blueprint = self.blueprints.latest(command.use_case)
-        validate_command(blueprint, command)
-        earlier = self.decision_log.find(command.use_case, command.decision_id)
-        if earlier is not None:
-            return earlier, True
-        features = self.features.fetch(blueprint, command.subject)
-        features.update(command.context)
-        record = self._decide(blueprint, command, features, traceparent)
-        self.decision_log.append(record)
+        started = time.perf_counter()
+        tracer = self.telemetry.tracer
+        with tracer.start_as_current_span("looper.decide", attributes={
+                telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id}) as span:
+            blueprint = self.blueprints.latest(command.use_case)
+            validate_command(blueprint, command)
+            earlier = self.decision_log.find(command.use_case, command.decision_id)
+            if earlier is not None:
+                span.set_attribute("looper.replayed", True)
+                return earlier, True
+            with tracer.start_as_current_span("looper.feature_fetch") as fetch:
+                features = self.features.fetch(blueprint, command.subject)
+                fetch.set_attribute("looper.feature_count", len(features))
+            features.update(command.context)
+            record = self._decide(blueprint, command, features)
+            with tracer.start_as_current_span("looper.decision_log.append"):
+                self.decision_log.append(record)
+            span.set_attributes(decision_attributes(record, len(features)))
+        self._measure(record, started)
         return record, False
 
     def get(self, use_case: str, decision_id: str) -> DecisionRecord:
@@ -96,26 +111,43 @@ class Decider:
         return record
 
     def _decide(self, blueprint: Blueprint, command: DecideCommand,
-                features: dict[str, FeatureScalar], traceparent: str) -> DecisionRecord:
+                features: dict[str, FeatureScalar]) -> DecisionRecord:
+        tracer = self.telemetry.tracer
         model = self.models.get(blueprint.name)
         actions, rows = model_rows(blueprint, command, features)
         scores = None
         if model is not None:
-            try:
-                scores = model.score(rows)
-            except Exception:  # a broken model must not fail the product: fall back
-                log.exception("model %s failed to score; using the default decision", model.version)
-                model = None
+            with tracer.start_as_current_span("looper.inference", attributes={
+                    telemetry.MODEL_VERSION: model.version, "looper.rows": len(rows)}):
+                try:
+                    scores = model.score(rows)
+                except Exception:  # a broken model must not fail the product: fall back
+                    log.exception("model %s failed to score; using the default decision", model.version)
+                    model = None
         common = dict(decision_id=command.decision_id, use_case=blueprint.name,
                       model_version=model.version if model else "", blueprint_version=blueprint.version,
                       is_default=model is None, decide_time=self.clock(), subject=dict(command.subject),
-                      features=features, context=dict(command.context), traceparent=traceparent)
+                      features=features, context=dict(command.context), traceparent=current_traceparent())
         if blueprint.decision_type == "regression":
             value = scores[0] if scores is not None else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
-        choice = choose(blueprint, command.decision_id, actions, scores)
+        with tracer.start_as_current_span("looper.policy"):
+            choice = choose(blueprint, command.decision_id, actions, scores)
         return DecisionRecord(action=choice.action, score=choice.score, propensity=choice.propensity,
                               is_exploration=choice.is_exploration, ranking=choice.ranking, **common)
+
+    def _measure(self, record: DecisionRecord, started: float) -> None:
+        result = "exploration" if record.is_exploration else "default" if record.is_default else "model"
+        attributes = {telemetry.USE_CASE: record.use_case, "looper.result": result}
+        self.telemetry.decisions.add(1, attributes)
+        self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
+
+
+def decision_attributes(record: DecisionRecord, feature_count: int) -> dict:
+    """What an on-call engineer needs on the decision's span; never feature values."""
+    return {telemetry.MODEL_VERSION: record.model_version, telemetry.BLUEPRINT_VERSION: record.blueprint_version,
+            "looper.is_default": record.is_default, "looper.is_exploration": record.is_exploration,
+            "looper.action": record.action, "looper.feature_count": feature_count}
 
 
 def model_rows(blueprint: Blueprint, command: DecideCommand,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grpc_status import rpc_status
 from looper.v1 import decision_pb2, decision_pb2_grpc
 
 from services.core.errors import InvalidArgument
@@ -72,10 +71,11 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
         )
 
 
-def binding(decider: Decider, on_shutdown=lambda: None) -> ServiceBinding:
+def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
         servicer=DecisionServicer(decider),
         register=decision_pb2_grpc.add_DecisionServiceServicer_to_server,
         on_shutdown=on_shutdown,
+        interceptors=interceptors,
     )

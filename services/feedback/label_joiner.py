@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from opentelemetry import trace
+
 from services.core.blueprint import Blueprint
 from services.core.blueprint_store import BlueprintStore
 from services.core.decision_log import PREFIX as DECISION_PREFIX
@@ -82,7 +84,8 @@ class LabelJoiner:
     def __init__(self, blueprints: BlueprintStore, decision_log: Path, feedback_log: Path,
                  state: Path, training_table: TrainingTable,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 on_subject_counts: Callable[[Blueprint, list[SubjectCounts]], None] | None = None):
+                 on_subject_counts: Callable[[Blueprint, list[SubjectCounts]], None] | None = None,
+                 tracer=None):
         self.blueprints = blueprints
         self.decision_log, self.feedback_log = Path(decision_log), Path(feedback_log)
         self.state = Path(state)
@@ -90,6 +93,7 @@ class LabelJoiner:
         self.training_table = training_table
         self.clock = clock
         self.on_subject_counts = on_subject_counts
+        self.tracer = tracer or trace.NoOpTracer()
         self._touched: set[tuple[str, str]] = set()  # subjects whose counters changed this pass
         self._db = sqlite3.connect(self.state / "label_joiner.sqlite", check_same_thread=False,
                                    isolation_level=None)
@@ -208,12 +212,15 @@ class LabelJoiner:
             record = DecisionRecord.from_dict(json.loads(record_json))
             by_use_case.setdefault(use_case, []).append(training_row(record, label, len(outcomes)))
             updates.append((label, len(outcomes), use_case, decision_id))
-        for use_case, rows in by_use_case.items():
-            self.training_table.append(use_case, rows)  # before marking: a crash re-writes, never loses
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("UPDATE decisions SET joined = 1, label = ?, outcome_count = ? "
-                                 "WHERE use_case = ? AND decision_id = ?", updates)
+        if not updates:
+            return 0
+        with self.tracer.start_as_current_span("looper.label_join", attributes={"looper.labels": len(updates)}):
+            for use_case, rows in by_use_case.items():
+                self.training_table.append(use_case, rows)  # before marking: a crash re-writes, never loses
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("UPDATE decisions SET joined = 1, label = ?, outcome_count = ? "
+                                     "WHERE use_case = ? AND decision_id = ?", updates)
         return len(updates)
 
     def label(self, use_case: str, decision_id: str) -> Label:
@@ -237,6 +244,17 @@ class LabelJoiner:
             "SELECT event_time, value FROM outcomes WHERE use_case = ? AND decision_id = ? "
             "AND status = 'attributed'", (use_case, decision_id)).fetchall()
         return len(rows), rows
+
+    def decision_traceparent(self, use_case: str, decision_id: str) -> str:
+        """The traceparent the decision was made under, so feedback can link to its trace."""
+        query = ("SELECT json_extract(record_json, '$.traceparent') FROM decisions "
+                 "WHERE use_case = ? AND decision_id = ?")
+        with self._lock:
+            row = self._db.execute(query, (use_case, decision_id)).fetchone()
+            if row is None:  # decided since the last pass: catch up with the decision log
+                self._ingest_decisions()
+                row = self._db.execute(query, (use_case, decision_id)).fetchone()
+        return (row[0] or "") if row else ""
 
     def stats(self, use_case: str) -> JoinStats:
         with self._lock:

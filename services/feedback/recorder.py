@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from services.core.blueprint_store import BlueprintStore
 from services.core.durable_log import DurableLog, iter_records, list_segments
 from services.core.records import OutcomeEvent
+from services.core import telemetry as otel
+from services.core.telemetry import Telemetry, current_traceparent
 from services.core.validation import Violations
 
 PREFIX = "feedback"
@@ -23,8 +27,11 @@ class FeedbackRecorder:
     reported as stored before it is durable.
     """
 
-    def __init__(self, blueprints: BlueprintStore, folder: Path):
+    def __init__(self, blueprints: BlueprintStore, folder: Path, telemetry: Telemetry | None = None,
+                 decision_trace: Callable[[str, str], str] = lambda use_case, decision_id: ""):
         self.blueprints = blueprints
+        self.telemetry = telemetry or Telemetry()
+        self.decision_trace = decision_trace  # the traceparent a decision was made under
         self._seen: set[tuple[str, str]] = set()
         for segment in list_segments(folder, PREFIX):
             for data, _ in iter_records(segment):
@@ -36,6 +43,28 @@ class FeedbackRecorder:
     def record(self, events: list[OutcomeEvent], field_prefix: str = "events") -> list[bool]:
         """Stores the events; returns, per event, True if new and False if a duplicate."""
         self.validate(events, field_prefix)
+        with self.telemetry.tracer.start_as_current_span(
+                "looper.feedback.record", links=self._decision_links(events),
+                attributes={"looper.events": len(events), otel.USE_CASE: events[0].use_case,
+                            otel.DECISION_ID: events[0].decision_id}) as span:
+            traceparent = current_traceparent()
+            accepted = self._store([replace(e, traceparent=traceparent) for e in events])
+            span.set_attribute("looper.accepted", sum(accepted))
+        for event, new in zip(events, accepted):
+            self.telemetry.outcomes.add(1, {otel.USE_CASE: event.use_case, "looper.status":
+                                            "accepted" if new else "duplicate"})
+        return accepted
+
+    def _decision_links(self, events: list[OutcomeEvent]) -> list:
+        """Links from the feedback span to each decision's trace (at most 32)."""
+        if not self.telemetry.enabled:
+            return []
+        decisions = dict.fromkeys((e.use_case, e.decision_id) for e in events)
+        return [link for use_case, decision_id in list(decisions)[:32]
+                for link in otel.link_to(self.decision_trace(use_case, decision_id),
+                                         **{otel.DECISION_ID: decision_id})]
+
+    def _store(self, events: list[OutcomeEvent]) -> list[bool]:
         while True:
             fresh, waits, accepted = self._claim(events)
             for done in waits:

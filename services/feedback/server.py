@@ -72,10 +72,11 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         return feedback_pb2.GetJoinStatsResponse(**stats.__dict__)
 
 
-def binding(recorder: FeedbackRecorder, joiner: LabelJoiner, on_shutdown=lambda: None) -> ServiceBinding:
+def binding(recorder: FeedbackRecorder, joiner: LabelJoiner, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
         servicer=FeedbackServicer(recorder, joiner),
         register=feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
         on_shutdown=on_shutdown,
+        interceptors=interceptors,
     )

@@ -9,18 +9,24 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from opentelemetry import context as otel_context
+from opentelemetry.trace import StatusCode
+
+from services.core import telemetry as otel
 from services.core.blueprint import Blueprint, feast_column
 from services.core.blueprint_store import BlueprintStore
 from services.core.errors import LooperError, NotFound
 from services.core.feature_store import LooperFeatureStore
 from services.core.files import write_file_durably
 from services.core.model_registry import ModelMeta, ModelRegistry, ServingModel
+from services.core.telemetry import Telemetry
 from services.core.training_table import TrainingTable
 from services.trainer.evaluation import evaluate
 from services.trainer.training import build_training_set, fit, model_kind
@@ -80,9 +86,11 @@ class TrainingRunner:
     """Runs training one at a time on a background thread (fitting uses both cores)."""
 
     def __init__(self, blueprints: BlueprintStore, table: TrainingTable, registry: ModelRegistry,
-                 runs: TrainingRunStore, features: LooperFeatureStore | None = None):
+                 runs: TrainingRunStore, features: LooperFeatureStore | None = None,
+                 telemetry: Telemetry | None = None):
         self.blueprints, self.table, self.registry, self.runs = blueprints, table, registry, runs
         self.features = features
+        self.telemetry = telemetry or Telemetry()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training")
         self._active: set[str] = set()
         self._lock = threading.Lock()
@@ -95,7 +103,8 @@ class TrainingRunner:
         self.runs.save(run)
         with self._lock:
             self._active.add(use_case)
-        self._executor.submit(self._execute, run, blueprint, force_promote)
+        requested_by = otel.current_traceparent()  # the StartTrainingRun call, when there is one
+        self._executor.submit(self._execute, run, blueprint, force_promote, requested_by)
         return run
 
     def is_active(self, use_case: str) -> bool:
@@ -105,28 +114,44 @@ class TrainingRunner:
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _execute(self, run: TrainingRun, blueprint: Blueprint, force_promote: bool) -> None:
-        self.runs.save(run := replace(run, state=RUNNING))
-        try:
-            run = self._train(run, blueprint, force_promote)
-        except LooperError as err:
-            run = replace(run, state=FAILED, error=str(err))
-        except Exception as err:  # noqa: BLE001 - a failed run is reported, never raised
-            log.exception("training run %s failed", run.run_id)
-            run = replace(run, state=FAILED, error=f"{type(err).__name__}: {err}")
-        finally:
-            with self._lock:
-                self._active.discard(run.use_case)
+    def _execute(self, run: TrainingRun, blueprint: Blueprint, force_promote: bool, requested_by: str) -> None:
+        """Runs in its own trace (training outlives the request), linked to the request."""
+        started = time.monotonic()
+        with self.telemetry.tracer.start_as_current_span(
+                "looper.training_run", context=otel_context.Context(), links=otel.link_to(requested_by),
+                attributes={otel.USE_CASE: run.use_case, otel.RUN_ID: run.run_id, "looper.trigger": run.trigger,
+                            otel.BLUEPRINT_VERSION: run.blueprint_version}) as span:
+            self.runs.save(run := replace(run, state=RUNNING, traceparent=otel.current_traceparent()))
+            try:
+                run = self._train(run, blueprint, force_promote)
+            except LooperError as err:
+                run = replace(run, state=FAILED, error=str(err))
+            except Exception as err:  # noqa: BLE001 - a failed run is reported, never raised
+                log.exception("training run %s failed", run.run_id)
+                run = replace(run, state=FAILED, error=f"{type(err).__name__}: {err}")
+            finally:
+                with self._lock:
+                    self._active.discard(run.use_case)
+            span.set_attributes({otel.MODEL_VERSION: run.model_version, "looper.promoted": run.promoted,
+                                 "looper.state": run.state, "looper.rows": run.row_count})
+            if run.state == FAILED:
+                span.set_status(StatusCode.ERROR, run.error)
         self.runs.save(replace(run, end_time=_now()))
+        self.telemetry.training_duration.record(time.monotonic() - started,
+                                                {otel.USE_CASE: run.use_case, "looper.state": run.state})
 
     def _train(self, run: TrainingRun, blueprint: Blueprint, force_promote: bool) -> TrainingRun:
-        table = self.table.read(run.use_case)
-        if len(table) < MIN_TRAINING_ROWS:
-            raise LooperError(f"only {len(table)} labeled rows; at least {MIN_TRAINING_ROWS} are needed")
-        table = self._backfill(blueprint, table)
-        dataset = build_training_set(blueprint, table)
-        train, holdout = dataset.split()
-        model = fit(blueprint, train)
+        tracer = self.telemetry.tracer
+        with tracer.start_as_current_span("looper.training_set.build") as span:
+            table = self.table.read(run.use_case)
+            if len(table) < MIN_TRAINING_ROWS:
+                raise LooperError(f"only {len(table)} labeled rows; at least {MIN_TRAINING_ROWS} are needed")
+            table = self._backfill(blueprint, table)
+            dataset = build_training_set(blueprint, table)
+            train, holdout = dataset.split()
+            span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
+        with tracer.start_as_current_span("looper.fit"):
+            model = fit(blueprint, train)
         with tempfile.TemporaryDirectory() as scratch:
             artifact = Path(scratch) / "model.cbm"
             model.save_model(str(artifact))
@@ -135,16 +160,19 @@ class TrainingRunner:
                 create_time=_now(), kind=model_kind(blueprint), feature_columns=list(train.features.columns),
                 categorical_columns=train.categorical_columns, data_start_time=str(dataset.times.iloc[0]),
                 data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent)
-            candidate = ServingModel(ModelMeta(version="candidate", **fields), artifact)
-            base_rate = float(train.targets.mean())
-            metrics = evaluate(blueprint, candidate, holdout, base_rate)
-            live = self._live_model(run.use_case)
-            live_metrics = evaluate(blueprint, live, holdout, base_rate) if live else {}
-            meta = self.registry.register({**fields, "metrics": metrics},
-                                          lambda path: shutil.copyfile(artifact, path))
-        promoted = force_promote or wins(metrics, live_metrics)
-        if promoted:
-            self.registry.promote(run.use_case, meta.version)
+            with tracer.start_as_current_span("looper.evaluate"):
+                candidate = ServingModel(ModelMeta(version="candidate", **fields), artifact)
+                base_rate = float(train.targets.mean())
+                metrics = evaluate(blueprint, candidate, holdout, base_rate)
+                live = self._live_model(run.use_case)
+                live_metrics = evaluate(blueprint, live, holdout, base_rate) if live else {}
+            with tracer.start_as_current_span("looper.register") as span:
+                meta = self.registry.register({**fields, "metrics": metrics},
+                                              lambda path: shutil.copyfile(artifact, path))
+                promoted = force_promote or wins(metrics, live_metrics)
+                if promoted:
+                    self.registry.promote(run.use_case, meta.version)
+                span.set_attributes({otel.MODEL_VERSION: meta.version, "looper.promoted": promoted})
         return replace(run, state=SUCCEEDED, model_version=meta.version, promoted=promoted,
                        metrics=metrics, live_metrics=live_metrics, row_count=len(table))
 

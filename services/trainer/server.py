@@ -142,10 +142,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, "live"))
 
 
-def binding(servicer: TrainerServicer, on_shutdown=lambda: None) -> ServiceBinding:
+def binding(servicer: TrainerServicer, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name,
         servicer=servicer,
         register=trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
         on_shutdown=on_shutdown,
+        interceptors=interceptors,
     )

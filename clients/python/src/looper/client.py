@@ -72,14 +72,15 @@ def outcome_event(use_case: str, decision_id: str, outcome: str, value: float = 
     return event
 
 
-def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: list) -> grpc.Channel:
+def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: list,
+             tracer_provider=None) -> grpc.Channel:
     channel = (grpc.secure_channel(target, credentials, options) if credentials
                else grpc.insecure_channel(target, options))
     try:  # client spans and W3C traceparent when OpenTelemetry is installed
         from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
     except ImportError:
         return channel
-    return grpcext.intercept_channel(channel, client_interceptor())
+    return grpcext.intercept_channel(channel, client_interceptor(tracer_provider=tracer_provider))
 
 
 class LooperClient:
@@ -87,11 +88,13 @@ class LooperClient:
 
     def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052",
                  trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
-                 credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4):
+                 credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4,
+                 tracer_provider=None):
+        """``tracer_provider`` defaults to OpenTelemetry's global one (see looper.tracing)."""
         options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
         self.timeout = timeout
-        self._channels = [_channel(t, credentials, options) for t in (decision, feedback, trainer)]
+        self._channels = [_channel(t, credentials, options, tracer_provider) for t in (decision, feedback, trainer)]
         self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(self._channels[2])

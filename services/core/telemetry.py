@@ -1,0 +1,84 @@
+"""Each service's OpenTelemetry: one tracer, one meter and the instruments that matter on
+call, created once per service (after any fork) and handed to the domain code.
+
+When tracing is off the tracer and meter are the API's no-op ones: our spans then cost a
+function call, and no gRPC interceptor is installed. Span attributes live in the
+``looper.`` namespace and never carry raw feature values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from looper.tracing import meter_provider_from_env, tracer_provider_from_env
+
+USE_CASE = "looper.use_case"
+DECISION_ID = "looper.decision_id"
+MODEL_VERSION = "looper.model_version"
+BLUEPRINT_VERSION = "looper.blueprint_version"
+RUN_ID = "looper.run_id"
+
+
+@dataclass
+class Telemetry:
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    meter: metrics.Meter = field(default_factory=lambda: metrics.NoOpMeter("looper"))
+    enabled: bool = False
+    providers: tuple = ()
+
+    def __post_init__(self) -> None:
+        m = self.meter
+        self.decision_latency = m.create_histogram("looper.decision.duration", unit="ms",
+                                                   description="Decide latency inside the service")
+        self.decisions = m.create_counter("looper.decisions", description="Decisions by use case and result")
+        self.outcomes = m.create_counter("looper.feedback.outcomes", description="Outcome events by join status")
+        self.training_duration = m.create_histogram("looper.training.duration", unit="s",
+                                                    description="Training run duration")
+
+    def server_interceptors(self) -> tuple:
+        if not self.enabled:
+            return ()
+        from opentelemetry.instrumentation.grpc import server_interceptor
+
+        return (server_interceptor(tracer_provider=self.providers[0]),)
+
+    def observe(self, name: str, callback, description: str, unit: str = "1") -> None:
+        """A gauge read when metrics are exported (model age, decision-log backlog)."""
+        self.meter.create_observable_gauge(
+            name, callbacks=[lambda options: [metrics.Observation(v, a) for v, a in callback()]],
+            description=description, unit=unit)
+
+    def shutdown(self) -> None:
+        for provider in self.providers:
+            provider.shutdown()
+
+
+def telemetry_for(service_name: str) -> Telemetry:
+    """The service's telemetry from the OTEL_* environment (off when no endpoint is set)."""
+    tracer_provider = tracer_provider_from_env(service_name)
+    if tracer_provider is None:
+        return Telemetry()
+    meter_provider = meter_provider_from_env(service_name)
+    return Telemetry(tracer=tracer_provider.get_tracer("looper"), meter=meter_provider.get_meter("looper"),
+                     enabled=True, providers=(tracer_provider, meter_provider))
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the current span ("" when not recording)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return ""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def link_to(traceparent: str, **attributes) -> list[Link]:
+    """A span link to the span a stored traceparent names (none when it is empty)."""
+    parts = traceparent.split("-") if traceparent else []
+    if len(parts) != 4:
+        return []
+    context = SpanContext(trace_id=int(parts[1], 16), span_id=int(parts[2], 16), is_remote=True,
+                          trace_flags=TraceFlags(int(parts[3], 16)))
+    return [Link(context, attributes)]
