@@ -14,7 +14,10 @@ DATA_DIR ?= data
 ZIPKIN_VERSION := 3.5.1
 ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 
-.PHONY: setup proto lint breaking release-contract test test-unit demo run bench clean
+.DEFAULT_GOAL := setup
+include mk/clients.mk
+
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -51,17 +54,21 @@ release-contract: $(BUF)
 	mkdir -p $(dir $(RELEASED_CONTRACT))
 	$(BUF) build -o $(RELEASED_CONTRACT)
 
-## test: lint, breaking check and every test suite
-test: setup lint breaking
-	$(PY) -m pytest -q
+## test: lint, breaking check and every test suite, the four clients' included
+test: setup setup-clients lint breaking
+	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q
 
 ## demo: start the services on embedded defaults and run the main job
 demo: setup
 	$(PY) -m examples.notifications.demo --data-dir $(DATA_DIR)/demo
 
-## run: start all services for your own calls (Ctrl-C stops them)
+## run: start all services (and the tracing UI) for your own calls; Ctrl-C stops them
 run: setup
-	$(VENV)/bin/looper serve all --data-dir $(DATA_DIR)/run
+	$(PY) -m services.tracing.run_local --data-dir $(DATA_DIR)/run
+
+## stop-tracing: stop the tracing backend that `make demo` leaves running
+stop-tracing:
+	$(PY) -c "from pathlib import Path; from services.tracing.backend import stop_detached; stop_detached(Path('$(DATA_DIR)/tracing'))"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DATA_DIR)

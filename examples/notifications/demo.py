@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from pathlib import Path
 from examples.notifications.population import make_population, publish_profiles
 from examples.notifications.simulator import NotificationSimulator, PhaseResult
 
+from looper.tracing import shutdown_tracing
+
 HERE = Path(__file__).resolve().parent
+ZIPKIN_PORT = 9411
 ROOT = HERE.parents[1]
 
 
@@ -24,10 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--phase-two-decisions", type=int, default=5000)
     parser.add_argument("--phase-one-max-decisions", type=int, default=12000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tracing", choices=["on", "off"], default="on",
+                        help="start Zipkin and trace the services and the product (left running afterwards)")
+    parser.add_argument("--trace-sample-ratio", type=float, default=0.2)
     args = parser.parse_args(argv)
 
     from services.launcher import start_looper
@@ -41,13 +48,33 @@ def main(argv: list[str] | None = None) -> int:
                     "--data-dir", str(data_dir)], check=True, cwd=ROOT)
     publish_profiles(data_dir / "feature_repo", data_dir / "offline" / "user_profile", users)
 
+    tracing = start_tracing(data_dir, args) if args.tracing == "on" else None
     print("== starting Looper (decision, feedback, trainer) on embedded defaults")
-    looper = start_looper(data_dir)
+    looper = start_looper(data_dir, env=tracing.otel_env(args.trace_sample_ratio) if tracing else None)
     try:
         print("   " + ", ".join(f"{k} {v}" for k, v in sorted(looper.addresses.items())))
-        return run_demo(looper, users, args)
+        status = run_demo(looper, users, args)
     finally:
         looper.stop()
+        shutdown_tracing()
+    if tracing and status == 0:
+        show_traces(tracing, data_dir)
+    return status
+
+
+def start_tracing(data_dir: Path, args):
+    """Zipkin with the OTLP bridge, detached so that its UI outlives the demo."""
+    from looper.tracing import configure_tracing
+    from services.tracing.backend import start_tracing_backend, stop_detached
+
+    log_dir = data_dir.parent / "tracing"
+    stop_detached(log_dir)  # the previous demo's backend
+    print("== starting the tracing backend (Zipkin + OTLP bridge)")
+    backend = start_tracing_backend(log_dir, ZIPKIN_PORT, 0, detached=True)
+    os.environ.update(backend.otel_env(args.trace_sample_ratio))
+    configure_tracing("notification-product")  # the product's client spans
+    print(f"   tracing UI {backend.ui_url}")
+    return backend
 
 
 def run_demo(looper, users, args) -> int:
@@ -80,13 +107,58 @@ def run_demo(looper, users, args) -> int:
     print_table([default, learned])
     print(f"join: {stats.joined_decisions} labeled decisions, {stats.attributed_outcomes} attributed, "
           f"{stats.late_outcomes} late and {stats.orphan_outcomes} orphan outcomes "
-          f"({simulator.feedback.failures} feedback calls failed)")
+          f"({simulator.feedback.failures} outcomes failed to send{': ' if simulator.feedback.failures else ''}"
+          f"{simulator.feedback.last_error[:200]})")
     diff = learned.mean - default.mean
     se = math.hypot(default.stderr, learned.stderr)
     base = abs(default.mean)
     print(f"DEMO RESULT default_value={default.mean:.4f} learned_value={learned.mean:.4f} "
           f"lift={100 * diff / base:.1f}% ci_low={100 * (diff - 1.96 * se) / base:.1f}% model={model.version}")
     return 0
+
+
+def show_traces(tracing, data_dir: Path) -> None:
+    """Picks a traced decision from the decision log and shows that the backend has its
+    trace (client, Decision, Feast fetch, inference) and the feedback trace linked to it."""
+    from services.core.durable_log import iter_records, list_segments
+
+    traced = [r for segment in list_segments(data_dir / "logs" / "decisions", "decisions")
+              for r, _ in iter_records(segment) if _sampled(r["traceparent"]) and r["model_version"]]
+    opened = {(e["decision_id"]) for segment in list_segments(data_dir / "logs" / "feedback", "feedback")
+              for e, _ in iter_records(segment)}
+    candidates = [r for r in reversed(traced) if r["decision_id"] in opened][:30] or traced[-1:]
+    if not candidates:
+        print("tracing: no sampled decision in the log")
+        return
+    for record in candidates:  # feedback calls are sampled too: find one whose feedback was traced
+        trace_id = record["traceparent"].split("-")[1]
+        linked = tracing.find_traces("otel.link.0.trace_id", trace_id)
+        if linked:
+            break
+    spans = wait_for_spans(tracing, trace_id)
+    services = sorted({s["localEndpoint"]["serviceName"] for s in spans})
+    print(f"TRACE decision_id={record['decision_id']} trace_id={trace_id} spans={len(spans)} "
+          f"services={','.join(services)} steps={','.join(sorted({s['name'] for s in spans if s['name'].startswith('looper.')}))}")
+    print(f"   feedback traces linked to it: {len(linked)}")
+    print(f"   find it in the UI: {tracing.search_url('looper.decision_id', record['decision_id'])}")
+    print(f"   the tracing UI keeps running at {tracing.ui_url} (stop it with `make stop-tracing`)")
+
+
+def _sampled(traceparent: str) -> bool:
+    return bool(traceparent) and int(traceparent[-2:], 16) & 1 == 1
+
+
+def wait_for_spans(tracing, trace_id: str, timeout: float = 20) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            spans = tracing.trace(trace_id)
+            if spans or time.monotonic() > deadline:
+                return spans
+        except OSError:
+            if time.monotonic() > deadline:
+                return []
+        time.sleep(0.5)
 
 
 def live_model(client, use_case: str):

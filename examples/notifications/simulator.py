@@ -12,8 +12,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from looper import LooperClient
+from looper import LooperClient, outcome_event
 
 from examples.notifications.population import User
 
@@ -49,23 +50,26 @@ class PhaseResult:
 
 
 class DelayedFeedback:
-    """Sends each outcome when it is due, from one background thread, as a product would
-    when the user finally opens the notification."""
+    """Reports each open when it happens, as the product would: one background thread
+    sends whatever is due in one LogFeedbackBatch call, with the open's own event time."""
 
     def __init__(self, client: LooperClient):
         self.client = client
-        self._heap: list[tuple[float, int, tuple]] = []
+        self._heap: list[tuple[float, int, object]] = []
         self._cond = threading.Condition()
         self._counter = 0
         self._closed = False
         self.failures = 0
+        self.last_error = ""
         self._thread = threading.Thread(target=self._loop, name="delayed-feedback", daemon=True)
         self._thread.start()
 
     def schedule(self, delay: float, decision_id: str, event_id: str) -> None:
+        opened_at = datetime.now(timezone.utc) + timedelta(seconds=delay)
+        event = outcome_event(USE_CASE, decision_id, "opened", 1.0, event_id=event_id, event_time=opened_at)
         with self._cond:
             self._counter += 1
-            heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, (decision_id, event_id)))
+            heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, event))
             self._cond.notify()
 
     def drain(self) -> None:
@@ -82,16 +86,18 @@ class DelayedFeedback:
                     self._cond.wait()
                 if not self._heap:
                     return
-                due, _, (decision_id, event_id) = self._heap[0]
-                wait = due - time.monotonic()
+                wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
                     self._cond.wait(wait)
                     continue
-                heapq.heappop(self._heap)
+                due = []
+                while self._heap and self._heap[0][0] <= time.monotonic() and len(due) < 500:
+                    due.append(heapq.heappop(self._heap)[2])
             try:
-                self.client.log_feedback(USE_CASE, decision_id, "opened", 1.0, event_id=event_id)
-            except Exception:  # noqa: BLE001 - counted; the product would retry later
-                self.failures += 1
+                self.client.log_feedback_batch(due)
+            except Exception as err:  # noqa: BLE001 - counted; the product would retry later
+                self.failures += len(due)
+                self.last_error = str(err)
 
 
 class NotificationSimulator:

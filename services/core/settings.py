@@ -22,6 +22,7 @@ class Settings:
     max_message_bytes: int = 4 * 1024 * 1024
     flush_interval: float = 1.0  # seconds between decision-log flushes to the offline store
     join_interval: float = 0.5  # seconds between label-joiner passes
+    join_grace: float = 1.0  # seconds a closed window still waits for outcomes in transit
     retrain_interval: float = 2.0  # seconds between retraining checks
     grace_period: float = 10.0  # seconds to drain in-flight calls on SIGTERM
     feast_online_store: str = "sqlite"  # or redis://host:port

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.core import telemetry as otel
 from services.core.background import PeriodicJob
 from services.core.blueprint_store import BlueprintStore
@@ -23,8 +25,8 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
     joiner = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state,
                          TrainingTable(data.offline),
                          on_subject_counts=lambda bp, rows: publish_subject_counts(features, bp, rows),
-                         tracer=telemetry.tracer)
-    recorder = FeedbackRecorder(blueprints, data.feedback_log, telemetry, joiner.decision_traceparent)
+                         tracer=telemetry.tracer, grace=timedelta(seconds=settings.join_grace))
+    recorder = FeedbackRecorder(blueprints, data.feedback_log, telemetry, joiner.decision_traceparents)
     join_job = PeriodicJob("label-joiner", settings.join_interval, joiner.run_once).start()
     telemetry.observe("looper.join.outcomes", lambda: join_gauges(blueprints, joiner),
                       "Outcome events by join status (attributed, late, orphan) and labeled decisions")

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -85,7 +85,7 @@ class LabelJoiner:
                  state: Path, training_table: TrainingTable,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  on_subject_counts: Callable[[Blueprint, list[SubjectCounts]], None] | None = None,
-                 tracer=None):
+                 tracer=None, grace: timedelta = timedelta(seconds=1)):
         self.blueprints = blueprints
         self.decision_log, self.feedback_log = Path(decision_log), Path(feedback_log)
         self.state = Path(state)
@@ -94,11 +94,15 @@ class LabelJoiner:
         self.clock = clock
         self.on_subject_counts = on_subject_counts
         self.tracer = tracer or trace.NoOpTracer()
+        # How long after a window's end its label waits for outcomes still in transit
+        # (an outcome counts when it happened inside the window and arrived by then).
+        self.grace = grace
         self._touched: set[tuple[str, str]] = set()  # subjects whose counters changed this pass
         self._db = sqlite3.connect(self.state / "label_joiner.sqlite", check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._reader = sqlite3.connect(self.state / "label_joiner.sqlite", check_same_thread=False)
         self._lock = threading.Lock()
 
     def run_once(self) -> int:
@@ -196,7 +200,7 @@ class LabelJoiner:
             checkpoint.save()
 
     def _close_windows(self) -> int:
-        now = self.clock().timestamp()
+        now = (self.clock() - self.grace).timestamp()
         due = self._db.execute(
             "SELECT use_case, decision_id, blueprint_version, record_json FROM decisions "
             "WHERE joined = 0 AND window_end <= ? ORDER BY decide_time", (now,)).fetchall()
@@ -245,16 +249,15 @@ class LabelJoiner:
             "AND status = 'attributed'", (use_case, decision_id)).fetchall()
         return len(rows), rows
 
-    def decision_traceparent(self, use_case: str, decision_id: str) -> str:
-        """The traceparent the decision was made under, so feedback can link to its trace."""
-        query = ("SELECT json_extract(record_json, '$.traceparent') FROM decisions "
-                 "WHERE use_case = ? AND decision_id = ?")
-        with self._lock:
-            row = self._db.execute(query, (use_case, decision_id)).fetchone()
-            if row is None:  # decided since the last pass: catch up with the decision log
-                self._ingest_decisions()
-                row = self._db.execute(query, (use_case, decision_id)).fetchone()
-        return (row[0] or "") if row else ""
+    def decision_traceparents(self, use_case: str, decision_ids: list[str]) -> dict[str, str]:
+        """The traceparents the decisions were made under, so feedback can link to their
+        traces. Read on a connection of its own (WAL lets it read while a pass writes);
+        decisions made since the last pass are simply not linked."""
+        marks = ",".join("?" * len(decision_ids))
+        rows = self._reader.execute(
+            f"SELECT decision_id, json_extract(record_json, '$.traceparent') FROM decisions "
+            f"WHERE use_case = ? AND decision_id IN ({marks})", (use_case, *decision_ids)).fetchall()
+        return {decision_id: traceparent or "" for decision_id, traceparent in rows}
 
     def stats(self, use_case: str) -> JoinStats:
         with self._lock:
@@ -270,6 +273,7 @@ class LabelJoiner:
         return self.blueprints.get(use_case, version).blueprint
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
 
 

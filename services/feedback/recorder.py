@@ -28,10 +28,10 @@ class FeedbackRecorder:
     """
 
     def __init__(self, blueprints: BlueprintStore, folder: Path, telemetry: Telemetry | None = None,
-                 decision_trace: Callable[[str, str], str] = lambda use_case, decision_id: ""):
+                 decision_traces: Callable[[str, list[str]], dict[str, str]] = lambda use_case, ids: {}):
         self.blueprints = blueprints
         self.telemetry = telemetry or Telemetry()
-        self.decision_trace = decision_trace  # the traceparent a decision was made under
+        self.decision_traces = decision_traces  # the traceparents decisions were made under
         self._seen: set[tuple[str, str]] = set()
         for segment in list_segments(folder, PREFIX):
             for data, _ in iter_records(segment):
@@ -44,9 +44,9 @@ class FeedbackRecorder:
         """Stores the events; returns, per event, True if new and False if a duplicate."""
         self.validate(events, field_prefix)
         with self.telemetry.tracer.start_as_current_span(
-                "looper.feedback.record", links=self._decision_links(events),
-                attributes={"looper.events": len(events), otel.USE_CASE: events[0].use_case,
-                            otel.DECISION_ID: events[0].decision_id}) as span:
+                "looper.feedback.record", attributes={"looper.events": len(events), otel.USE_CASE: events[0].use_case,
+                                                      otel.DECISION_ID: events[0].decision_id}) as span:
+            self._link_decisions(events)
             traceparent = current_traceparent()
             accepted = self._store([replace(e, traceparent=traceparent) for e in events])
             span.set_attribute("looper.accepted", sum(accepted))
@@ -55,14 +55,19 @@ class FeedbackRecorder:
                                             "accepted" if new else "duplicate"})
         return accepted
 
-    def _decision_links(self, events: list[OutcomeEvent]) -> list:
-        """Links from the feedback span to each decision's trace (at most 32)."""
+    def _link_decisions(self, events: list[OutcomeEvent]) -> None:
+        """One small span per decision (at most 32 a call), each linked to the decision's
+        trace, so the feedback of a decision is found by searching for the link."""
         if not self.telemetry.enabled:
-            return []
-        decisions = dict.fromkeys((e.use_case, e.decision_id) for e in events)
-        return [link for use_case, decision_id in list(decisions)[:32]
-                for link in otel.link_to(self.decision_trace(use_case, decision_id),
-                                         **{otel.DECISION_ID: decision_id})]
+            return
+        use_case = events[0].use_case
+        decision_ids = list(dict.fromkeys(e.decision_id for e in events if e.use_case == use_case))[:32]
+        traceparents = self.decision_traces(use_case, decision_ids)
+        for decision_id in decision_ids:
+            links = otel.link_to(traceparents.get(decision_id, ""), **{otel.DECISION_ID: decision_id})
+            with self.telemetry.tracer.start_as_current_span("looper.feedback.decision", links=links, attributes={
+                    otel.USE_CASE: use_case, otel.DECISION_ID: decision_id}):
+                pass
 
     def _store(self, events: list[OutcomeEvent]) -> list[bool]:
         while True:

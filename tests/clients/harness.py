@@ -1,17 +1,13 @@
-"""Runs the Looper services and each language's client suite for the cross-language tests."""
+"""Runs each language's client suite for the cross-language tests and reads their results."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "clients"
 STAMPS = ROOT / ".tools" / "stamps"
-LISTENING = re.compile(r"looper (\w+) service listening on (\S+)")
 
 
 def require_clients_setup() -> None:
@@ -31,55 +26,6 @@ def require_clients_setup() -> None:
         if os.environ.get("LOOPER_REQUIRE_CLIENTS") == "1":
             pytest.fail(message)
         pytest.skip(message)
-
-
-@dataclass
-class Services:
-    decision: str
-    feedback: str
-    trainer: str
-    process: subprocess.Popen
-    log: list[str]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def start_services(data_dir: Path, timeout: float = 60.0) -> Services:
-    """`looper serve all` on free ports; returns once the three services listen."""
-    looper = Path(sys.executable).with_name("looper")
-    command = [str(looper)] if looper.exists() else [sys.executable, "-m", "services.cli"]
-    command += ["serve", "all", "--data-dir", str(data_dir), "--decision-port", "0", "--feedback-port", "0",
-                "--trainer-port", "0"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPER_")}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
-    log: list[str] = []
-    addresses: dict[str, str] = {}
-    ready = threading.Event()
-
-    def read() -> None:  # keeps draining the pipe so the server never blocks on it
-        for line in process.stdout:
-            log.append(line)
-            if match := LISTENING.search(line):
-                addresses[match.group(1)] = match.group(2)
-                if len(addresses) == 3:
-                    ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not ready.wait(0.1):
-        if process.poll() is not None or time.monotonic() > deadline:
-            if process.poll() is None:
-                process.kill()
-            raise RuntimeError("looper serve all did not start:\n" + "".join(log[-50:]))
-    return Services(addresses["decision"], addresses["feedback"], addresses["trainer"], process, log)
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 240) -> str:

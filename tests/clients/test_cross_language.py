@@ -37,9 +37,9 @@ from pathlib import Path
 
 import pytest
 
-from looper import LooperClient
 from looper.v1 import feedback_pb2
-from tests.clients.harness import (CLIENTS, go_results, node_counts, require_clients_setup, run, start_services,
+from services.launcher import start_looper
+from tests.clients.harness import (CLIENTS, go_results, node_counts, require_clients_setup, run, 
                                    surefire_results)
 
 BLUEPRINT = Path(__file__).with_name("blueprint.yaml")
@@ -53,14 +53,15 @@ MIXED = {lang: f"{RUN_ID}-mixed-{lang}" for lang in ("py", "go", "java", "ts")}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_clients_setup()
-    services = start_services(tmp_path_factory.mktemp("looper-clients") / "data")
+    services = start_looper(tmp_path_factory.mktemp("looper-clients") / "data")
     try:
-        client = LooperClient(services.decision, services.feedback, services.trainer)
+        client = services.client()
         for path, name in ((BLUEPRINT, USE_CASE), (MIXED_BLUEPRINT, MIXED_USE_CASE)):
             blueprint, _ = client.apply_blueprint(path.read_text())
             assert blueprint.use_case == name
-        env = dict(os.environ, LOOPER_DECISION_ADDR=services.decision, LOOPER_FEEDBACK_ADDR=services.feedback,
-                   LOOPER_TRAINER_ADDR=services.trainer, LOOPER_USE_CASE=USE_CASE, LOOPER_MIXED_USE_CASE=MIXED_USE_CASE, LOOPER_RUN_ID=RUN_ID,
+        env = dict(os.environ, LOOPER_DECISION_ADDR=services.addresses["decision"],
+                   LOOPER_FEEDBACK_ADDR=services.addresses["feedback"],
+                   LOOPER_TRAINER_ADDR=services.addresses["trainer"], LOOPER_USE_CASE=USE_CASE, LOOPER_MIXED_USE_CASE=MIXED_USE_CASE, LOOPER_RUN_ID=RUN_ID,
                    LOOPER_MIXED_DECIDE="", LOOPER_MIXED_FEEDBACK="")
         yield client, env
         client.close()

@@ -89,11 +89,13 @@ def test_feedback_span_links_to_the_decision_trace(traced):
     backend, client, model = traced
     client.decide("notification_send", "traced-2", {"user_id": "user-00008"}, {"hour_of_day": 9, "platform": "web"})
     decision_trace = spans_of(backend, "looper.decision_id", "traced-2", name="looper.decide")[0]["traceId"]
+    wait_for(lambda: client.get_label("notification_send", "traced-2"), 10, "the joiner to see the decision")
     client.log_feedback("notification_send", "traced-2", "opened", 1.0, event_id="traced-2-open")
-    spans = spans_of(backend, "otel.link.0.trace_id", decision_trace, name="looper.feedback.record")
-    record = by_name(spans, "looper.feedback.record")
-    assert record["tags"]["looper.decision_id"] == "traced-2"
-    assert record["traceId"] != decision_trace
+    spans = spans_of(backend, "otel.link.0.trace_id", decision_trace, name="looper.feedback.decision")
+    linked = by_name(spans, "looper.feedback.decision")
+    assert linked["tags"]["looper.decision_id"] == "traced-2"
+    assert linked["traceId"] != decision_trace
+    assert by_name(spans, "looper.feedback.record")["id"] == linked["parentId"]
 
 
 def test_training_run_trace_reaches_the_decision_reload(traced):

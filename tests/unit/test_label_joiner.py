@@ -138,3 +138,14 @@ def test_restart_resumes_without_losing_or_repeating(world, tmp_path):
 def test_aggregations(aggregation, expected):
     assert aggregate(aggregation, [(2.0, 1.0), (1.0, 2.0), (3.0, 3.0)], -1.0) == expected
     assert aggregate(aggregation, [], -1.0) == -1.0
+
+
+def test_an_outcome_in_transit_during_the_grace_period_still_counts(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    clock.now = T0 + timedelta(minutes=10, milliseconds=500)  # window over, grace (1s) not yet
+    joiner.run_once()
+    outcome(recorder, "in-transit", "d1", T0 + timedelta(minutes=9, seconds=59))
+    clock.now = T0 + timedelta(minutes=10, seconds=1)
+    assert joiner.run_once() == 1
+    assert table.read("joins")["label"].tolist() == [1.0]

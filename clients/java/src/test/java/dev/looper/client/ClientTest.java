@@ -1,0 +1,209 @@
+package dev.looper.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.Any;
+import com.google.rpc.BadRequest;
+import com.google.rpc.Code;
+import dev.looper.v1.DecideRequest;
+import dev.looper.v1.DecideResponse;
+import dev.looper.v1.Decision;
+import dev.looper.v1.DecisionServiceGrpc;
+import dev.looper.v1.FeedbackServiceGrpc;
+import dev.looper.v1.FeedbackStatus;
+import dev.looper.v1.LogFeedbackRequest;
+import dev.looper.v1.LogFeedbackResponse;
+import io.grpc.Context;
+import io.grpc.Contexts;
+import io.grpc.Grpc;
+import io.grpc.InsecureServerCredentials;
+import io.grpc.Metadata;
+import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
+import io.grpc.protobuf.StatusProto;
+import io.grpc.stub.StreamObserver;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.api.trace.TraceFlags;
+import io.opentelemetry.api.trace.TraceState;
+import io.opentelemetry.context.Scope;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The SDK against an in-process fake of the services that records what it receives. */
+class ClientTest {
+  static final Metadata.Key<String> TRACEPARENT = Metadata.Key.of("traceparent", Metadata.ASCII_STRING_MARSHALLER);
+  static final Context.Key<String> SEEN_TRACEPARENT = Context.key("traceparent");
+
+  final AtomicInteger unavailable = new AtomicInteger();
+  final List<String> eventIds = new CopyOnWriteArrayList<>();
+  final List<String> traceparents = new CopyOnWriteArrayList<>();
+  final List<Long> deadlinesMillis = new CopyOnWriteArrayList<>();
+  volatile long blockMillis;
+  Server server;
+
+  class Decisions extends DecisionServiceGrpc.DecisionServiceImplBase {
+    @Override
+    public void decide(DecideRequest request, StreamObserver<DecideResponse> out) {
+      record();
+      if (fail(out)) {
+        return;
+      }
+      if (request.getDecisionId().isEmpty()) {
+        out.onError(StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder()
+            .setCode(Code.INVALID_ARGUMENT_VALUE).setMessage("decision_id: is required")
+            .addDetails(Any.pack(BadRequest.newBuilder().addFieldViolations(BadRequest.FieldViolation.newBuilder()
+                .setField("decision_id").setDescription("is required")).build()))
+            .build()));
+        return;
+      }
+      try {
+        Thread.sleep(blockMillis);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      out.onNext(DecideResponse.newBuilder()
+          .setDecision(Decision.newBuilder().setDecisionId(request.getDecisionId()).setAction("true")).build());
+      out.onCompleted();
+    }
+  }
+
+  class Feedback extends FeedbackServiceGrpc.FeedbackServiceImplBase {
+    @Override
+    public void logFeedback(LogFeedbackRequest request, StreamObserver<LogFeedbackResponse> out) {
+      eventIds.add(request.getEvent().getEventId());
+      record();
+      if (fail(out)) {
+        return;
+      }
+      out.onNext(LogFeedbackResponse.newBuilder().setStatus(FeedbackStatus.FEEDBACK_STATUS_ACCEPTED).build());
+      out.onCompleted();
+    }
+  }
+
+  void record() {
+    String seen = SEEN_TRACEPARENT.get();
+    traceparents.add(seen == null ? "" : seen);
+    io.grpc.Deadline deadline = Context.current().getDeadline();
+    deadlinesMillis.add(deadline == null ? -1 : deadline.timeRemaining(TimeUnit.MILLISECONDS));
+  }
+
+  boolean fail(StreamObserver<?> out) {
+    if (unavailable.getAndDecrement() > 0) {
+      out.onError(Status.UNAVAILABLE.withDescription("try again").asRuntimeException());
+      return true;
+    }
+    return false;
+  }
+
+  LooperClient client(int maxAttempts, Duration timeout) {
+    String target = "127.0.0.1:" + server.getPort();
+    return LooperClient.builder().decisionTarget(target).feedbackTarget(target).trainerTarget(target)
+        .maxAttempts(maxAttempts).timeout(timeout).build();
+  }
+
+  @BeforeEach
+  void start() throws Exception {
+    ServerInterceptor headers = new ServerInterceptor() {
+      @Override
+      public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata md, ServerCallHandler<Q, R> next) {
+        String value = md.get(TRACEPARENT);
+        return Contexts.interceptCall(Context.current().withValue(SEEN_TRACEPARENT, value), call, md, next);
+      }
+    };
+    server = Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create())
+        .addService(ServerInterceptors.intercept(new Decisions(), headers))
+        .addService(ServerInterceptors.intercept(new Feedback(), headers))
+        .build().start();
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void retriesUnavailableWithTheSameEventId() {
+    unavailable.set(2);
+    try (LooperClient client = client(4, Duration.ofSeconds(5))) {
+      assertTrue(client.logFeedback(Requests.outcome("u", "d", "clicked").build()));
+    }
+    assertEquals(3, eventIds.size(), "attempts");
+    assertFalse(eventIds.get(0).isEmpty());
+    assertEquals(1, eventIds.stream().distinct().count(), "one event id across retries: " + eventIds);
+  }
+
+  @Test
+  void givesUpAfterMaxAttemptsWithATypedException() {
+    unavailable.set(100);
+    try (LooperClient client = client(2, Duration.ofSeconds(5))) {
+      CompletableFuture<DecideResponse> future = client.decideAsync(Requests.decide("u", "d").build());
+      ExecutionException e = assertThrows(ExecutionException.class, future::get);
+      assertInstanceOf(LooperException.UnavailableException.class, e.getCause());
+    }
+    assertEquals(2, traceparents.size(), "attempts");
+  }
+
+  @Test
+  void invalidArgumentCarriesFieldViolations() {
+    try (LooperClient client = client(4, Duration.ofSeconds(5))) {
+      LooperException.InvalidArgumentException e = assertThrows(LooperException.InvalidArgumentException.class,
+          () -> client.decide(Requests.decide("u", "").subject("user_id", "1").build()));
+      assertEquals(Status.Code.INVALID_ARGUMENT, e.code());
+      assertEquals(List.of(new FieldViolation("decision_id", "is required")), e.violations());
+    }
+  }
+
+  @Test
+  void propagatesTheCurrentTraceAsTraceparent() {
+    SpanContext parent = SpanContext.create("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7",
+        TraceFlags.getSampled(), TraceState.getDefault());
+    try (LooperClient client = client(4, Duration.ofSeconds(5))) {
+      try (Scope ignored = Span.wrap(parent).makeCurrent()) {
+        client.decide(Requests.decide("u", "d").build());
+      }
+      client.decide(Requests.decide("u", "d").build());
+    }
+    assertEquals("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", traceparents.get(0));
+    assertEquals("", traceparents.get(1), "no trace, no traceparent");
+  }
+
+  @Test
+  void everyCallHasTheDefaultDeadline() {
+    blockMillis = 1000;
+    try (LooperClient client = client(1, Duration.ofMillis(150))) {
+      long began = System.nanoTime();
+      assertThrows(LooperException.DeadlineExceededException.class,
+          () -> client.decide(Requests.decide("u", "d").build()));
+      assertTrue(System.nanoTime() - began < 900_000_000L, "the deadline was not applied");
+    }
+    assertTrue(deadlinesMillis.get(0) > 0 && deadlinesMillis.get(0) <= 150, "server saw " + deadlinesMillis);
+  }
+
+  @Test
+  void featureValuesAreTyped() {
+    DecideRequest r = Requests.decide("u", "d").context("i", 3).context("f", 0.5).context("s", "x")
+        .context("b", true).build();
+    assertEquals(3, r.getContextOrThrow("i").getInt64Value());
+    assertEquals(0.5, r.getContextOrThrow("f").getDoubleValue());
+    assertEquals("x", r.getContextOrThrow("s").getStringValue());
+    assertTrue(r.getContextOrThrow("b").getBoolValue());
+    assertThrows(IllegalArgumentException.class, () -> Features.of(List.of(1)));
+  }
+}

@@ -1,0 +1,36 @@
+"""`make run`: the three services on their standard ports, traced into a local Zipkin
+(unless OTEL_SDK_DISABLED=true or tracing is pointed elsewhere), until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from services.tracing.backend import start_tracing_backend
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path("data/run"))
+    args = parser.parse_args()
+    backend = None
+    env = dict(os.environ)
+    if env.get("OTEL_SDK_DISABLED", "").lower() != "true" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
+        backend = start_tracing_backend(args.data_dir.parent / "tracing-run", 9411, 4318)
+        env.update(backend.otel_env())
+        print(f"tracing UI: {backend.ui_url}  (OTLP on {backend.otlp_endpoint})", flush=True)
+    try:
+        return subprocess.call([sys.executable, "-m", "services.cli", "serve", "all", "--data-dir",
+                                str(args.data_dir)], env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if backend:
+            backend.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
