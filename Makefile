@@ -56,7 +56,7 @@ release-contract: $(BUF)
 
 ## test: lint, breaking check and every test suite, the four clients' included
 test: setup setup-clients lint breaking
-	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q
+	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q --durations=10
 
 ## demo: start the services on embedded defaults and run the main job
 demo: setup
@@ -72,3 +72,7 @@ stop-tracing:
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DATA_DIR)
+
+## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
+bench: setup
+	$(PY) -m benchmarks.bench

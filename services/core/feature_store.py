@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from services.core.blueprint import Blueprint, feast_column
@@ -126,12 +128,13 @@ class LooperFeatureStore:
     def parts_folder(self, view: str) -> Path:
         return self.offline_root / "features" / view
 
-    def append_offline(self, view: str, frame: pd.DataFrame) -> None:
+    def append_offline(self, view: str, rows: pd.DataFrame | pa.Table) -> None:
         """Appends rows to a Looper-owned view's offline source as a new parquet part."""
         folder = self.parts_folder(view)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
-        frame.to_parquet(folder / f".{name}.tmp", index=False)
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, folder / f".{name}.tmp")
         os.replace(folder / f".{name}.tmp", folder / name)
         fsync_dir(folder)
 
@@ -195,10 +198,9 @@ def personalization_definitions(blueprint: Blueprint, store: LooperFeatureStore)
                        tags={"owner": "looper", "use_case": blueprint.name})
     if not any(store.parts_folder(spec.view).glob("part-*.parquet")):
         # DuckDB cannot read an empty glob: start the source with a typed, empty part.
-        empty = pd.DataFrame({entity_name: pd.Series(dtype=str),
-                              "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
-                              **{name: pd.Series(dtype="int64") for name in names}})
-        store.append_offline(spec.view, empty)
+        schema = pa.schema([(entity_name, pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+                            *[(name, pa.int64()) for name in names]])
+        store.append_offline(spec.view, schema.empty_table())
     return [entity, source, push, view]
 
 

@@ -68,6 +68,7 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
             decision=decision_to_proto(record),
             features={k: to_feature_value(v) for k, v in record.features.items()},
             subject=record.subject,
+            traceparent=record.traceparent,
         )
 
 

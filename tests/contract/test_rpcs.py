@@ -135,3 +135,21 @@ def test_model_rpcs_answer_with_no_models(client):
     assert client.list_models("contract_test") == []
     with pytest.raises(FailedPreconditionError):
         client.rollback_model("contract_test")
+
+
+def test_async_client_decides_and_logs_feedback(looper):
+    import asyncio
+
+    from looper import AsyncLooperClient, InvalidArgumentError
+
+    async def scenario():
+        async with AsyncLooperClient(looper.addresses["decision"], looper.addresses["feedback"]) as client:
+            decision_id = new_id("async")
+            decision = await client.decide("contract_test", decision_id, {"user_id": "a1"}, {"hour_of_day": 1})
+            assert decision.decision_id == decision_id
+            assert await client.log_feedback("contract_test", decision_id, "clicked", event_id=new_id("e"))
+            with pytest.raises(InvalidArgumentError) as raised:
+                await client.decide("contract_test", "", {"user_id": "a1"})
+            assert "decision_id" in [v.field for v in raised.value.violations]
+
+    asyncio.run(scenario())

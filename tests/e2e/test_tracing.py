@@ -72,6 +72,8 @@ def test_one_decision_is_one_trace_from_client_to_log_append(traced):
     assert decision.model_version == model.version
     spans = spans_of(backend, "looper.decision_id", "traced-1", name="/looper.v1.DecisionService/Decide")
     assert len({s["traceId"] for s in spans}) == 1
+    traceparent = client.get_decision("notification_send", "traced-1").traceparent
+    assert traceparent.split("-")[1] == spans[0]["traceId"]  # from a decision id to its trace
     client_span = [s for s in spans if s.get("kind") == "CLIENT"][0]
     server_span = [s for s in spans if s.get("kind") == "SERVER"][0]
     decide = by_name(spans, "looper.decide")

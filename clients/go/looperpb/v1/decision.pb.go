@@ -725,7 +725,10 @@ type GetDecisionResponse struct {
 	// Every feature value the model saw, by feature name (Feast references and context).
 	Features map[string]*FeatureValue `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The subject keys of the request.
-	Subject       map[string]string `protobuf:"bytes,3,rep,name=subject,proto3" json:"subject,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Subject map[string]string `protobuf:"bytes,3,rep,name=subject,proto3" json:"subject,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The W3C traceparent the decision was made under, to find its trace in the tracing UI;
+	// empty when tracing was off.
+	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +782,13 @@ func (x *GetDecisionResponse) GetSubject() map[string]string {
 		return x.Subject
 	}
 	return nil
+}
+
+func (x *GetDecisionResponse) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 var File_looper_v1_decision_proto protoreflect.FileDescriptor
@@ -849,11 +859,12 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x12GetDecisionRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1f\n" +
 	"\vdecision_id\x18\x02 \x01(\tR\n" +
-	"decisionId\"\xe9\x02\n" +
+	"decisionId\"\x8b\x03\n" +
 	"\x13GetDecisionResponse\x12/\n" +
 	"\bdecision\x18\x01 \x01(\v2\x13.looper.v1.DecisionR\bdecision\x12H\n" +
 	"\bfeatures\x18\x02 \x03(\v2,.looper.v1.GetDecisionResponse.FeaturesEntryR\bfeatures\x12E\n" +
-	"\asubject\x18\x03 \x03(\v2+.looper.v1.GetDecisionResponse.SubjectEntryR\asubject\x1aT\n" +
+	"\asubject\x18\x03 \x03(\v2+.looper.v1.GetDecisionResponse.SubjectEntryR\asubject\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\x1aT\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.looper.v1.FeatureValueR\x05value:\x028\x01\x1a:\n" +

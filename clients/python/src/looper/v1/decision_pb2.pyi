@@ -136,7 +136,7 @@ class GetDecisionRequest(_message.Message):
     def __init__(self, use_case: _Optional[str] = ..., decision_id: _Optional[str] = ...) -> None: ...
 
 class GetDecisionResponse(_message.Message):
-    __slots__ = ("decision", "features", "subject")
+    __slots__ = ("decision", "features", "subject", "traceparent")
     class FeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -154,7 +154,9 @@ class GetDecisionResponse(_message.Message):
     DECISION_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     features: _containers.MessageMap[str, _types_pb2.FeatureValue]
     subject: _containers.ScalarMap[str, str]
-    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., features: _Optional[_Mapping[str, _types_pb2.FeatureValue]] = ..., subject: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., features: _Optional[_Mapping[str, _types_pb2.FeatureValue]] = ..., subject: _Optional[_Mapping[str, str]] = ..., traceparent: _Optional[str] = ...) -> None: ...

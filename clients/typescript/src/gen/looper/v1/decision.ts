@@ -173,6 +173,11 @@ export interface GetDecisionResponse {
   features: { [key: string]: FeatureValue };
   /** The subject keys of the request. */
   subject: { [key: string]: string };
+  /**
+   * The W3C traceparent the decision was made under, to find its trace in the tracing UI;
+   * empty when tracing was off.
+   */
+  traceparent: string;
 }
 
 export interface GetDecisionResponse_FeaturesEntry {
@@ -1655,7 +1660,7 @@ export const GetDecisionRequest: MessageFns<GetDecisionRequest> = {
 };
 
 function createBaseGetDecisionResponse(): GetDecisionResponse {
-  return { decision: undefined, features: {}, subject: {} };
+  return { decision: undefined, features: {}, subject: {}, traceparent: "" };
 }
 
 export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
@@ -1669,6 +1674,9 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
     globalThis.Object.entries(message.subject).forEach(([key, value]: [string, string]) => {
       GetDecisionResponse_SubjectEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
+    if (message.traceparent !== "") {
+      writer.uint32(34).string(message.traceparent);
+    }
     return writer;
   },
 
@@ -1715,6 +1723,14 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
             }
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1758,6 +1774,7 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
           {},
         )
         : {},
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -1783,6 +1800,9 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
           obj.subject[k] = v;
         });
       }
+    }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
     }
     return obj;
   },
@@ -1813,6 +1833,7 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
       },
       {},
     );
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };

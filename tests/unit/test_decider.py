@@ -1,0 +1,119 @@
+"""The Decider without a server: validation against the blueprint, the default decision,
+scoring through a (fake) live model, and falling back when the model breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.blueprint_store import BlueprintStore
+from services.core.decision_log import DecisionLog
+from services.core.errors import InvalidArgument, NotFound
+from services.decision.decider import CandidateInput, DecideCommand, Decider
+from tests.conftest import SIMPLE_BLUEPRINT
+
+RANKING = """
+name: feed_ranking
+decision_type: ranking
+entities: [user_id]
+default_decision: as_given
+features:
+  candidate: {price: double}
+label: {outcome: clicked, window: 1h}
+"""
+
+
+class FakeFeatures:
+    def fetch(self, blueprint, subject):
+        return {"user_stats__sessions": 4.0}
+
+
+class FakeModel:
+    version = "m000007"
+
+    def __init__(self, scores=None, broken=False):
+        self.scores, self.broken, self.rows = scores, broken, []
+
+    def score(self, rows):
+        if self.broken:
+            raise RuntimeError("corrupt model")
+        self.rows.extend(rows)
+        return self.scores or [0.9, 0.1][: len(rows)]
+
+
+class FakeModels:
+    def __init__(self, model):
+        self.model = model
+
+    def get(self, use_case):
+        return self.model
+
+
+@pytest.fixture()
+def stores(tmp_path):
+    blueprints = BlueprintStore(tmp_path / "blueprints")
+    blueprints.apply(SIMPLE_BLUEPRINT.replace("exploration_rate: 0.2", "exploration_rate: 0.0"))
+    blueprints.apply(RANKING)
+    log = DecisionLog(tmp_path / "log")
+    yield blueprints, log
+    log.close()
+
+
+def command(**changes):
+    fields = dict(use_case="contract_test", decision_id="d-1", subject={"user_id": "u1"},
+                  context={"hour_of_day": 9, "platform": "ios"})
+    fields.update(changes)
+    return DecideCommand(**fields)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"decision_id": ""}, "decision_id"),
+    ({"decision_id": "has space"}, "decision_id"),
+    ({"subject": {}}, "subject.user_id"),
+    ({"subject": {"user_id": "u", "team": "t"}}, "subject.team"),
+    ({"context": {"hour_of_day": "nine"}}, "context.hour_of_day"),
+    ({"context": {"hour_of_day": True}}, "context.hour_of_day"),
+    ({"context": {"unknown": 1}}, "context.unknown"),
+    ({"candidates": (CandidateInput("a"),)}, "candidates"),
+])
+def test_invalid_commands_name_the_field(stores, changes, field):
+    decider = Decider(*stores)
+    with pytest.raises(InvalidArgument) as raised:
+        decider.decide(command(**changes))
+    assert field in [v.field for v in raised.value.violations]
+    assert stores[1].find("contract_test", changes.get("decision_id", "d-1")) is None
+
+
+def test_unknown_use_case_is_not_found(stores):
+    with pytest.raises(NotFound):
+        Decider(*stores).decide(command(use_case="nothing"))
+
+
+def test_without_a_model_the_default_is_returned_and_logged(stores):
+    decider = Decider(*stores, features=FakeFeatures())
+    record, replayed = decider.decide(command())
+    assert not replayed and record.is_default and record.action == "false" and record.propensity == 1.0
+    assert record.features == {"user_stats__sessions": 4.0, "hour_of_day": 9, "platform": "ios"}
+    assert decider.decide(command()) == (record, True)
+
+
+def test_a_live_model_scores_every_action(stores):
+    model = FakeModel(scores=[0.9, 0.1])
+    record, _ = Decider(*stores, features=FakeFeatures(), models=FakeModels(model)).decide(command())
+    assert record.model_version == "m000007" and not record.is_default
+    assert record.action == "true" and record.score == 0.9
+    assert [r["action"] for r in model.rows] == ["true", "false"]
+    assert all(r["user_stats__sessions"] == 4.0 for r in model.rows)
+
+
+def test_a_broken_model_falls_back_to_the_default(stores):
+    record, _ = Decider(*stores, models=FakeModels(FakeModel(broken=True))).decide(command())
+    assert record.is_default and record.model_version == "" and record.action == "false"
+
+
+def test_ranking_orders_candidates_by_score(stores):
+    model = FakeModel(scores=[0.2, 0.7, 0.5])
+    candidates = tuple(CandidateInput(a, {"price": p}) for a, p in (("a", 1.0), ("b", 2.0), ("c", 3.0)))
+    record, _ = Decider(*stores, models=FakeModels(model)).decide(
+        command(use_case="feed_ranking", context={}, candidates=candidates))
+    assert [r.action_id for r in record.ranking] == ["b", "c", "a"] and record.action == "b"
+    assert [r["price"] for r in model.rows] == [1.0, 2.0, 3.0]
