@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -25,6 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.type_map import feast_value_type_to_python_type
+
 from services.core.blueprint import Blueprint, feast_column
 from services.core.files import fsync_dir, write_file_durably
 from services.core.records import FeatureScalar
@@ -32,6 +36,7 @@ from services.core.records import FeatureScalar
 log = logging.getLogger("looper.feast")
 
 PROJECT = "looper"
+PLAN_TTL_SECONDS = 5.0
 
 
 def write_repo_config(repo: Path, online_store: str = "sqlite") -> Path:
@@ -64,8 +69,11 @@ class LooperFeatureStore:
         self.repo.mkdir(parents=True, exist_ok=True)
         self.offline_root = Path(offline_root)
         write_repo_config(self.repo, online_store)
+        if online_store == "sqlite":
+            _use_wal(self.repo / "online_store.db")
         self.store = FeatureStore(repo_path=str(self.repo))
         self._lock = threading.Lock()
+        self._plans: dict[tuple[str, ...], tuple[float, list]] = {}
 
     # --- definitions --------------------------------------------------------------------
     def apply(self, objects: list) -> None:
@@ -103,20 +111,40 @@ class LooperFeatureStore:
 
     # --- online ---------------------------------------------------------------------------
     def online_features(self, refs: list[str], entity_row: dict[str, str]) -> dict[str, FeatureScalar]:
-        """One entity's features by column name (``view__feature``); missing ones are None."""
-        from feast.errors import FeatureViewNotFoundException
+        """One entity's features by column name (``view__feature``); missing ones are None.
 
+        The decision hot path: it reads each feature view straight from the online store
+        (``provider.online_store.online_read``, one query a view), skipping the layers of
+        ``get_online_features`` that cost about 0.6 ms of a 0.7 ms read on this machine.
+        """
+        values: dict[str, FeatureScalar] = {}
         with self._lock:
-            try:
-                result = self._read(refs, entity_row)
-            except FeatureViewNotFoundException:  # applied by another process since the last refresh
-                self.store.refresh_registry()
-                result = self._read(refs, entity_row)
-        return {feast_column(ref): _scalar(result[feast_column(ref)][0]) for ref in refs}
+            for view, names, key_fields in self._read_plan(tuple(refs)):
+                key = EntityKeyProto(join_keys=[f.name for f in key_fields],
+                                     entity_values=[_entity_value(f, entity_row[f.name]) for f in key_fields])
+                _, row = self.store.provider.online_store.online_read(self.store.config, view, [key], names)[0]
+                for name in names:
+                    value = (row or {}).get(name)
+                    values[f"{view.name}__{name}"] = _scalar(feast_value_type_to_python_type(value)) if value else None
+        return {feast_column(ref): values[feast_column(ref)] for ref in refs}
 
-    def _read(self, refs: list[str], entity_row: dict[str, str]) -> dict:
-        return self.store.get_online_features(features=refs, entity_rows=[entity_row],
-                                              full_feature_names=True).to_dict()
+    def _read_plan(self, refs: tuple[str, ...]) -> list:
+        """Per view: the FeatureView, the requested feature names and the entity key fields.
+        Cached for a few seconds, so views applied by another process are picked up."""
+        cached = self._plans.get(refs)
+        if cached and time.monotonic() - cached[0] < PLAN_TTL_SECONDS:
+            return cached[1]
+        by_view: dict[str, list[str]] = {}
+        for ref in refs:
+            view, feature = ref.split(":", 1)
+            by_view.setdefault(view, []).append(feature)
+        self.store.refresh_registry()
+        plan = []
+        for name, features in by_view.items():
+            view = self.store.get_feature_view(name)
+            plan.append((view, features, sorted(view.entity_columns, key=lambda f: f.name)))
+        self._plans[refs] = (time.monotonic(), plan)
+        return plan
 
     def push_online(self, push_source: str, frame: pd.DataFrame) -> None:
         from feast.data_source import PushMode
@@ -149,6 +177,26 @@ class LooperFeatureStore:
         if len(joined) != len(entity_frame):
             raise RuntimeError(f"historical retrieval returned {len(joined)} rows for {len(entity_frame)}")
         return joined.sort_values("_looper_row").drop(columns="_looper_row").reset_index(drop=True)
+
+
+def _entity_value(field, text: str):
+    """A subject key (always a string on the wire) as the entity's declared type."""
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.types import Int32, Int64
+
+    if field.dtype == Int64:
+        return Value(int64_val=int(text))
+    if field.dtype == Int32:
+        return Value(int32_val=int(text))
+    return Value(string_val=text)
+
+
+def _use_wal(path: Path) -> None:
+    """Feast's SQLite online store opens its file without WAL, so each push blocks every
+    reader in the other services. WAL is a property of the database file: set once, every
+    later connection (Feast's included) uses it, and readers no longer wait for writers."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _scalar(value) -> FeatureScalar:
