@@ -3,7 +3,8 @@ same process tree, with tracing off and on, plus the feedback and decision-log p
 
 Every figure is measured here, now, on this machine; ratios compare runs of this process
 tree only. Latency: sequential calls from one client thread (p50/p99). Throughput: calls
-per second from 8 client threads, one channel each, for a fixed number of calls.
+per second from 8 client threads, one channel each, for a fixed number of calls. Looper runs
+one process per service.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from examples.notifications.population import make_population, publish_profiles  # noqa: E402
 from examples.notifications.simulator import NotificationSimulator, PhaseResult  # noqa: E402
-from services.launcher import start_looper  # noqa: E402
+from services.launcher import SERVICES, start_looper  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,8 +99,26 @@ def prepare(data: Path, env: dict | None):
                    capture_output=True)
     users = make_population(1000, seed=11)
     publish_profiles(data / "feature_repo", data / "offline" / "user_profile", users)
-    looper = start_looper(data, env=env)
-    return looper, users
+    return Deployment([start_looper(data, name, env=env) for name in SERVICES]), users
+
+
+class Deployment:
+    """One process per service, as deployed (the label joiner and the trainer then do not
+    compete with decisions for the interpreter lock)."""
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.addresses = {k: v for p in processes for k, v in p.addresses.items()}
+
+    def client(self, **kwargs):
+        from looper import LooperClient
+
+        return LooperClient(self.addresses["decision"], self.addresses["feedback"], self.addresses["trainer"],
+                            **kwargs)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
 
 
 def train_a_model(client, users) -> str:
