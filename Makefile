@@ -40,10 +40,11 @@ $(ZIPKIN_JAR):
 proto: $(VENV)/.installed
 	$(PY) scripts/protogen.py clients/python/src
 
-## lint: buf lint with the STANDARD rules
-lint: $(BUF)
+## lint: buf lint with the STANDARD rules, buf format, and ruff on the Python code
+lint: $(BUF) $(VENV)/.installed
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+	$(VENV)/bin/ruff check .
 
 ## breaking: the contract must stay compatible with the last released one
 breaking: $(BUF)

@@ -7,7 +7,6 @@ O_EXCL, so two concurrent applies can never write the same version twice.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone

@@ -15,18 +15,6 @@ def from_feature_value(value: types_pb2.FeatureValue) -> FeatureScalar:
     return getattr(value, kind) if kind else None
 
 
-def to_feature_value(value: FeatureScalar) -> types_pb2.FeatureValue:
-    if value is None:
-        return types_pb2.FeatureValue()
-    if isinstance(value, bool):
-        return types_pb2.FeatureValue(bool_value=value)
-    if isinstance(value, int):
-        return types_pb2.FeatureValue(int64_value=value)
-    if isinstance(value, float):
-        return types_pb2.FeatureValue(double_value=value)
-    return types_pb2.FeatureValue(string_value=str(value))
-
-
 def feature_map(values) -> dict[str, FeatureScalar]:
     return {name: from_feature_value(v) for name, v in values.items()}
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from looper.client import feature_value
 from looper.v1 import decision_pb2, decision_pb2_grpc
 
 from services.core.errors import InvalidArgument
 from services.core.grpc_runtime import ServiceBinding, rpc_method, status_for
-from services.core.wire import decision_to_proto, feature_map, to_feature_value
+from services.core.wire import decision_to_proto, feature_map
 from services.decision.decider import CandidateInput, DecideCommand, Decider
 
 MAX_BATCH = 1000
@@ -66,7 +67,7 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
         record = self.decider.get(request.use_case, request.decision_id)
         return decision_pb2.GetDecisionResponse(
             decision=decision_to_proto(record),
-            features={k: to_feature_value(v) for k, v in record.features.items()},
+            features={k: feature_value(v) for k, v in record.features.items()},
             subject=record.subject,
             traceparent=record.traceparent,
         )
