@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 def start_tracing(data_dir: Path, args):
     """Zipkin with the OTLP bridge, detached so that its UI outlives the demo."""
     from looper.tracing import configure_tracing
-    from services.tracing.backend import start_tracing_backend, stop_detached
+    from services.tracing.backend import preferred_port, start_tracing_backend, stop_detached
 
     log_dir = data_dir.parent / "tracing"
     stop_detached(log_dir)  # the previous demo's backend
     print("== starting the tracing backend (Zipkin + OTLP bridge)")
-    backend = start_tracing_backend(log_dir, ZIPKIN_PORT, 0, detached=True)
+    backend = start_tracing_backend(log_dir, preferred_port(ZIPKIN_PORT), 0, detached=True)
     os.environ.update(backend.otel_env(args.trace_sample_ratio))
     configure_tracing("notification-product")  # the product's client spans
     print(f"   tracing UI {backend.ui_url}")

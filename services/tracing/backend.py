@@ -25,6 +25,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def preferred_port(port: int) -> int:
+    """``port`` when it is free on loopback, else any free port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
 @dataclass
 class TracingBackend:
     zipkin_port: int

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.tracing.backend import start_tracing_backend
+from services.tracing.backend import preferred_port, start_tracing_backend
 
 
 def main() -> int:
@@ -19,7 +19,8 @@ def main() -> int:
     backend = None
     env = dict(os.environ)
     if env.get("OTEL_SDK_DISABLED", "").lower() != "true" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
-        backend = start_tracing_backend(args.data_dir.parent / "tracing-run", 9411, 4318)
+        backend = start_tracing_backend(args.data_dir.parent / "tracing-run", preferred_port(9411),
+                                        preferred_port(4318))
         env.update(backend.otel_env())
         print(f"tracing UI: {backend.ui_url}  (OTLP on {backend.otlp_endpoint})", flush=True)
     try:

@@ -128,3 +128,36 @@ def test_promote_and_rollback_switch_the_decision_service_without_restart(loop):
     assert client.decide("notification_send", "switch-1", {"user_id": "user-00003"}, ctx).model_version == newest.version
     assert client.rollback_model("notification_send").version == older.version
     assert client.decide("notification_send", "switch-2", {"user_id": "user-00003"}, ctx).model_version == older.version
+
+
+def test_model_switches_fail_no_request(loop):
+    """Decisions keep flowing while the live model changes back and forth."""
+    import threading
+
+    looper, client, simulator = loop
+    versions = [m.version for m in client.list_models("notification_send")][:2]
+    errors: list[Exception] = []
+    served: set[str] = set()
+    stop = threading.Event()
+
+    def decide_continuously():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                served.add(client.decide("notification_send", f"switching-{threading.get_ident()}-{i}",
+                                         {"user_id": "user-00004"}, {"hour_of_day": 8, "platform": "ios"}).model_version)
+            except Exception as err:  # noqa: BLE001 - collected and asserted below
+                errors.append(err)
+
+    threads = [threading.Thread(target=decide_continuously) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for version in versions * 3:
+        client.promote_model("notification_send", version)
+        time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(versions) <= served

@@ -105,3 +105,20 @@ def test_acknowledged_feedback_survives_sigkill(data_dir):
                 time.sleep(0.2)
     finally:
         restarted.stop()
+
+
+def test_sigterm_drains_in_flight_calls_and_flushes_the_log(data_dir):
+    import pyarrow.parquet as pq
+
+    decision = start_looper(data_dir, "decision")
+    client = decision.client(timeout=10, max_attempts=1)
+    ids = [f"drain-{i}" for i in range(300)]
+    acked = hammer(lambda i: client.decide("contract_test", i, {"user_id": i}), ids,
+                   lambda: decision.process.send_signal(signal.SIGTERM))
+    client.close()
+    assert decision.process.wait(30) == 0, decision.log()
+    assert "draining in-flight calls" in decision.log()
+    assert len(acked) >= 150
+    parts = list((data_dir / "offline" / "decisions" / "contract_test").glob("part-*.parquet"))
+    flushed = {row for part in parts for row in pq.read_table(part, columns=["decision_id"])["decision_id"].to_pylist()}
+    assert set(acked) <= flushed, "every acknowledged decision is in the offline store after shutdown"
