@@ -72,11 +72,26 @@ def outcome_event(use_case: str, decision_id: str, outcome: str, value: float = 
     return event
 
 
+def _tracing_configured(tracer_provider) -> bool:
+    """Whether there is a real tracer provider to trace calls with: the one passed, or a
+    global one installed before the client was created. Without one the interceptor would
+    cost about 0.5 ms a call for no-op spans."""
+    if tracer_provider is not None:
+        return True
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: list,
              tracer_provider=None) -> grpc.Channel:
     channel = (grpc.secure_channel(target, credentials, options) if credentials
                else grpc.insecure_channel(target, options))
-    try:  # client spans and W3C traceparent when OpenTelemetry is installed
+    if not _tracing_configured(tracer_provider):
+        return channel
+    try:  # client spans and W3C traceparent
         from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
     except ImportError:
         return channel
@@ -90,7 +105,9 @@ class LooperClient:
                  trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
                  credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4,
                  tracer_provider=None):
-        """``tracer_provider`` defaults to OpenTelemetry's global one (see looper.tracing)."""
+        """Calls are traced (client spans, W3C traceparent) with ``tracer_provider``, or with
+        OpenTelemetry's global provider when one was installed before this client was
+        created (see ``looper.tracing.configure_tracing``)."""
         options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
         self.timeout = timeout
