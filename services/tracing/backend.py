@@ -129,3 +129,14 @@ def stop_detached(log_dir: Path) -> None:
             os.kill(int(pid), signal.SIGTERM)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 20  # let them go, so their ports are free again
+    while any(_alive(int(pid)) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,13 @@ def main() -> int:
                                         preferred_port(4318))
         env.update(backend.otel_env())
         print(f"tracing UI: {backend.ui_url}  (OTLP on {backend.otlp_endpoint})", flush=True)
+    services = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "all", "--data-dir",
+                                 str(args.data_dir)], env=env)
+    signal.signal(signal.SIGTERM, lambda *_: services.send_signal(signal.SIGTERM))  # drain, then stop
     try:
-        return subprocess.call([sys.executable, "-m", "services.cli", "serve", "all", "--data-dir",
-                                str(args.data_dir)], env=env)
-    except KeyboardInterrupt:
-        return 0
+        return services.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the services too (same process group)
+        return services.wait()
     finally:
         if backend:
             backend.stop()
