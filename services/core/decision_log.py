@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from opentelemetry import trace
 import pyarrow.parquet as pq
 
-from services.core.durable_log import DurableLog, LogCheckpoint, list_segments, iter_records
+from services.core.durable_log import DurableLog, LogCheckpoint, iter_records, list_segments
 from services.core.files import fsync_dir
 from services.core.records import DecisionRecord
+from services.core.telemetry import OffTracer
 
 PREFIX = "decisions"
 
@@ -63,7 +63,7 @@ class DecisionLogFlusher:
     """
 
     def __init__(self, log_folder: Path, offline_root: Path, state_folder: Path, tracer=None):
-        self.tracer = tracer or trace.NoOpTracer()
+        self.tracer = tracer or OffTracer()
         self.log_folder = Path(log_folder)
         self.table_root = Path(offline_root) / "decisions"
         self.state_folder = Path(state_folder)

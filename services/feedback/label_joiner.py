@@ -19,14 +19,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from opentelemetry import trace
-
 from services.core.blueprint import Blueprint
 from services.core.blueprint_store import BlueprintStore
 from services.core.decision_log import PREFIX as DECISION_PREFIX
 from services.core.durable_log import LogCheckpoint
 from services.core.errors import NotFound
 from services.core.records import DecisionRecord, OutcomeEvent
+from services.core.telemetry import OffTracer
 from services.core.training_table import TrainingTable
 from services.feedback.recorder import PREFIX as FEEDBACK_PREFIX
 
@@ -93,7 +92,7 @@ class LabelJoiner:
         self.training_table = training_table
         self.clock = clock
         self.on_subject_counts = on_subject_counts
-        self.tracer = tracer or trace.NoOpTracer()
+        self.tracer = tracer or OffTracer()
         # How long after a window's end its label waits for outcomes still in transit
         # (an outcome counts when it happened inside the window and arrived by then).
         self.grace = grace
