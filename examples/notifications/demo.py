@@ -126,7 +126,7 @@ def show_traces(tracing, data_dir: Path) -> None:
               for r, _ in iter_records(segment) if _sampled(r["traceparent"]) and r["model_version"]]
     opened = {(e["decision_id"]) for segment in list_segments(data_dir / "logs" / "feedback", "feedback")
               for e, _ in iter_records(segment)}
-    candidates = [r for r in reversed(traced) if r["decision_id"] in opened][:30] or traced[-1:]
+    candidates = [r for r in reversed(traced) if r["decision_id"] in opened][:300] or traced[-1:]
     if not candidates:
         print("tracing: no sampled decision in the log")
         return

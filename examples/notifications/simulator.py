@@ -97,7 +97,7 @@ class DelayedFeedback:
                 self.client.log_feedback_batch(due)
             except Exception as err:  # noqa: BLE001 - counted; the product would retry later
                 self.failures += len(due)
-                self.last_error = str(err)
+                self.last_error = f"{datetime.now(timezone.utc):%H:%M:%S} {err}"
 
 
 class NotificationSimulator:

@@ -250,8 +250,9 @@ class LabelJoiner:
 
     def decision_traceparents(self, use_case: str, decision_ids: list[str]) -> dict[str, str]:
         """The traceparents the decisions were made under, so feedback can link to their
-        traces. Read on a connection of its own (WAL lets it read while a pass writes);
-        decisions made since the last pass are simply not linked."""
+        traces. Read on a connection of its own (WAL lets it read while a pass writes), and
+        never waiting for a pass: a decision made within the last pass interval is not
+        ingested yet, and its feedback goes unlinked."""
         marks = ",".join("?" * len(decision_ids))
         rows = self._reader.execute(
             f"SELECT decision_id, json_extract(record_json, '$.traceparent') FROM decisions "

@@ -56,12 +56,12 @@ class FeedbackRecorder:
         return accepted
 
     def _link_decisions(self, events: list[OutcomeEvent]) -> None:
-        """One small span per decision (at most 32 a call), each linked to the decision's
+        """One small span per decision (at most 100 a call), each linked to the decision's
         trace, so the feedback of a decision is found by searching for the link."""
         if not self.telemetry.enabled:
             return
         use_case = events[0].use_case
-        decision_ids = list(dict.fromkeys(e.decision_id for e in events if e.use_case == use_case))[:32]
+        decision_ids = list(dict.fromkeys(e.decision_id for e in events if e.use_case == use_case))[:100]
         traceparents = self.decision_traces(use_case, decision_ids)
         for decision_id in decision_ids:
             links = otel.link_to(traceparents.get(decision_id, ""), **{otel.DECISION_ID: decision_id})
