@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import threading
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from services.core.files import write_file_durably
 from services.core.records import FeatureScalar
 
 LIVE, RETIRED, CANDIDATE = "live", "retired", "candidate"
+
+log = logging.getLogger("looper.models")
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,9 @@ def _numeric_value(value: FeatureScalar) -> float:
 class LiveModelCache:
     """Each Decision process's view of the live models. It notices a new live.json by its
     mtime and swaps the model in one assignment, so requests in flight keep the model they
-    started with and none fails during a rollout."""
+    started with and none fails during a rollout. A model that fails to load (a corrupt or
+    missing artifact) never replaces the one serving: that one keeps serving, and with none
+    the use case gets its default decision."""
 
     def __init__(self, registry: ModelRegistry, on_reload=None):
         self.registry = registry
@@ -177,6 +182,7 @@ class LiveModelCache:
         self.on_reload = on_reload or (lambda use_case, load, meta: load())
         self._loaded: dict[str, tuple[tuple[int, int], ServingModel | None]] = {}
         self._lock = threading.Lock()
+        self.load_failures = 0
 
     def get(self, use_case: str) -> ServingModel | None:
         try:
@@ -191,14 +197,23 @@ class LiveModelCache:
             cached = self._loaded.get(use_case)
             if cached and cached[0] == mtime:
                 return cached[1]
-            version = self.registry.live_version(use_case)
-            model = None
-            if version:
-                meta = self.registry.get(use_case, version)
-                artifact = self.registry.artifact(use_case, version)
-                model = self.on_reload(use_case, lambda: ServingModel(meta, artifact), meta)
+            model = self._load_live(use_case, serving=cached[1] if cached else None)
             self._loaded[use_case] = (mtime, model)
             return model
+
+    def _load_live(self, use_case: str, serving: "ServingModel | None") -> "ServingModel | None":
+        version = self.registry.live_version(use_case)
+        if not version:
+            return None
+        try:
+            meta = self.registry.get(use_case, version)
+            artifact = self.registry.artifact(use_case, version)
+            return self.on_reload(use_case, lambda: ServingModel(meta, artifact), meta)
+        except Exception:  # noqa: BLE001 - a bad artifact must not fail decisions
+            log.exception("model %s of %s failed to load; still serving %s", version, use_case,
+                          serving.version if serving else "the default decision")
+            self.load_failures += 1
+            return serving
 
     def loaded(self) -> dict[str, "ServingModel"]:
         """The models this process serves now, by use case."""

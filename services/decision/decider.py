@@ -14,6 +14,7 @@ from services.core.blueprint_store import BlueprintStore
 from services.core.decision_log import DecisionLog
 from services.core import telemetry
 from services.core.errors import NotFound
+from services.core.key_locks import KeyLocks
 from services.core.records import DecisionRecord, FeatureScalar
 from services.core.telemetry import Telemetry, current_traceparent
 from services.core.validation import Violations
@@ -79,6 +80,9 @@ class Decider:
         self.models = models or NoModels()
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
+        # Concurrent calls with one decision id take turns, so the second replays the first
+        # instead of logging a second decision under the same id.
+        self._in_flight = KeyLocks()
 
     def decide(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
         """Returns the decision and whether it is a replay of an earlier one with this id."""
@@ -88,20 +92,26 @@ class Decider:
                 telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id}) as span:
             blueprint = self.blueprints.latest(command.use_case)
             validate_command(blueprint, command)
-            earlier = self.decision_log.find(command.use_case, command.decision_id)
-            if earlier is not None:
-                span.set_attribute("looper.replayed", True)
-                return earlier, True
-            with tracer.start_as_current_span("looper.feature_fetch") as fetch:
-                features = self.features.fetch(blueprint, command.subject)
-                fetch.set_attribute("looper.feature_count", len(features))
-            features.update(command.context)
-            record = self._decide(blueprint, command, features)
-            with tracer.start_as_current_span("looper.decision_log.append"):
-                self.decision_log.append(record)
-            span.set_attributes(decision_attributes(record, len(features)))
+            with self._in_flight.hold((command.use_case, command.decision_id)):
+                earlier = self.decision_log.find(command.use_case, command.decision_id)
+                if earlier is not None:
+                    span.set_attribute("looper.replayed", True)
+                    return earlier, True
+                record, feature_count = self._decide_and_log(blueprint, command)
+            span.set_attributes(decision_attributes(record, feature_count))
         self._measure(record, started)
         return record, False
+
+    def _decide_and_log(self, blueprint: Blueprint, command: DecideCommand) -> tuple[DecisionRecord, int]:
+        tracer = self.telemetry.tracer
+        with tracer.start_as_current_span("looper.feature_fetch") as fetch:
+            features = self.features.fetch(blueprint, command.subject)
+            fetch.set_attribute("looper.feature_count", len(features))
+        features.update(command.context)
+        record = self._decide(blueprint, command, features)
+        with tracer.start_as_current_span("looper.decision_log.append"):
+            self.decision_log.append(record)
+        return record, len(features)
 
     def get(self, use_case: str, decision_id: str) -> DecisionRecord:
         self.blueprints.latest(use_case)  # NOT_FOUND for an unknown use case

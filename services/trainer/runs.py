@@ -146,7 +146,7 @@ class TrainingRunner:
             table = self.table.read(run.use_case)
             if len(table) < MIN_TRAINING_ROWS:
                 raise LooperError(f"only {len(table)} labeled rows; at least {MIN_TRAINING_ROWS} are needed")
-            table = self._backfill(blueprint, table)
+            table = backfill_features(self.features, blueprint, table)
             dataset = build_training_set(blueprint, table)
             train, holdout = dataset.split()
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
@@ -176,23 +176,24 @@ class TrainingRunner:
         return replace(run, state=SUCCEEDED, model_version=meta.version, promoted=promoted,
                        metrics=metrics, live_metrics=live_metrics, row_count=len(table))
 
-    def _backfill(self, blueprint: Blueprint, table):
-        """Feast features the blueprint names but the decisions did not log (added after
-        they were made) come from a point-in-time join at each decision's time."""
-        missing = [ref for ref in blueprint.feast_features if feast_column(ref) not in table.columns]
-        if not missing or self.features is None:
-            return table
-        entity_frame = table[[*blueprint.entities, "event_timestamp"]].copy()
-        joined = self.features.historical_features(entity_frame, missing)
-        for ref in missing:
-            table[feast_column(ref)] = joined[feast_column(ref)].to_numpy()
-        return table
-
     def _live_model(self, use_case: str) -> ServingModel | None:
         version = self.registry.live_version(use_case)
         if not version:
             return None
         return ServingModel(self.registry.get(use_case, version), self.registry.artifact(use_case, version))
+
+
+def backfill_features(features: LooperFeatureStore | None, blueprint: Blueprint, table):
+    """Feast features the blueprint names but the decisions did not log (added after
+    they were made) come from a point-in-time join at each decision's time."""
+    missing = [ref for ref in blueprint.feast_features if feast_column(ref) not in table.columns]
+    if not missing or features is None:
+        return table
+    entity_frame = table[[*blueprint.entities, "event_timestamp"]].copy()
+    joined = features.historical_features(entity_frame, missing)
+    for ref in missing:
+        table[feast_column(ref)] = joined[feast_column(ref)].to_numpy()
+    return table
 
 
 def wins(new: dict[str, float], live: dict[str, float]) -> bool:

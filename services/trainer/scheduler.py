@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from services.core.blueprint_store import BlueprintStore
 from services.core.training_table import TrainingTable
@@ -16,8 +17,10 @@ log = logging.getLogger("looper.trainer")
 
 class RetrainingScheduler:
     def __init__(self, blueprints: BlueprintStore, table: TrainingTable, runs: TrainingRunStore,
-                 runner: TrainingRunner, interval_seconds: float = 2.0):
+                 runner: TrainingRunner, interval_seconds: float = 2.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.blueprints, self.table, self.runs, self.runner = blueprints, table, runs, runner
+        self.clock = clock
         self.interval = interval_seconds
         self.retry_pause = timedelta(seconds=10 * interval_seconds)
         self._stop = threading.Event()
@@ -57,15 +60,16 @@ class RetrainingScheduler:
         runs = self.runs.list(use_case)
         succeeded = [r for r in runs if r.state == SUCCEEDED]
         if not succeeded:
-            # Retry a failed run only after a pause, not on every tick.
-            return MIN_ROWS if not runs or self._since(runs[0].end_time) >= self.retry_pause else None
+            # Retry a failed run only after a pause, not on every tick. A run with no end time
+            # while none is active was cut short by a restart: it counts from its creation.
+            last = runs[0].end_time or runs[0].create_time if runs else ""
+            return MIN_ROWS if not runs or self._since(last) >= self.retry_pause else None
         schedule = blueprint.retraining.schedule
         if schedule and self._since(succeeded[0].end_time) >= schedule and rows > succeeded[0].row_count:
             return SCHEDULE
         return None
 
-    @staticmethod
-    def _since(iso_time: str) -> timedelta:
+    def _since(self, iso_time: str) -> timedelta:
         if not iso_time:
             return timedelta(0)
-        return datetime.now(timezone.utc) - datetime.fromisoformat(iso_time)
+        return self.clock() - datetime.fromisoformat(iso_time)

@@ -13,6 +13,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from looper import FailedPreconditionError, decide_request, outcome_event
 from looper.v1 import feedback_pb2, trainer_pb2
 
+from tests.conftest import SIMPLE_BLUEPRINT
+
 SERVICE_NAMES = {
     "decision": "looper.v1.DecisionService",
     "feedback": "looper.v1.FeedbackService",
@@ -48,7 +50,8 @@ def test_decide_then_read_back_the_logged_decision(client):
     assert decision.decision_id == decision_id
     assert decision.action in ("true", "false")
     assert decision.is_default and decision.model_version == ""
-    assert decision.blueprint_version >= 1
+    assert decision.blueprint_version == client.trainer.GetBlueprint(
+        trainer_pb2.GetBlueprintRequest(use_case="contract_test")).blueprint.version
     assert 0 < decision.propensity <= 1
     logged = client.get_decision("contract_test", decision_id)
     assert logged.decision == decision
@@ -92,25 +95,29 @@ def test_feedback_is_idempotent_and_joined_after_the_window(client):
 
 
 def test_feedback_batch_and_join_stats(client):
+    # A use case of its own, so that the counts are this test's alone.
+    client.apply_blueprint(SIMPLE_BLUEPRINT.replace("name: contract_test", "name: join_stats_test"))
     decision_id = new_id("d")
-    client.decide("contract_test", decision_id, {"user_id": "u5"})
-    events = [outcome_event("contract_test", decision_id, "clicked", 1.0, event_id=new_id("e")) for _ in range(3)]
+    client.decide("join_stats_test", decision_id, {"user_id": "u5"})
+    events = [outcome_event("join_stats_test", decision_id, "clicked", 1.0, event_id=new_id("e")) for _ in range(3)]
     assert client.log_feedback_batch(events) == [True, True, True]
     assert client.log_feedback_batch(events[:1]) == [False]
-    orphan = outcome_event("contract_test", new_id("unknown"), "clicked", 1.0)
+    orphan = outcome_event("join_stats_test", new_id("unknown"), "clicked", 1.0)
     assert client.log_feedback_batch([orphan]) == [True]
     deadline = time.monotonic() + 10
-    stats = client.join_stats("contract_test")
-    while stats.orphan_outcomes < 1 and time.monotonic() < deadline:
+    while True:
+        stats = client.join_stats("join_stats_test")
+        counts = (stats.orphan_outcomes, stats.attributed_outcomes, stats.late_outcomes,
+                  stats.pending_decisions + stats.joined_decisions)
+        if counts == (1, 3, 0, 1) or time.monotonic() > deadline:
+            break
         time.sleep(0.2)
-        stats = client.join_stats("contract_test")
-    assert stats.orphan_outcomes >= 1
-    assert stats.attributed_outcomes >= 3
+    assert counts == (1, 3, 0, 1)
 
 
 def test_trainer_blueprint_rpcs(client):
     current = client.trainer.GetBlueprint(trainer_pb2.GetBlueprintRequest(use_case="contract_test")).blueprint
-    assert current.use_case == "contract_test" and current.version >= 1
+    assert current.use_case == "contract_test" and current.version == 1
     again, created = client.apply_blueprint(current.spec_yaml)
     assert not created and again.version == current.version
     listed = client.trainer.ListBlueprints(trainer_pb2.ListBlueprintsRequest()).blueprints

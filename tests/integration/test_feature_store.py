@@ -3,6 +3,7 @@ views, online reads after pushes, and point-in-time retrieval that keeps every r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -70,3 +71,21 @@ def test_unknown_references_are_reported_with_their_index(setup):
     problems = store.missing_references(("user_clicks:clicked_7d", "user_clicks:nope", "other_view:x"))
     assert set(problems) == {1, 2}
     assert "no feature 'nope'" in problems[1] and "no feature view 'other_view'" in problems[2]
+
+
+def test_a_feature_added_later_is_backfilled_at_each_decisions_time(setup):
+    from services.trainer.runs import backfill_features
+
+    store, blueprint = setup
+    publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=2), 2, 1)])
+    publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=4), 9, 4)])
+    later = replace(blueprint, feast_features=("user_clicks:clicked_7d",))
+    logged = pd.DataFrame({  # decisions logged before the feature was in the blueprint
+        "decision_id": ["before", "between", "after"], "user_id": ["u3"] * 3,
+        "event_timestamp": [T0 + timedelta(days=1), T0 + timedelta(days=3), T0 + timedelta(days=5)],
+        "label": [0.0, 1.0, 0.0]})
+    table = backfill_features(store, later, logged.copy())
+    assert table["decision_id"].tolist() == ["before", "between", "after"]
+    values = table["user_clicks__clicked_7d"].tolist()
+    assert pd.isna(values[0]) and values[1:] == [1, 4]  # the value as of each decision, never a later one
+    assert backfill_features(store, later, table) is table  # nothing missing: unchanged

@@ -117,3 +117,33 @@ def test_ranking_orders_candidates_by_score(stores):
         command(use_case="feed_ranking", context={}, candidates=candidates))
     assert [r.action_id for r in record.ranking] == ["b", "c", "a"] and record.action == "b"
     assert [r["price"] for r in model.rows] == [1.0, 2.0, 3.0]
+
+
+class SlowFeatures:
+    """Holds every fetch long enough for concurrent calls to overlap."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def fetch(self, blueprint, subject):
+        self.calls += 1
+        import time
+
+        time.sleep(0.05)
+        return {}
+
+
+def test_concurrent_calls_with_one_decision_id_log_one_decision(stores, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.core.durable_log import iter_records, list_segments
+
+    features = SlowFeatures()
+    decider = Decider(*stores, features=features)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: decider.decide(command(decision_id="same-id")), range(8)))
+    assert sorted(replayed for _, replayed in answers) == [False] + [True] * 7
+    assert all(record == answers[0][0] for record, _ in answers) and features.calls == 1
+    stores[1].close()
+    logged = [r for s in list_segments(tmp_path / "log", "decisions") for r, _ in iter_records(s)]
+    assert [r["decision_id"] for r in logged] == ["same-id"]

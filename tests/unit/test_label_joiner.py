@@ -104,34 +104,112 @@ def test_late_outcomes_are_kept_and_counted(world):
     joiner.run_once()
     stats = joiner.stats("joins")
     assert stats.late_outcomes == 2 and stats.attributed_outcomes == 0
-    assert table.read("joins")["label"].tolist() == [0.0]
+    assert table.read("joins")["label"].tolist() == [0.0]  # neither late outcome changed the label
+    assert joiner.label("joins", "d1").value == 0.0
 
 
 def test_orphans_are_counted_then_joined_when_the_decision_shows_up(world):
     decisions, recorder, joiner, table, clock = world
-    outcome(recorder, "early", "d-later", T0 + timedelta(minutes=1))
+    outcome(recorder, "early", "d-later", T0 + timedelta(minutes=1), 4.0)
     joiner.run_once()
     assert joiner.stats("joins").orphan_outcomes == 1
     decide(decisions, "d-later")
     joiner.run_once()
     stats = joiner.stats("joins")
     assert stats.orphan_outcomes == 0 and stats.attributed_outcomes == 1
+    clock.now = T0 + timedelta(hours=1)
+    assert joiner.run_once() == 1
+    assert table.read("joins")["label"].tolist() == [4.0]
+
+
+def test_an_orphan_whose_decision_never_comes_stays_an_orphan(world):
+    decisions, recorder, joiner, table, clock = world
+    outcome(recorder, "lost", "never-decided", T0)
+    clock.now = T0 + timedelta(days=2)
+    assert joiner.run_once() == 0
+    assert joiner.stats("joins").orphan_outcomes == 1 and len(table.read("joins")) == 0
 
 
 def test_restart_resumes_without_losing_or_repeating(world, tmp_path):
     decisions, recorder, joiner, table, clock = world
     decide(decisions, "d1")
-    outcome(recorder, "e1", "d1", T0)
-    joiner.run_once()
+    outcome(recorder, "e1", "d1", T0, 2.0)
+    clock.now = T0 + timedelta(minutes=30)
+    assert joiner.run_once() == 1  # d1 labeled before the restart
+    decide(decisions, "d2", at=T0 + timedelta(minutes=30))
+    outcome(recorder, "e2", "d2", T0 + timedelta(minutes=31), 3.0)
     joiner.close()
-    blueprints = BlueprintStore(tmp_path / "blueprints")
     data = DataDir(tmp_path)
-    again = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state, table, clock)
-    decide(decisions, "d2")
+    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
+                        table, clock)
+    try:
+        clock.now = T0 + timedelta(hours=1)
+        assert again.run_once() == 1  # only d2: d1 is not written again
+        rows = table.read("joins")
+        assert dict(zip(rows["decision_id"], rows["label"])) == {"d1": 2.0, "d2": 3.0}
+        assert len(table.parts("joins")) == 2
+        assert again.stats("joins").attributed_outcomes == 2
+    finally:
+        again.close()
+
+
+class CrashAfterWrite(TrainingTable):
+    """A training table whose process dies right after the part file is written, before
+    the joiner marks the decisions joined."""
+
+    def append(self, use_case, rows):
+        super().append(use_case, rows)
+        raise SystemExit("killed between writing labels and marking them")
+
+
+def test_a_crash_between_writing_and_marking_labels_writes_them_again_once(world, tmp_path):
+    decisions, recorder, joiner, table, clock = world
+    data = DataDir(tmp_path)
+    joiner.close()
+    crashing = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
+                           CrashAfterWrite(data.offline), clock)
+    decide(decisions, "d1")
+    outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1), 1.0)
     clock.now = T0 + timedelta(hours=1)
-    assert again.run_once() == 2
-    assert sorted(table.read("joins")["decision_id"]) == ["d1", "d2"]
-    again.close()
+    with pytest.raises(SystemExit):
+        crashing.run_once()
+    crashing.close()
+    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
+                        table, clock)
+    try:
+        assert again.run_once() == 1  # not marked before the crash: written again
+        assert again.run_once() == 0
+        assert len(table.parts("joins")) == 2
+        rows = table.read("joins")  # the reader keeps one row per decision
+        assert rows["decision_id"].tolist() == ["d1"] and rows["label"].tolist() == [1.0]
+        assert again.label("joins", "d1").joined
+    finally:
+        again.close()
+
+
+def test_a_crash_before_the_checkpoint_is_saved_ingests_nothing_twice(world, tmp_path, monkeypatch):
+    from services.core.durable_log import LogCheckpoint
+
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1")
+    outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1), 1.0)
+    real_save = LogCheckpoint.save
+    monkeypatch.setattr(LogCheckpoint, "save", lambda self: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        joiner.run_once()  # decisions are in the joiner's database, the checkpoint is not saved
+    monkeypatch.setattr(LogCheckpoint, "save", real_save)
+    joiner.close()
+    data = DataDir(tmp_path)
+    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
+                        table, clock)
+    try:
+        clock.now = T0 + timedelta(hours=1)
+        assert again.run_once() == 1
+        stats = again.stats("joins")
+        assert (stats.joined_decisions, stats.attributed_outcomes) == (1, 1)
+        assert table.read("joins")["label"].tolist() == [1.0]
+    finally:
+        again.close()
 
 
 @pytest.mark.parametrize("aggregation, expected", [("sum", 6.0), ("max", 3.0), ("first", 2.0), ("count", 3.0)])
