@@ -21,10 +21,10 @@ include mk/clients.mk
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml protos/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
-	$(PY) -m pip install --disable-pip-version-check -q -e clients/python -e ".[dev]"
+	$(PY) -m pip install --disable-pip-version-check -q -e protos/python -e clients/python -e ".[dev]"
 	touch $@
 
 $(BUF):
@@ -38,7 +38,7 @@ $(ZIPKIN_JAR):
 
 ## proto: regenerate the Python stubs into the client package (committed; a test checks staleness)
 proto: $(VENV)/.installed
-	$(PY) scripts/protogen.py clients/python/src
+	$(PY) scripts/protogen.py protos/python/src
 
 ## lint: buf lint with the STANDARD rules, buf format, and ruff on the Python code
 lint: $(BUF) $(VENV)/.installed

@@ -122,7 +122,7 @@ class Deployment:
 
 def train_a_model(client, users) -> str:
     """Real data through the loop, then a forced training run, so Decide runs inference."""
-    from looper.v1 import trainer_pb2
+    from looperpb.v1 import trainer_pb2
 
     blueprint = (ROOT / "examples/notifications/blueprint.yaml").read_text()
     blueprint = blueprint.replace("min_labeled_rows: 2000", "min_labeled_rows: 1000000").replace("window: 3s", "window: 1s")

@@ -29,7 +29,7 @@ TS_PROTO_OPTS := outputServices=grpc-js,env=node,esModuleInterop=true,importSuff
 clients: clients-python clients-go clients-typescript clients-java
 
 clients-python:
-	$(PY) scripts/protogen.py clients/python/src
+	$(PY) scripts/protogen.py protos/python/src
 
 clients-go: $(CLIENTS_STAMPS)/go-plugins
 	mkdir -p $(CLIENTS_GO_OUT)/looperpb/v1

@@ -37,16 +37,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_command(args) -> int:
-    from services.core.data_dir import DataDir
-    from services.core.grpc_runtime import start_server, wait_for_termination
-    from services.core.settings import Settings, SettingsError
+    from services.migration import DataDirError, open_data_dir
+    from services.platform.grpc_runtime import start_server, wait_for_termination
+    from services.platform.settings import Settings, SettingsError
 
     try:
         settings = Settings.load(vars(args))
-    except SettingsError as err:
+        data = open_data_dir(settings.data_dir)
+    except (SettingsError, DataDirError) as err:
         print(f"looper: {err}", file=sys.stderr)
         return 2
-    data = DataDir(settings.data_dir).ensure()
     names = SERVICES if args.service == "all" else (args.service,)
     servers = []
     for name in names:
@@ -60,14 +60,15 @@ def serve_command(args) -> int:
 
 
 def features_command(args) -> int:
-    from services.core.data_dir import DataDir
-    from services.core.feature_store import feature_store
-    from services.core.settings import Settings
+    from services.features.store import feature_store
+    from services.migration import open_data_dir
+    from services.platform.settings import Settings
 
     settings = Settings.load(vars(args))
-    os.environ["LOOPER_DATA_DIR"] = str(settings.data_dir.resolve())  # definitions may place files there
-    names = feature_store(settings, DataDir(settings.data_dir).ensure()).apply_module(args.file)
-    print(f"applied to {settings.data_dir / 'feature_repo'}: {', '.join(names)}")
+    data = open_data_dir(settings.data_dir)
+    os.environ["LOOPER_DATA_DIR"] = str(data.root)  # definitions may place files there
+    names = feature_store(settings, data).apply_module(args.file)
+    print(f"applied to {data.features.repo}: {', '.join(names)}")
     return 0
 
 

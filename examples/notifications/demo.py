@@ -120,27 +120,28 @@ def run_demo(looper, users, args) -> int:
 def show_traces(tracing, data_dir: Path) -> None:
     """Picks a traced decision from the decision log and shows that the backend has its
     trace (client, Decision, Feast fetch, inference) and the feedback trace linked to it."""
-    from services.core.durable_log import iter_records, list_segments
+    from services.decisions.log import iter_decisions
+    from services.labels.outcomes import iter_outcomes
+    from services.platform.data_dir import DataDir
 
-    traced = [r for segment in list_segments(data_dir / "logs" / "decisions", "decisions")
-              for r, _ in iter_records(segment) if _sampled(r["traceparent"]) and r["model_version"]]
-    opened = {(e["decision_id"]) for segment in list_segments(data_dir / "logs" / "feedback", "feedback")
-              for e, _ in iter_records(segment)}
-    candidates = [r for r in reversed(traced) if r["decision_id"] in opened][:300] or traced[-1:]
+    data = DataDir(data_dir)
+    traced = [r for r in iter_decisions(data.decisions) if _sampled(r.traceparent) and r.model_version]
+    opened = {e.decision_id for e in iter_outcomes(data.labels)}
+    candidates = [r for r in reversed(traced) if r.decision_id in opened][:300] or traced[-1:]
     if not candidates:
         print("tracing: no sampled decision in the log")
         return
     for record in candidates:  # feedback calls are sampled too: find one whose feedback was traced
-        trace_id = record["traceparent"].split("-")[1]
+        trace_id = record.traceparent.split("-")[1]
         linked = tracing.find_traces("otel.link.0.trace_id", trace_id)
         if linked:
             break
     spans = wait_for_spans(tracing, trace_id)
     services = sorted({s["localEndpoint"]["serviceName"] for s in spans})
-    print(f"TRACE decision_id={record['decision_id']} trace_id={trace_id} spans={len(spans)} "
+    print(f"TRACE decision_id={record.decision_id} trace_id={trace_id} spans={len(spans)} "
           f"services={','.join(services)} steps={','.join(sorted({s['name'] for s in spans if s['name'].startswith('looper.')}))}")
     print(f"   feedback traces linked to it: {len(linked)}")
-    print(f"   find it in the UI: {tracing.search_url('looper.decision_id', record['decision_id'])}")
+    print(f"   find it in the UI: {tracing.search_url('looper.decision_id', record.decision_id)}")
     print(f"   the tracing UI keeps running at {tracing.ui_url} (stop it with `make stop-tracing`)")
 
 
@@ -162,7 +163,7 @@ def wait_for_spans(tracing, trace_id: str, timeout: float = 20) -> list[dict]:
 
 
 def live_model(client, use_case: str):
-    from looper.v1 import trainer_pb2
+    from looperpb.v1 import trainer_pb2
 
     return next((m for m in client.list_models(use_case) if m.stage == trainer_pb2.MODEL_STAGE_LIVE), None)
 

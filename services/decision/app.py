@@ -1,40 +1,41 @@
-"""Assembles the Decision service from the shared stores."""
+"""Assembles the Decision service: the decider over the blueprints, the decision log, Feast
+and the live models, and the decision log's retention job."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from services.core import telemetry as otel
-from services.core.background import PeriodicJob
-from services.core.blueprint_store import BlueprintStore
-from services.core.data_dir import DataDir
-from services.core.decision_log import DecisionLog, DecisionLogFlusher
-from services.core.feature_store import FeastFeatureSource, feature_store
-from services.core.grpc_runtime import ServiceBinding
-from services.core.model_registry import LiveModelCache, ModelMeta, ModelRegistry
-from services.core.settings import Settings
-from services.core.telemetry import Telemetry, telemetry_for
+from services.blueprints.store import BlueprintStore
 from services.decision.decider import Decider
 from services.decision.server import binding
+from services.decisions.log import DecisionLog
+from services.features.store import FeastFeatureSource, feature_store
+from services.models.live import LiveModels
+from services.models.registry import ModelMeta, ModelRegistry
+from services.platform import telemetry as otel
+from services.platform.data_dir import DataDir
+from services.platform.grpc_runtime import ServiceBinding
+from services.platform.jobs import PeriodicJob
+from services.platform.settings import Settings
+from services.platform.telemetry import Telemetry, telemetry_for
 
 
 def create(settings: Settings, data: DataDir) -> ServiceBinding:
     telemetry = telemetry_for("looper-decision")
-    decision_log = DecisionLog(data.decision_log)
-    flusher = DecisionLogFlusher(data.decision_log, data.offline, data.state, telemetry.tracer)
-    flush_job = PeriodicJob("decision-log-flush", settings.flush_interval, flusher.flush).start()
-    live_models = LiveModelCache(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
-    decider = Decider(BlueprintStore(data.blueprints), decision_log,
-                      features=FeastFeatureSource(feature_store(settings, data)),
+    blueprints = BlueprintStore(data.blueprints)
+    window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
+    decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds)
+    live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
+    decider = Decider(blueprints, decision_log, features=FeastFeatureSource(feature_store(settings, data)),
                       models=live_models, telemetry=telemetry)
-    telemetry.observe("looper.decision_log.backlog", lambda: [(flusher.backlog_bytes(), {})],
-                      "Decision-log bytes not yet flushed to the offline store", unit="By")
+    retention = PeriodicJob("decision-log-retention", settings.retention_interval, decision_log.retention,
+                            lock=data.locks / "decision-retention.lock").start()
     telemetry.observe("looper.model.age", lambda: model_ages(live_models),
                       "Seconds since the live model was registered", unit="s")
 
     def shutdown() -> None:
+        retention.stop()
         decision_log.close()
-        flush_job.stop()  # the final flush moves what is left to the offline store
         telemetry.shutdown()
 
     return binding(decider, shutdown, telemetry.server_interceptors())
@@ -52,7 +53,7 @@ def reload_tracer(telemetry: Telemetry):
     return on_reload
 
 
-def model_ages(live_models: LiveModelCache) -> list[tuple[float, dict]]:
+def model_ages(live_models: LiveModels) -> list[tuple[float, dict]]:
     now = datetime.now(timezone.utc)
     return [((now - datetime.fromisoformat(model.meta.create_time)).total_seconds(), {otel.USE_CASE: use_case})
             for use_case, model in live_models.loaded().items()]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from looper.client import feature_value
-from looper.v1 import decision_pb2, decision_pb2_grpc
+from looperpb.v1 import decision_pb2, decision_pb2_grpc
+from looperpb.values import feature_value
 
-from services.core.errors import InvalidArgument
-from services.core.grpc_runtime import ServiceBinding, rpc_method, status_for
-from services.core.wire import decision_to_proto, feature_map
 from services.decision.decider import CandidateInput, DecideCommand, Decider
+from services.decisions.record import DecisionRecord
+from services.platform.errors import InvalidArgument
+from services.platform.grpc_runtime import ServiceBinding, rpc_method, status_for
+from services.platform.wire import feature_map, to_timestamp
 
 MAX_BATCH = 1000
 
@@ -20,6 +21,18 @@ def to_command(request: decision_pb2.DecideRequest) -> DecideCommand:
         subject=dict(request.subject),
         context=feature_map(request.context),
         candidates=tuple(CandidateInput(c.action_id, feature_map(c.features)) for c in request.candidates),
+    )
+
+
+def decision_to_proto(record: DecisionRecord) -> decision_pb2.Decision:
+    return decision_pb2.Decision(
+        decision_id=record.decision_id, use_case=record.use_case, action=record.action,
+        score=record.score, model_version=record.model_version,
+        blueprint_version=record.blueprint_version, propensity=record.propensity,
+        is_default=record.is_default, default_reason=int(record.default_reason),
+        is_exploration=record.is_exploration, decide_time=to_timestamp(record.decide_time),
+        ranking=[decision_pb2.ScoredAction(action_id=r.action_id, score=r.score, propensity=r.propensity)
+                 for r in record.ranking],
     )
 
 

@@ -1,43 +1,71 @@
-"""Assembles the Feedback service: the recorder and the label joiner."""
+"""Assembles the Feedback service: the outcome recorder, the label joiner with
+personalization, and the retention of the outcome log and the labels."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from services.core import telemetry as otel
-from services.core.background import PeriodicJob
-from services.core.blueprint_store import BlueprintStore
-from services.core.data_dir import DataDir
-from services.core.feature_store import feature_store, publish_subject_counts
-from services.core.grpc_runtime import ServiceBinding
-from services.core.settings import Settings
-from services.core.telemetry import telemetry_for
-from services.core.training_table import TrainingTable
-from services.feedback.label_joiner import LabelJoiner
-from services.feedback.recorder import FeedbackRecorder
+from services.blueprints.store import BlueprintStore
+from services.decisions.log import DecisionStream
+from services.features.personalization import SubjectCounters
+from services.features.store import feature_store
 from services.feedback.server import binding
+from services.labels.joiner import CONSUMER, LabelJoiner
+from services.labels.outcomes import OutcomeRecorder, OutcomeStream
+from services.labels.training_table import TrainingTable
+from services.platform import telemetry as otel
+from services.platform.data_dir import DataDir
+from services.platform.grpc_runtime import ServiceBinding
+from services.platform.jobs import PeriodicJob
+from services.platform.settings import Settings
+from services.platform.telemetry import telemetry_for
 
 
 def create(settings: Settings, data: DataDir) -> ServiceBinding:
     telemetry = telemetry_for("looper-feedback")
     blueprints = BlueprintStore(data.blueprints)
-    features = feature_store(settings, data)
-    joiner = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state,
-                         TrainingTable(data.offline),
-                         on_subject_counts=lambda bp, rows: publish_subject_counts(features, bp, rows),
+    decisions = DecisionStream(data.decisions, CONSUMER)
+    table = TrainingTable(data.labels.training)
+    joiner = LabelJoiner(blueprints, decisions, OutcomeStream(data.labels, CONSUMER), data.labels.joiner, table,
                          tracer=telemetry.tracer, grace=timedelta(seconds=settings.join_grace))
-    recorder = FeedbackRecorder(blueprints, data.feedback_log, telemetry, joiner.decision_traceparents)
-    join_job = PeriodicJob("label-joiner", settings.join_interval, joiner.run_once).start()
+    counters = SubjectCounters(blueprints, feature_store(settings, data), joiner)
+    joiner.on_activity = counters.refresh
+    window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
+    recorder = OutcomeRecorder(blueprints, data.labels, telemetry, joiner.decision_traceparents, window=window,
+                               segment_seconds=settings.segment_seconds)
+    jobs = [
+        PeriodicJob("label-joiner", settings.join_interval, joiner.run_once, final_run=True).start(),
+        PeriodicJob("labels-retention", settings.retention_interval,
+                    lambda: retain_labels(recorder, joiner, table, blueprints, settings),
+                    lock=data.locks / "labels-retention.lock").start(),
+    ]
     telemetry.observe("looper.join.outcomes", lambda: join_gauges(blueprints, joiner),
                       "Outcome events by join status (attributed, late, orphan) and labeled decisions")
+    telemetry.observe("looper.decision_log.backlog", lambda: [(decisions.backlog_bytes(), {})],
+                      "Decision-log bytes the label joiner has not read yet", unit="By")
 
     def shutdown() -> None:
         recorder.close()
-        join_job.stop()
+        for job in jobs:
+            job.stop()
         telemetry.shutdown()  # its last export still reads the joiner's gauges
         joiner.close()
 
     return binding(recorder, joiner, shutdown, telemetry.server_interceptors())
+
+
+def retain_labels(recorder: OutcomeRecorder, joiner: LabelJoiner, table: TrainingTable,
+                  blueprints: BlueprintStore, settings: Settings) -> None:
+    """Outcome segments and ids past the window; the joiner's decisions once their labels
+    are written and no personalization window counts them; old training-table parts."""
+    recorder.retention()
+    keep = max([recorder.window(), *(s.blueprint.personalization.window for s in blueprints.list()
+                                     if s.blueprint.personalization)])
+    joiner.retention(keep)
+    cutoff_ns = time.time_ns() - int(settings.training_retention_days * 86400e9)
+    for use_case in table.use_cases():
+        table.prune(use_case, cutoff_ns)
 
 
 def join_gauges(blueprints: BlueprintStore, joiner: LabelJoiner) -> list[tuple[int, dict]]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from looper.v1 import feedback_pb2, feedback_pb2_grpc
+from looperpb.v1 import feedback_pb2, feedback_pb2_grpc
 
-from services.core.errors import InvalidArgument
-from services.core.grpc_runtime import ServiceBinding, rpc_method
-from services.core.records import OutcomeEvent
-from services.core.validation import Violations
-from services.core.wire import from_timestamp, to_timestamp
-from services.feedback.label_joiner import LabelJoiner
-from services.feedback.recorder import FeedbackRecorder
+from services.labels.joiner import LabelJoiner
+from services.labels.outcomes import OutcomeEvent, OutcomeRecorder
+from services.platform.errors import InvalidArgument
+from services.platform.grpc_runtime import ServiceBinding, rpc_method
+from services.platform.validation import Violations
+from services.platform.wire import from_timestamp, to_timestamp
 
 MAX_BATCH = 5000
 _STATUS = {True: feedback_pb2.FEEDBACK_STATUS_ACCEPTED, False: feedback_pb2.FEEDBACK_STATUS_DUPLICATE}
@@ -28,7 +27,7 @@ def to_event(message: feedback_pb2.OutcomeEvent, received: datetime) -> OutcomeE
 
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, recorder: FeedbackRecorder, joiner: LabelJoiner):
+    def __init__(self, recorder: OutcomeRecorder, joiner: LabelJoiner):
         self.recorder = recorder
         self.joiner = joiner
 
@@ -72,7 +71,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         return feedback_pb2.GetJoinStatsResponse(**stats.__dict__)
 
 
-def binding(recorder: FeedbackRecorder, joiner: LabelJoiner, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
+def binding(recorder: OutcomeRecorder, joiner: LabelJoiner, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
         servicer=FeedbackServicer(recorder, joiner),

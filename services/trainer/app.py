@@ -1,16 +1,19 @@
-"""Assembles the Trainer service: blueprints, runs, the scheduler and the registry."""
+"""Assembles the Trainer service: blueprints, the training pipeline and its runs, the
+retraining scheduler, the model registry, and the retention of runs and models."""
 
 from __future__ import annotations
 
-from services.core.blueprint_store import BlueprintStore
-from services.core.data_dir import DataDir
-from services.core.feature_store import feature_store
-from services.core.grpc_runtime import ServiceBinding
-from services.core.model_registry import ModelRegistry
-from services.core.settings import Settings
-from services.core.telemetry import telemetry_for
-from services.core.training_table import TrainingTable
-from services.trainer.blueprints import BlueprintApplier
+from services.blueprints.store import BlueprintStore
+from services.features.store import feature_store
+from services.labels.training_table import TrainingTable
+from services.models.registry import ModelRegistry
+from services.platform.data_dir import DataDir
+from services.platform.grpc_runtime import ServiceBinding
+from services.platform.jobs import PeriodicJob
+from services.platform.settings import Settings
+from services.platform.telemetry import telemetry_for
+from services.trainer.blueprint_applier import BlueprintApplier
+from services.trainer.pipeline import TrainingPipeline
 from services.trainer.runs import TrainingRunner, TrainingRunStore
 from services.trainer.scheduler import RetrainingScheduler
 from services.trainer.server import TrainerServicer, binding
@@ -18,19 +21,33 @@ from services.trainer.server import TrainerServicer, binding
 
 def create(settings: Settings, data: DataDir) -> ServiceBinding:
     blueprints = BlueprintStore(data.blueprints)
-    table = TrainingTable(data.offline)
+    table = TrainingTable(data.labels.training)
     registry = ModelRegistry(data.models)
     runs = TrainingRunStore(data.runs)
     telemetry = telemetry_for("looper-trainer")
     features = feature_store(settings, data)
-    runner = TrainingRunner(blueprints, table, registry, runs, features, telemetry)
-    scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval).start()
+    runner = TrainingRunner(blueprints, runs, TrainingPipeline(table, registry, features, telemetry), telemetry)
+    scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval)
+    jobs = [
+        PeriodicJob("retraining", settings.retrain_interval, scheduler.check_all).start(),
+        PeriodicJob("runs-and-models-retention", settings.retention_interval,
+                    lambda: retain_runs_and_models(blueprints, runs, registry, settings),
+                    lock=data.locks / "trainer-retention.lock").start(),
+    ]
 
     def shutdown() -> None:
-        scheduler.stop()
+        for job in jobs:
+            job.stop()
         runner.shutdown()
         telemetry.shutdown()
 
     applier = BlueprintApplier(blueprints, features)
     return binding(TrainerServicer(blueprints, applier, runs, runner, registry), shutdown,
                    telemetry.server_interceptors())
+
+
+def retain_runs_and_models(blueprints: BlueprintStore, runs: TrainingRunStore, registry: ModelRegistry,
+                           settings: Settings) -> None:
+    for stored in blueprints.list():
+        runs.retention(stored.blueprint.name, settings.runs_kept)
+        registry.retention(stored.blueprint.name, settings.model_versions_kept)

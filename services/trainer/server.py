@@ -2,61 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from looperpb.v1 import trainer_pb2, trainer_pb2_grpc
 
-from looper.v1 import trainer_pb2, trainer_pb2_grpc, types_pb2
-
-from services.core.blueprint_store import BlueprintStore, StoredBlueprint
-from services.core.errors import InvalidArgument
-from services.core.grpc_runtime import ServiceBinding, rpc_method
-from services.core.model_registry import ModelMeta, ModelRegistry
-from services.core.validation import Violations
-from services.core.wire import to_timestamp
-from services.trainer.blueprints import BlueprintApplier
+from services.blueprints.store import BlueprintStore, StoredBlueprint
+from services.models.registry import ModelMeta, ModelRegistry, ModelStage
+from services.platform.errors import InvalidArgument
+from services.platform.grpc_runtime import ServiceBinding, rpc_method
+from services.platform.validation import Violations
+from services.platform.wire import iso_timestamp, to_timestamp
+from services.trainer.blueprint_applier import BlueprintApplier
 from services.trainer.runs import TrainingRun, TrainingRunner, TrainingRunStore
 
 MAX_SPEC_BYTES = 256 * 1024
 
-_DECISION_TYPES = {"binary": types_pb2.DECISION_TYPE_BINARY, "multi_action": types_pb2.DECISION_TYPE_MULTI_ACTION,
-                   "ranking": types_pb2.DECISION_TYPE_RANKING, "regression": types_pb2.DECISION_TYPE_REGRESSION}
-_RUN_STATES = {"queued": trainer_pb2.TRAINING_RUN_STATE_QUEUED, "running": trainer_pb2.TRAINING_RUN_STATE_RUNNING,
-               "succeeded": trainer_pb2.TRAINING_RUN_STATE_SUCCEEDED, "failed": trainer_pb2.TRAINING_RUN_STATE_FAILED}
-_TRIGGERS = {"manual": trainer_pb2.TRAINING_TRIGGER_MANUAL, "min_rows": trainer_pb2.TRAINING_TRIGGER_MIN_ROWS,
-             "schedule": trainer_pb2.TRAINING_TRIGGER_SCHEDULE}
-_STAGES = {"live": trainer_pb2.MODEL_STAGE_LIVE, "retired": trainer_pb2.MODEL_STAGE_RETIRED,
-           "candidate": trainer_pb2.MODEL_STAGE_CANDIDATE}
-
-
-def _stamp(iso_time: str):
-    return to_timestamp(datetime.fromisoformat(iso_time)) if iso_time else None
-
 
 def blueprint_to_proto(stored: StoredBlueprint) -> trainer_pb2.Blueprint:
     bp = stored.blueprint
-    return trainer_pb2.Blueprint(use_case=bp.name, version=bp.version,
-                                 decision_type=_DECISION_TYPES[bp.decision_type], spec_yaml=stored.spec_yaml,
-                                 spec_sha256=bp.digest(), create_time=to_timestamp(stored.create_time))
+    return trainer_pb2.Blueprint(use_case=bp.name, version=bp.version, decision_type=int(bp.decision_type),
+                                 spec_yaml=stored.spec_yaml, spec_sha256=bp.digest(),
+                                 create_time=to_timestamp(stored.create_time))
 
 
 def run_to_proto(run: TrainingRun) -> trainer_pb2.TrainingRun:
     return trainer_pb2.TrainingRun(
         run_id=run.run_id, use_case=run.use_case, blueprint_version=run.blueprint_version,
-        state=_RUN_STATES[run.state], trigger=_TRIGGERS[run.trigger], create_time=_stamp(run.create_time),
-        end_time=_stamp(run.end_time), model_version=run.model_version, promoted=run.promoted,
-        error=run.error, metrics=_finite(run.metrics), live_metrics=_finite(run.live_metrics),
-        traceparent=run.traceparent)
+        state=trainer_pb2.TrainingRunState.Value(f"TRAINING_RUN_STATE_{run.state.name}"),
+        trigger=trainer_pb2.TrainingTrigger.Value(f"TRAINING_TRIGGER_{run.trigger.name}"),
+        create_time=iso_timestamp(run.create_time), end_time=iso_timestamp(run.end_time),
+        model_version=run.model_version, promoted=run.promoted, error=run.error,
+        metrics=_finite(run.metrics), live_metrics=_finite(run.live_metrics), traceparent=run.traceparent)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if v == v}
 
 
-def model_to_proto(meta: ModelMeta, stage: str) -> trainer_pb2.Model:
+def model_to_proto(meta: ModelMeta, stage: ModelStage) -> trainer_pb2.Model:
     return trainer_pb2.Model(
         use_case=meta.use_case, version=meta.version, blueprint_version=meta.blueprint_version,
-        run_id=meta.run_id, stage=_STAGES[stage], metrics=_finite(meta.metrics),
-        create_time=_stamp(meta.create_time), data_start_time=_stamp(meta.data_start_time),
-        data_end_time=_stamp(meta.data_end_time), row_count=meta.row_count)
+        run_id=meta.run_id, stage=int(stage), metrics=_finite(meta.metrics),
+        create_time=iso_timestamp(meta.create_time), data_start_time=iso_timestamp(meta.data_start_time),
+        data_end_time=iso_timestamp(meta.data_end_time), row_count=meta.row_count)
 
 
 def _require_use_case(use_case: str) -> None:
@@ -132,14 +118,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             raise InvalidArgument.single("model_version", "is required")
         self.blueprints.latest_version(request.use_case)
         meta = self.registry.promote(request.use_case, request.model_version)
-        return trainer_pb2.PromoteModelResponse(model=model_to_proto(meta, "live"))
+        return trainer_pb2.PromoteModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
     @rpc_method
     def RollbackModel(self, request, context):
         _require_use_case(request.use_case)
         self.blueprints.latest_version(request.use_case)
         meta = self.registry.rollback(request.use_case)
-        return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, "live"))
+        return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
 
 def binding(servicer: TrainerServicer, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from looper.v1 import feedback_pb2
+from looperpb.v1 import feedback_pb2
 from services.launcher import start_looper
 from tests.clients.harness import (CLIENTS, go_results, node_counts, require_clients_setup, run, 
                                    surefire_results)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from looper import LooperError, decide_request, outcome_event
-from looper.v1 import decision_pb2, feedback_pb2, trainer_pb2
+from looperpb.v1 import decision_pb2, feedback_pb2, trainer_pb2
 
 OK_SUBJECT = {"user_id": "u1"}
 
@@ -58,7 +58,10 @@ CASES = {
     "unknown training run": (("trainer", "GetTrainingRun", trainer_pb2.GetTrainingRunRequest(run_id="run-none")),
                              grpc.StatusCode.NOT_FOUND, None),
     "promote unknown model": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
-        use_case="contract_test", model_version="m999")), grpc.StatusCode.NOT_FOUND, None),
+        use_case="contract_test", model_version="m000999")), grpc.StatusCode.NOT_FOUND, None),
+    "model version that is a path": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
+        use_case="contract_test", model_version="../../../tmp/m000001")), grpc.StatusCode.INVALID_ARGUMENT,
+        "model_version"),
     "missing model version": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
         use_case="contract_test")), grpc.StatusCode.INVALID_ARGUMENT, "model_version"),
 }

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from looper import FailedPreconditionError, decide_request, outcome_event
-from looper.v1 import feedback_pb2, trainer_pb2
+from looperpb.v1 import feedback_pb2, trainer_pb2
 
 from tests.conftest import SIMPLE_BLUEPRINT
 

@@ -3,14 +3,13 @@ decide -> log -> feedback -> join -> train -> promote -> decide with the model."
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 
 import pytest
 import yaml
-from looper.v1 import trainer_pb2
+from looperpb.v1 import trainer_pb2
 
 from examples.notifications.population import make_population, publish_profiles
 from examples.notifications.simulator import NotificationSimulator, PhaseResult
@@ -134,9 +133,12 @@ def test_a_feature_added_later_becomes_a_model_input(loop, trained):
     here: the model trained on blueprint v2 takes the new feature as an input."""
     looper, client, simulator, _ = loop
     _, run = trained
-    meta = json.loads((looper.data_dir / "models" / "notification_send" / run.model_version / "meta.json").read_text())
-    assert "user_profile__tenure_days" in meta["feature_columns"]
-    assert meta["blueprint_version"] == 2
+    from services.models.registry import ModelRegistry
+    from services.platform.data_dir import DataDir
+
+    meta = ModelRegistry(DataDir(looper.data_dir).models).get("notification_send", run.model_version)
+    assert "user_profile__tenure_days" in meta.feature_columns
+    assert meta.blueprint_version == 2
 
 
 def test_promote_and_rollback_switch_the_decision_service_without_restart(loop, trained):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from looper.v1 import trainer_pb2
+from looperpb.v1 import trainer_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -3,16 +3,17 @@ views, online reads after pushes, and point-in-time retrieval that keeps every r
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 import yaml
 
-from services.core.blueprint import parse_blueprint
-from services.core.feature_store import (FeastFeatureSource, LooperFeatureStore, personalization_definitions,
-                                         publish_subject_counts)
+from services.blueprints.spec import parse_blueprint
+from services.features.personalization import publish as publish_subject_counts
+from services.features.personalization import view_definitions
+from services.features.store import FeastFeatureSource, LooperFeatureStore
+from services.platform.data_dir import DataDir
 from tests.conftest import SIMPLE_BLUEPRINT
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -25,9 +26,10 @@ def setup(tmp_path_factory):
     spec["personalization"] = {"view": "user_clicks", "window": "7d"}
     spec["features"]["feast"] = ["user_clicks:clicked_7d", "user_clicks:decisions_7d"]
     blueprint = parse_blueprint(spec)
-    store = LooperFeatureStore(root / "repo", root / "offline")
-    store.apply(personalization_definitions(blueprint, store))
+    store = LooperFeatureStore(DataDir(root).ensure().features)
+    store.apply(view_definitions(blueprint, store))
     return store, blueprint
+
 
 
 def counts(user: str, at: datetime, decisions: int, clicks: int) -> dict:
@@ -55,8 +57,9 @@ def test_historical_retrieval_is_point_in_time_and_keeps_every_row(setup):
     store, blueprint = setup
     publish_subject_counts(store, blueprint, [counts("u2", T0 + timedelta(hours=1), 1, 0)])
     publish_subject_counts(store, blueprint, [counts("u2", T0 + timedelta(hours=3), 5, 2)])
+    publish_subject_counts(store, blueprint, [counts("u4", T0, 3, 1)])
     entities = pd.DataFrame({
-        "user_id": ["u2", "u2", "u2", "never-seen", "u1"],
+        "user_id": ["u2", "u2", "u2", "never-seen", "u4"],
         "event_timestamp": [T0, T0 + timedelta(hours=2), T0 + timedelta(hours=4), T0, T0 + timedelta(days=1)],
     })
     joined = store.historical_features(entities, ["user_clicks:decisions_7d"])
@@ -74,12 +77,13 @@ def test_unknown_references_are_reported_with_their_index(setup):
 
 
 def test_a_feature_added_later_is_backfilled_at_each_decisions_time(setup):
-    from services.trainer.runs import backfill_features
+    from services.trainer.training_set import backfill_features
 
     store, blueprint = setup
     publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=2), 2, 1)])
     publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=4), 9, 4)])
-    later = replace(blueprint, feast_features=("user_clicks:clicked_7d",))
+    later = blueprint.model_copy(update={"features": blueprint.features.model_copy(
+        update={"feast": ["user_clicks:clicked_7d"]})})
     logged = pd.DataFrame({  # decisions logged before the feature was in the blueprint
         "decision_id": ["before", "between", "after"], "user_id": ["u3"] * 3,
         "event_timestamp": [T0 + timedelta(days=1), T0 + timedelta(days=3), T0 + timedelta(days=5)],

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 import yaml
 
-from services.core.blueprint import load_blueprint_yaml, parse_blueprint
-from services.core.blueprint_store import BlueprintStore
-from services.core.errors import InvalidArgument, NotFound
+from services.blueprints.spec import Aggregation, DecisionType, FeatureType, load_blueprint_yaml, parse_blueprint
+from services.blueprints.store import BlueprintStore
+from services.platform.errors import InvalidArgument, NotFound
 from tests.conftest import EXAMPLE_BLUEPRINT
 
 VALID = yaml.safe_load(EXAMPLE_BLUEPRINT.read_text())
@@ -35,11 +35,12 @@ def with_changes(**changes):
 
 def test_example_blueprint_parses():
     bp = parse_blueprint(VALID)
-    assert bp.name == "notification_send" and bp.decision_type == "binary"
-    assert bp.actions == ("true", "false") and bp.default_decision == "true"
+    assert bp.name == "notification_send" and bp.decision_type == DecisionType.BINARY
+    assert bp.choices == ("true", "false") and bp.default_decision == "true"
     assert bp.label.window == timedelta(seconds=3)
     assert bp.feature_names[0] == "user_profile__tenure_days"
-    assert bp.context_features == {"hour_of_day": "int64", "platform": "string"}
+    assert bp.context_features == {"hour_of_day": FeatureType.INT64, "platform": FeatureType.STRING}
+    assert bp.label.aggregation == Aggregation.MAX and bp.personalization_features() == ["decisions_7d", "opened_7d"]
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -55,6 +56,13 @@ def test_example_blueprint_parses():
     ({"default_decision": "sometimes"}, "default_decision"),
     ({"surprise": 1}, "surprise"),
     ({"label": ...}, "label"),
+    ({"name": "ok\n"}, "name"),  # a trailing newline is not a name
+    ({"entities": ["user_id", "user_id"]}, "entities"),
+    ({"features__context": {"Hour": "int64"}}, "features.context.Hour"),
+    ({"policy__threshold": "high"}, "policy.threshold"),
+    ({"retraining__min_labeled_rows": 9}, "retraining.min_labeled_rows"),
+    ({"label__window": True}, "label.window"),
+    ({"personalization__view": "Bad View"}, "personalization.view"),
 ])
 def test_bad_keys_are_named_by_path(changes, field):
     assert field in fields_of(with_changes(**changes))
@@ -109,3 +117,10 @@ def test_a_rejected_blueprint_writes_nothing(tmp_path):
     with pytest.raises(InvalidArgument):
         store.apply("name: broken\ndecision_type: binary\n")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("document", ["[]", "just text", "42"])
+def test_a_document_that_is_not_a_mapping_is_refused(document):
+    with pytest.raises(InvalidArgument) as raised:
+        load_blueprint_yaml(document)
+    assert raised.value.violations[0].field == "spec_yaml"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.blueprint_store import BlueprintStore
-from services.core.decision_log import DecisionLog
-from services.core.errors import InvalidArgument, NotFound
+from services.blueprints.store import BlueprintStore
 from services.decision.decider import CandidateInput, DecideCommand, Decider
+from services.decisions.log import DecisionLog, iter_decisions
+from services.decisions.record import DefaultReason
+from services.platform.data_dir import DataDir
+from services.platform.errors import InvalidArgument, NotFound
 from tests.conftest import SIMPLE_BLUEPRINT
 
 RANKING = """
@@ -47,13 +49,16 @@ class FakeModels:
     def get(self, use_case):
         return self.model
 
+    def load_failed(self, use_case):
+        return False
+
 
 @pytest.fixture()
 def stores(tmp_path):
     blueprints = BlueprintStore(tmp_path / "blueprints")
     blueprints.apply(SIMPLE_BLUEPRINT.replace("exploration_rate: 0.2", "exploration_rate: 0.0"))
     blueprints.apply(RANKING)
-    log = DecisionLog(tmp_path / "log")
+    log = DecisionLog(DataDir(tmp_path).ensure().decisions)
     yield blueprints, log
     log.close()
 
@@ -91,7 +96,8 @@ def test_unknown_use_case_is_not_found(stores):
 def test_without_a_model_the_default_is_returned_and_logged(stores):
     decider = Decider(*stores, features=FakeFeatures())
     record, replayed = decider.decide(command())
-    assert not replayed and record.is_default and record.action == "false" and record.propensity == 1.0
+    assert not replayed and record.default_reason == DefaultReason.NO_MODEL
+    assert record.action == "false" and record.propensity == 1.0
     assert record.features == {"user_stats__sessions": 4.0, "hour_of_day": 9, "platform": "ios"}
     assert decider.decide(command()) == (record, True)
 
@@ -107,7 +113,8 @@ def test_a_live_model_scores_every_action(stores):
 
 def test_a_broken_model_falls_back_to_the_default(stores):
     record, _ = Decider(*stores, models=FakeModels(FakeModel(broken=True))).decide(command())
-    assert record.is_default and record.model_version == "" and record.action == "false"
+    assert record.default_reason == DefaultReason.MODEL_UNAVAILABLE
+    assert record.model_version == "" and record.action == "false"
 
 
 def test_ranking_orders_candidates_by_score(stores):
@@ -136,8 +143,6 @@ class SlowFeatures:
 def test_concurrent_calls_with_one_decision_id_log_one_decision(stores, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from services.core.durable_log import iter_records, list_segments
-
     features = SlowFeatures()
     decider = Decider(*stores, features=features)
     with ThreadPoolExecutor(8) as pool:
@@ -145,5 +150,4 @@ def test_concurrent_calls_with_one_decision_id_log_one_decision(stores, tmp_path
     assert sorted(replayed for _, replayed in answers) == [False] + [True] * 7
     assert all(record == answers[0][0] for record, _ in answers) and features.calls == 1
     stores[1].close()
-    logged = [r for s in list_segments(tmp_path / "log", "decisions") for r, _ in iter_records(s)]
-    assert [r["decision_id"] for r in logged] == ["same-id"]
+    assert [r.decision_id for r in iter_decisions(DataDir(tmp_path).decisions)] == ["same-id"]

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import threading
 
-from services.core.durable_log import DurableLog, LogCheckpoint, iter_records, list_segments
+from services.platform.durable_log import (DurableLog, LogConsumer, deletable_segments, iter_records, list_segments,
+                                          read_record)
 
 
 def test_appends_are_readable_after_close(tmp_path):
@@ -18,7 +19,7 @@ def test_concurrent_appends_share_fsyncs_and_all_land(tmp_path, monkeypatch):
     import os
     import time
 
-    from services.core import durable_log
+    from services.platform import durable_log
 
     fsyncs = []
     real_fsync = os.fsync
@@ -44,7 +45,7 @@ def test_concurrent_appends_share_fsyncs_and_all_land(tmp_path, monkeypatch):
 
 
 def test_an_append_returns_only_after_its_fsync(tmp_path, monkeypatch):
-    from services.core import durable_log
+    from services.platform import durable_log
 
     synced = threading.Event()
     real_fsync = durable_log.os.fsync
@@ -77,17 +78,54 @@ def test_a_torn_tail_is_ignored(tmp_path):
     assert [r for r, _ in iter_records(segment)] == [{"ok": 1}]
 
 
-def test_checkpoint_replays_only_what_was_not_consumed(tmp_path):
+def test_a_consumer_resumes_where_it_saved_its_progress(tmp_path):
     log = DurableLog(tmp_path / "log", "t")
     log.append_many([{"i": 0}, {"i": 1}])
-    checkpoint = LogCheckpoint(tmp_path / "cp.json")
-    for record, position in checkpoint.pending(tmp_path / "log", "t"):
-        checkpoint.advance(position)
-    checkpoint.save()
+    consumer = LogConsumer(tmp_path / "log", "t", tmp_path / "consumers", "reader")
+    for record, position in consumer.pending():
+        consumer.advance(position)
+    consumer.save()
     log.append({"i": 2})
     log.close()
-    again = LogCheckpoint(tmp_path / "cp.json")
-    assert [r for r, _ in again.pending(tmp_path / "log", "t")] == [{"i": 2}]
+    again = LogConsumer(tmp_path / "log", "t", tmp_path / "consumers", "reader")
+    assert [r for r, _ in again.pending()] == [{"i": 2}]
+    assert LogConsumer(tmp_path / "log", "t", tmp_path / "consumers", "another").backlog_bytes() > 0
+
+
+def test_an_appended_record_can_be_read_again_at_its_address(tmp_path):
+    log = DurableLog(tmp_path, "t")
+    first, second = log.append_many([{"i": 0}, {"i": 1}])
+    third = log.append({"i": 2})
+    log.close()
+    assert [read_record(tmp_path, a) for a in (first, second, third)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert first.segment == second.segment and first.offset < second.offset < third.offset
+    assert read_record(tmp_path, type(first)("gone.log", 0)) is None
+
+
+def test_retention_deletes_only_old_segments_that_every_consumer_read(tmp_path):
+    import os
+    import time
+
+    log = DurableLog(tmp_path / "log", "t", segment_bytes=10)  # a segment per record
+    for i in range(3):
+        log.append({"i": i})
+    log.close()
+    segments = list_segments(tmp_path / "log", "t")
+    old = time.time() - 7200
+    for segment in segments[:2]:
+        os.utime(segment, (old, old))
+    consumers = tmp_path / "consumers"
+
+    def deletable():
+        return deletable_segments(tmp_path / "log", "t", consumers, ["joiner"], older_than=time.time() - 3600)
+
+    assert deletable() == []  # the joiner has not read anything yet
+    reader = LogConsumer(tmp_path / "log", "t", consumers, "joiner")
+    for record, position in reader.pending():
+        if record["i"] == 0:
+            reader.advance(position)
+    reader.save()
+    assert deletable() == [segments[0]]  # read and old; the second is old but unread; the third is new
 
 
 def test_segments_rotate_by_size(tmp_path):

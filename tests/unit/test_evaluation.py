@@ -4,16 +4,15 @@ off-policy estimate on logged data whose answer is known."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from services.core.blueprint import ProductMetric, parse_blueprint
+from services.blueprints.spec import ProductMetric, parse_blueprint
 from services.trainer.evaluation import auc, evaluate, log_loss, normalized_entropy, policy_value, rewards, rmse
-from services.trainer.training import TrainingSet
+from services.trainer.training_set import TrainingSet
 from tests.conftest import EXAMPLE_BLUEPRINT
 
 BINARY = parse_blueprint(yaml.safe_load(EXAMPLE_BLUEPRINT.read_text()))  # open worth 1.0, a send costs 0.25
@@ -51,8 +50,8 @@ def test_policy_value_is_the_self_normalized_ips_estimate():
     propensities = np.array([0.5, 0.5, 0.25, 0.75])
     earned = np.array([1.0, 5.0, 2.0, 7.0])
     # matches: rows 0 and 2 with weights 1/0.5 = 2 and 1/0.25 = 4: (2*1 + 4*2) / 6
-    assert policy_value(BINARY, greedy, logged, propensities, earned) == pytest.approx(10 / 6)
-    assert math.isnan(policy_value(BINARY, np.array(["a"]), np.array(["b"]), np.array([0.5]), np.array([1.0])))
+    assert policy_value(greedy, logged, propensities, earned) == pytest.approx(10 / 6)
+    assert math.isnan(policy_value(np.array(["a"]), np.array(["b"]), np.array([0.5]), np.array([1.0])))
 
 
 def test_policy_value_recovers_a_known_value_from_another_policys_logs():
@@ -66,25 +65,28 @@ def test_policy_value_recovers_a_known_value_from_another_policys_logs():
     earned = rng.binomial(1, [mean_reward[(a, c)] for a, c in zip(logged, context)]).astype(float)
     # target policy: the best action per subject kind; true value 0.5 * 0.5 + 0.5 * 0.7 = 0.6
     target = np.where(context == 0, "y", "x")
-    assert policy_value(BINARY, target, logged, propensities, earned) == pytest.approx(0.6, abs=0.015)
+    assert policy_value(target, logged, propensities, earned) == pytest.approx(0.6, abs=0.015)
     assert earned.mean() == pytest.approx(0.8 * 0.4 + 0.2 * 0.35, abs=0.015)  # what the logging policy got
 
 
 class StepModel:
     """Scores 0.9 for sending to subjects with x > 0 and 0.1 otherwise; 0.05 for not sending."""
 
-    def score(self, rows):
-        return [0.05 if r["action"] == "false" else (0.9 if r["x"] > 0 else 0.1) for r in rows]
+    def score_encoded(self, frame):
+        return [0.05 if a == "false" else (0.9 if x > 0 else 0.1) for x, a in zip(frame["x"], frame["action"])]
 
 
 def test_evaluate_reports_model_and_product_metrics_on_the_holdout():
-    blueprint = replace(BINARY, product_metric=ProductMetric(outcome_value=1.0, treatment_cost=0.25))
+    from services.models.encoding import ModelInput
+
+    blueprint = BINARY.model_copy(update={"product_metric": ProductMetric(outcome_value=1.0, treatment_cost=0.25)})
     rows = [(1.0, "true", 1.0, 0.5), (1.0, "false", 0.0, 0.5), (-1.0, "true", 0.0, 0.5), (-1.0, "false", 0.0, 0.5)]
     holdout = TrainingSet(
+        input=ModelInput(("x", "action"), frozenset({"action"})),
         features=pd.DataFrame({"x": [r[0] for r in rows], "action": [r[1] for r in rows]}),
         labels=np.array([r[2] for r in rows]), targets=np.array([int(r[2] > 0) for r in rows]),
         actions=np.array([r[1] for r in rows], dtype=object), propensities=np.array([r[3] for r in rows]),
-        times=pd.Series(range(4)), categorical_columns=["action"])
+        times=pd.Series(range(4)))
     metrics = evaluate(blueprint, StepModel(), holdout, base_rate=0.25)
     # scores 0.9, 0.05, 0.1, 0.05 against targets 1, 0, 0, 0: every pair ordered right
     assert metrics["auc"] == pytest.approx(1.0) and metrics["rows"] == 4.0

@@ -4,13 +4,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.core.blueprint_store import BlueprintStore
-from services.core.data_dir import DataDir
-from services.core.decision_log import DecisionLog
-from services.core.records import DecisionRecord, OutcomeEvent
-from services.core.training_table import TrainingTable
-from services.feedback.label_joiner import LabelJoiner, aggregate
-from services.feedback.recorder import FeedbackRecorder
+from services.blueprints.spec import Aggregation
+from services.blueprints.store import BlueprintStore
+from services.decisions.log import DecisionLog, DecisionStream
+from services.decisions.record import DecisionRecord, DefaultReason
+from services.labels.joiner import CONSUMER, LabelJoiner, aggregate
+from services.labels.outcomes import OutcomeEvent, OutcomeRecorder, OutcomeStream
+from services.labels.training_table import TrainingTable
+from services.platform.data_dir import DataDir
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 BLUEPRINT = """
@@ -30,16 +31,23 @@ class Clock:
         return self.now
 
 
+def make_joiner(tmp_path, table, clock) -> LabelJoiner:
+    """A label joiner on the data directory, as a (re)started Feedback process makes it."""
+    data = DataDir(tmp_path)
+    return LabelJoiner(BlueprintStore(data.blueprints), DecisionStream(data.decisions, CONSUMER),
+                       OutcomeStream(data.labels, CONSUMER), data.labels.joiner, table, clock)
+
+
 @pytest.fixture()
 def world(tmp_path):
     data = DataDir(tmp_path).ensure()
     blueprints = BlueprintStore(data.blueprints)
     blueprints.apply(BLUEPRINT)
     clock = Clock()
-    decisions = DecisionLog(data.decision_log)
-    recorder = FeedbackRecorder(blueprints, data.feedback_log)
-    table = TrainingTable(data.offline)
-    joiner = LabelJoiner(blueprints, data.decision_log, data.feedback_log, data.state, table, clock)
+    decisions = DecisionLog(data.decisions, window=lambda: timedelta(days=3650))
+    recorder = OutcomeRecorder(blueprints, data.labels)
+    table = TrainingTable(data.labels.training)
+    joiner = make_joiner(tmp_path, table, clock)
     yield decisions, recorder, joiner, table, clock
     decisions.close()
     recorder.close()
@@ -47,10 +55,11 @@ def world(tmp_path):
 
 
 def decide(decisions, decision_id, at=T0):
-    decisions.append(DecisionRecord(
+    record = DecisionRecord(
         decision_id=decision_id, use_case="joins", action="true", score=0.5, model_version="",
-        blueprint_version=1, propensity=0.9, is_default=True, is_exploration=False, decide_time=at,
-        subject={"user_id": "u1"}, features={"hour_of_day": 9}, context={"hour_of_day": 9}))
+        blueprint_version=1, propensity=0.9, default_reason=DefaultReason.NO_MODEL, is_exploration=False,
+        decide_time=at, subject={"user_id": "u1"}, features={"hour_of_day": 9}, context={"hour_of_day": 9})
+    decisions.record_once("joins", decision_id, lambda: record)
 
 
 def outcome(recorder, event_id, decision_id, at, value=1.0, name="clicked"):
@@ -139,9 +148,7 @@ def test_restart_resumes_without_losing_or_repeating(world, tmp_path):
     decide(decisions, "d2", at=T0 + timedelta(minutes=30))
     outcome(recorder, "e2", "d2", T0 + timedelta(minutes=31), 3.0)
     joiner.close()
-    data = DataDir(tmp_path)
-    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
-                        table, clock)
+    again = make_joiner(tmp_path, table, clock)
     try:
         clock.now = T0 + timedelta(hours=1)
         assert again.run_once() == 1  # only d2: d1 is not written again
@@ -164,18 +171,15 @@ class CrashAfterWrite(TrainingTable):
 
 def test_a_crash_between_writing_and_marking_labels_writes_them_again_once(world, tmp_path):
     decisions, recorder, joiner, table, clock = world
-    data = DataDir(tmp_path)
     joiner.close()
-    crashing = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
-                           CrashAfterWrite(data.offline), clock)
+    crashing = make_joiner(tmp_path, CrashAfterWrite(DataDir(tmp_path).labels.training), clock)
     decide(decisions, "d1")
     outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1), 1.0)
     clock.now = T0 + timedelta(hours=1)
     with pytest.raises(SystemExit):
         crashing.run_once()
     crashing.close()
-    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
-                        table, clock)
+    again = make_joiner(tmp_path, table, clock)
     try:
         assert again.run_once() == 1  # not marked before the crash: written again
         assert again.run_once() == 0
@@ -188,20 +192,18 @@ def test_a_crash_between_writing_and_marking_labels_writes_them_again_once(world
 
 
 def test_a_crash_before_the_checkpoint_is_saved_ingests_nothing_twice(world, tmp_path, monkeypatch):
-    from services.core.durable_log import LogCheckpoint
+    from services.platform.durable_log import LogConsumer
 
     decisions, recorder, joiner, table, clock = world
     decide(decisions, "d1")
     outcome(recorder, "e1", "d1", T0 + timedelta(minutes=1), 1.0)
-    real_save = LogCheckpoint.save
-    monkeypatch.setattr(LogCheckpoint, "save", lambda self: (_ for _ in ()).throw(SystemExit("killed")))
+    real_save = LogConsumer.save
+    monkeypatch.setattr(LogConsumer, "save", lambda self: (_ for _ in ()).throw(SystemExit("killed")))
     with pytest.raises(SystemExit):
-        joiner.run_once()  # decisions are in the joiner's database, the checkpoint is not saved
-    monkeypatch.setattr(LogCheckpoint, "save", real_save)
+        joiner.run_once()  # decisions are in the joiner's database, its progress is not saved
+    monkeypatch.setattr(LogConsumer, "save", real_save)
     joiner.close()
-    data = DataDir(tmp_path)
-    again = LabelJoiner(BlueprintStore(data.blueprints), data.decision_log, data.feedback_log, data.state,
-                        table, clock)
+    again = make_joiner(tmp_path, table, clock)
     try:
         clock.now = T0 + timedelta(hours=1)
         assert again.run_once() == 1
@@ -212,7 +214,8 @@ def test_a_crash_before_the_checkpoint_is_saved_ingests_nothing_twice(world, tmp
         again.close()
 
 
-@pytest.mark.parametrize("aggregation, expected", [("sum", 6.0), ("max", 3.0), ("first", 2.0), ("count", 3.0)])
+@pytest.mark.parametrize("aggregation, expected", [(Aggregation.SUM, 6.0), (Aggregation.MAX, 3.0),
+                                                   (Aggregation.FIRST, 2.0), (Aggregation.COUNT, 3.0)])
 def test_aggregations(aggregation, expected):
     assert aggregate(aggregation, [(2.0, 1.0), (1.0, 2.0), (3.0, 3.0)], -1.0) == expected
     assert aggregate(aggregation, [], -1.0) == -1.0

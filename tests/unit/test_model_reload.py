@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.blueprint_store import BlueprintStore
-from services.core.decision_log import DecisionLog
-from services.core.model_registry import LiveModelCache, ModelRegistry
+from services.blueprints.store import BlueprintStore
 from services.decision.decider import DecideCommand, Decider
+from services.decisions.log import DecisionLog
+from services.decisions.record import DefaultReason
+from services.models.live import LiveModels
+from services.models.registry import ModelRegistry
+from services.platform.data_dir import DataDir
 from tests.unit.test_model_registry import register, tiny_model
 
 BLUEPRINT = """
@@ -27,7 +30,7 @@ def corrupt(registry: ModelRegistry, version: str) -> None:
 
 def test_a_corrupt_new_model_never_replaces_the_serving_one(tmp_path):
     registry = ModelRegistry(tmp_path)
-    cache = LiveModelCache(registry)
+    cache = LiveModels(registry)
     good = register(registry, tiny_model(), "r1")
     registry.promote("uc", good.version)
     assert cache.get("uc").version == good.version
@@ -50,12 +53,13 @@ def test_with_no_loadable_model_the_decision_is_the_default(tmp_path, damage):
     registry.promote("uc", meta.version)
     blueprints = BlueprintStore(tmp_path / "blueprints")
     blueprints.apply(BLUEPRINT)
-    log = DecisionLog(tmp_path / "log")
+    log = DecisionLog(DataDir(tmp_path).ensure().decisions)
     try:
-        cache = LiveModelCache(registry)
+        cache = LiveModels(registry)
         record, _ = Decider(blueprints, log, models=cache).decide(
             DecideCommand("uc", "d1", {"user_id": "u"}, {"x": 1.0}))
-        assert record.is_default and record.model_version == "" and record.action == "false"
+        assert record.default_reason == DefaultReason.MODEL_UNAVAILABLE  # flagged, not an error
+        assert record.model_version == "" and record.action == "false"
         assert cache.load_failures == 1
     finally:
         log.close()

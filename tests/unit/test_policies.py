@@ -1,20 +1,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 import yaml
 
-from services.core.blueprint import PolicySpec, parse_blueprint
-from services.core.policies import choose, greedy_order
+from services.blueprints.spec import PolicySpec, parse_blueprint
+from services.decision.policies import choose, greedy_order
 from tests.conftest import EXAMPLE_BLUEPRINT
 
 BINARY = parse_blueprint(yaml.safe_load(EXAMPLE_BLUEPRINT.read_text()))
 
 
 def no_exploration(bp):
-    return replace(bp, policy=PolicySpec(threshold=bp.policy.threshold, exploration_rate=0.0))
+    return bp.model_copy(update={"policy": PolicySpec(threshold=bp.policy.threshold, exploration_rate=0.0)})
 
 
 def test_binary_sends_only_when_expected_gain_beats_the_cost():
@@ -24,7 +23,7 @@ def test_binary_sends_only_when_expected_gain_beats_the_cost():
 
 
 def test_threshold_raises_the_bar():
-    bp = replace(BINARY, policy=PolicySpec(threshold=0.2, exploration_rate=0.0))
+    bp = BINARY.model_copy(update={"policy": PolicySpec(threshold=0.2, exploration_rate=0.0)})
     assert greedy_order(bp, ["true", "false"], [0.5, 0.1]) == [1, 0]  # gain 0.15 <= 0.2
 
 

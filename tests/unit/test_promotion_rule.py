@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.trainer.runs import wins
+from services.trainer.pipeline import wins
 
 NAN = float("nan")
 

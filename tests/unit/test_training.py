@@ -1,9 +1,8 @@
-"""Building the training set and fitting: the time-based holdout split, typed columns, and a
-clear refusal when every label has the same class."""
+"""Building the training set and fitting: the time-based holdout split, the model-input
+encoding (the same one serving uses), and a clear refusal when every label has one class."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -11,9 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from services.core.blueprint import parse_blueprint
-from services.core.errors import FailedPrecondition
-from services.trainer.training import build_training_set, fit, input_columns
+from services.blueprints.spec import ModelSpec, parse_blueprint
+from services.platform.errors import FailedPrecondition
+from services.trainer.pipeline import fit
+from services.trainer.training_set import build_training_set
 from tests.conftest import SIMPLE_BLUEPRINT
 
 BLUEPRINT = parse_blueprint(yaml.safe_load(SIMPLE_BLUEPRINT))  # context: hour_of_day int64, platform string
@@ -45,8 +45,8 @@ def test_the_holdout_is_the_newest_fifth_of_the_rows():
 
 def test_columns_are_the_blueprints_inputs_typed_for_catboost():
     dataset = build_training_set(BLUEPRINT, table([0.0, 2.0, 0.0, 1.0]))
-    assert list(dataset.features.columns) == input_columns(BLUEPRINT) == ["hour_of_day", "platform", "action"]
-    assert dataset.categorical_columns == ["platform", "action"]
+    assert list(dataset.features.columns) == list(dataset.input.columns) == ["hour_of_day", "platform", "action"]
+    assert dataset.input.categorical_columns == ["platform", "action"]
     assert dataset.features["platform"].tolist() == ["", "ios", "ios", "web"]  # missing category: ""
     assert dataset.features["hour_of_day"].dtype == float
     assert dataset.targets.tolist() == [0, 1, 0, 1] and dataset.labels.tolist() == [0.0, 2.0, 0.0, 1.0]
@@ -66,7 +66,20 @@ def test_one_label_class_is_refused_with_a_reason():
 def test_fit_learns_the_signal():
     labels = [float(i % 24 >= 12) for i in range(200)]
     train, holdout = build_training_set(BLUEPRINT, table(labels)).split()
-    model = fit(replace(BLUEPRINT, model_params={"iterations": 30, "depth": 2}), train)
+    small = BLUEPRINT.model_copy(update={"model": ModelSpec(params={"iterations": 30, "depth": 2})})
+    model = fit(small, train)
     late, early = holdout.features.copy(), holdout.features.copy()
     late["hour_of_day"], early["hour_of_day"] = 20.0, 3.0
     assert (model.predict_proba(late)[:, 1] > model.predict_proba(early)[:, 1]).all()
+
+
+def test_training_and_serving_encode_a_logged_value_alike():
+    from services.models.encoding import ModelInput
+
+    table_ = table([0.0, 1.0, 1.0])
+    dataset = build_training_set(BLUEPRINT, table_)
+    served = [dataset.input.row(row) for row in table_.to_dict("records")]
+    trained = dataset.features.astype(object).values.tolist()
+    assert [[("nan" if v != v else v) for v in r] for r in served] == \
+        [[("nan" if v != v else v) for v in r] for r in trained]
+    assert ModelInput.from_meta(dataset.input.to_meta()) == dataset.input

@@ -10,7 +10,7 @@ import grpc
 from looper.client import (DEFAULT_TIMEOUT, Scalar, decide_request, outcome_event,
                            retry_service_config)
 from looper.errors import from_rpc_error
-from looper.v1 import decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc
+from looperpb.v1 import decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc
 
 
 class AsyncLooperClient:

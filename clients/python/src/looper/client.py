@@ -13,11 +13,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from looper.errors import from_rpc_error
-from looper.v1 import (decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
-                       trainer_pb2_grpc, types_pb2)
+from looperpb.values import Scalar, feature_value
+from looperpb.v1 import (decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
+                       trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT = 5.0
-Scalar = float | int | str | bool | None
 
 
 def retry_service_config(max_attempts: int = 4) -> str:
@@ -27,21 +27,6 @@ def retry_service_config(max_attempts: int = 4) -> str:
         "retryPolicy": {"maxAttempts": max_attempts, "initialBackoff": "0.05s", "maxBackoff": "1s",
                         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
     }]})
-
-
-def feature_value(value: Scalar) -> types_pb2.FeatureValue:
-    """A Python value as a typed FeatureValue (bool, int, float, str; None is missing)."""
-    if value is None:
-        return types_pb2.FeatureValue()
-    if isinstance(value, bool):
-        return types_pb2.FeatureValue(bool_value=value)
-    if isinstance(value, int):
-        return types_pb2.FeatureValue(int64_value=value)
-    if isinstance(value, float):
-        return types_pb2.FeatureValue(double_value=value)
-    if isinstance(value, str):
-        return types_pb2.FeatureValue(string_value=value)
-    raise TypeError(f"feature values must be bool, int, float, str or None, not {type(value).__name__}")
 
 
 def decide_request(use_case: str, decision_id: str, subject: Mapping[str, str],

@@ -1,0 +1,1 @@
+"""Generated from protos/looper/v1 by `make proto`; do not edit."""

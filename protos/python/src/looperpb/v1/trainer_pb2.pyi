@@ -1,0 +1,254 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from looperpb.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TrainingRunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_RUN_STATE_UNSPECIFIED: _ClassVar[TrainingRunState]
+    TRAINING_RUN_STATE_QUEUED: _ClassVar[TrainingRunState]
+    TRAINING_RUN_STATE_RUNNING: _ClassVar[TrainingRunState]
+    TRAINING_RUN_STATE_SUCCEEDED: _ClassVar[TrainingRunState]
+    TRAINING_RUN_STATE_FAILED: _ClassVar[TrainingRunState]
+
+class TrainingTrigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_TRIGGER_UNSPECIFIED: _ClassVar[TrainingTrigger]
+    TRAINING_TRIGGER_MANUAL: _ClassVar[TrainingTrigger]
+    TRAINING_TRIGGER_MIN_ROWS: _ClassVar[TrainingTrigger]
+    TRAINING_TRIGGER_SCHEDULE: _ClassVar[TrainingTrigger]
+
+class ModelStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_STAGE_UNSPECIFIED: _ClassVar[ModelStage]
+    MODEL_STAGE_CANDIDATE: _ClassVar[ModelStage]
+    MODEL_STAGE_LIVE: _ClassVar[ModelStage]
+    MODEL_STAGE_RETIRED: _ClassVar[ModelStage]
+TRAINING_RUN_STATE_UNSPECIFIED: TrainingRunState
+TRAINING_RUN_STATE_QUEUED: TrainingRunState
+TRAINING_RUN_STATE_RUNNING: TrainingRunState
+TRAINING_RUN_STATE_SUCCEEDED: TrainingRunState
+TRAINING_RUN_STATE_FAILED: TrainingRunState
+TRAINING_TRIGGER_UNSPECIFIED: TrainingTrigger
+TRAINING_TRIGGER_MANUAL: TrainingTrigger
+TRAINING_TRIGGER_MIN_ROWS: TrainingTrigger
+TRAINING_TRIGGER_SCHEDULE: TrainingTrigger
+MODEL_STAGE_UNSPECIFIED: ModelStage
+MODEL_STAGE_CANDIDATE: ModelStage
+MODEL_STAGE_LIVE: ModelStage
+MODEL_STAGE_RETIRED: ModelStage
+
+class Blueprint(_message.Message):
+    __slots__ = ("use_case", "version", "decision_type", "spec_yaml", "spec_sha256", "create_time")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
+    SPEC_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    version: int
+    decision_type: _types_pb2.DecisionType
+    spec_yaml: str
+    spec_sha256: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[int] = ..., decision_type: _Optional[_Union[_types_pb2.DecisionType, str]] = ..., spec_yaml: _Optional[str] = ..., spec_sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApplyBlueprintRequest(_message.Message):
+    __slots__ = ("spec_yaml",)
+    SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
+    spec_yaml: str
+    def __init__(self, spec_yaml: _Optional[str] = ...) -> None: ...
+
+class ApplyBlueprintResponse(_message.Message):
+    __slots__ = ("blueprint", "created")
+    BLUEPRINT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    blueprint: Blueprint
+    created: bool
+    def __init__(self, blueprint: _Optional[_Union[Blueprint, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetBlueprintRequest(_message.Message):
+    __slots__ = ("use_case", "version")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    version: int
+    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetBlueprintResponse(_message.Message):
+    __slots__ = ("blueprint",)
+    BLUEPRINT_FIELD_NUMBER: _ClassVar[int]
+    blueprint: Blueprint
+    def __init__(self, blueprint: _Optional[_Union[Blueprint, _Mapping]] = ...) -> None: ...
+
+class ListBlueprintsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListBlueprintsResponse(_message.Message):
+    __slots__ = ("blueprints",)
+    BLUEPRINTS_FIELD_NUMBER: _ClassVar[int]
+    blueprints: _containers.RepeatedCompositeFieldContainer[Blueprint]
+    def __init__(self, blueprints: _Optional[_Iterable[_Union[Blueprint, _Mapping]]] = ...) -> None: ...
+
+class TrainingRun(_message.Message):
+    __slots__ = ("run_id", "use_case", "blueprint_version", "state", "trigger", "create_time", "end_time", "model_version", "promoted", "error", "metrics", "live_metrics", "traceparent")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class LiveMetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    BLUEPRINT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    LIVE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    use_case: str
+    blueprint_version: int
+    state: TrainingRunState
+    trigger: TrainingTrigger
+    create_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    model_version: str
+    promoted: bool
+    error: str
+    metrics: _containers.ScalarMap[str, float]
+    live_metrics: _containers.ScalarMap[str, float]
+    traceparent: str
+    def __init__(self, run_id: _Optional[str] = ..., use_case: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., state: _Optional[_Union[TrainingRunState, str]] = ..., trigger: _Optional[_Union[TrainingTrigger, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_version: _Optional[str] = ..., promoted: _Optional[bool] = ..., error: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., live_metrics: _Optional[_Mapping[str, float]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+
+class StartTrainingRunRequest(_message.Message):
+    __slots__ = ("use_case", "force_promote")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    force_promote: bool
+    def __init__(self, use_case: _Optional[str] = ..., force_promote: _Optional[bool] = ...) -> None: ...
+
+class StartTrainingRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: TrainingRun
+    def __init__(self, run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
+
+class GetTrainingRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetTrainingRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: TrainingRun
+    def __init__(self, run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
+
+class ListTrainingRunsRequest(_message.Message):
+    __slots__ = ("use_case", "page_size")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    page_size: int
+    def __init__(self, use_case: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListTrainingRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[TrainingRun]
+    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ...) -> None: ...
+
+class Model(_message.Message):
+    __slots__ = ("use_case", "version", "blueprint_version", "run_id", "stage", "metrics", "create_time", "data_start_time", "data_end_time", "row_count")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BLUEPRINT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DATA_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    DATA_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    version: str
+    blueprint_version: int
+    run_id: str
+    stage: ModelStage
+    metrics: _containers.ScalarMap[str, float]
+    create_time: _timestamp_pb2.Timestamp
+    data_start_time: _timestamp_pb2.Timestamp
+    data_end_time: _timestamp_pb2.Timestamp
+    row_count: int
+    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., run_id: _Optional[str] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., row_count: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("use_case",)
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    def __init__(self, use_case: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+
+class PromoteModelRequest(_message.Message):
+    __slots__ = ("use_case", "model_version")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    model_version: str
+    def __init__(self, use_case: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class PromoteModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: Model
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class RollbackModelRequest(_message.Message):
+    __slots__ = ("use_case",)
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    def __init__(self, use_case: _Optional[str] = ...) -> None: ...
+
+class RollbackModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: Model
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,350 @@
+"""The use case's blueprint: one declarative, versioned YAML document that says what is
+decided, from which features, how the label is made, how the model is trained and how the
+policy acts.
+
+The document's schema is the pydantic models below (strict: no silent coercion, unknown keys
+refused); ``parse_blueprint`` validates a document and names every offending key path at
+once (``label.window``, ``features.feast[0]``), then checks what depends on several keys
+(the actions a decision type allows, the default decision among them).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
+                      field_validator)
+
+from services.platform.errors import FieldViolation, InvalidArgument
+from services.platform.validation import is_valid_name
+
+_FEAST_REF = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
+_DURATION = re.compile(r"(\d+)(s|m|h|d)")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+BINARY_ACTIONS = ("true", "false")
+
+
+class DecisionType(enum.IntEnum):
+    """What a use case decides; mirrors ``looper.v1.DecisionType`` (the blueprint spells the
+    names in lower case: ``binary``, ``multi_action``...)."""
+
+    UNSPECIFIED = 0
+    BINARY = 1
+    MULTI_ACTION = 2
+    RANKING = 3
+    REGRESSION = 4
+
+    @property
+    def spelling(self) -> str:
+        return self.name.lower()
+
+
+class Aggregation(str, enum.Enum):
+    """How the outcomes inside a decision's window become its label."""
+
+    SUM = "sum"
+    MAX = "max"
+    FIRST = "first"  # the earliest outcome's value
+    COUNT = "count"
+
+
+class FeatureType(str, enum.Enum):
+    DOUBLE = "double"
+    INT64 = "int64"
+    STRING = "string"
+    BOOL = "bool"
+
+    @property
+    def is_categorical(self) -> bool:
+        return self in (FeatureType.STRING, FeatureType.BOOL)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"7d"`` to a timedelta."""
+    match = _DURATION.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError("must be a duration like 30s, 15m, 1h or 7d")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("must be a duration like 30s, 15m, 1h or 7d")
+    return parse_duration(str(value))
+
+
+def _name(value: str) -> str:
+    if not is_valid_name(value):
+        raise ValueError("must be lower_snake_case (a letter, then letters, digits or _)")
+    return value
+
+
+def _choice(kind: type[enum.Enum], spelled=lambda member: member.value):
+    """A before-validator that accepts the spelling of one of ``kind``'s members."""
+    choices = {spelled(m): m for m in kind if m.name != "UNSPECIFIED"}
+
+    def convert(value: Any):
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str) and value in choices:
+            return choices[value]
+        raise ValueError(f"must be one of {list(choices)}")
+    return BeforeValidator(convert)
+
+
+def _unique(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a value")
+    return values
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+FeatureTypeName = Annotated[FeatureType, _choice(FeatureType)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LabelSpec(_Section):
+    """How outcomes become a training label."""
+
+    outcome: Name
+    aggregation: Annotated[Aggregation, _choice(Aggregation)] = Aggregation.MAX
+    window: Duration
+    missing_value: float = 0.0
+
+
+class PolicySpec(_Section):
+    """How scores become an action."""
+
+    threshold: float = 0.0
+    exploration_rate: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class RetrainingSpec(_Section):
+    """When the Trainer retrains by itself."""
+
+    min_labeled_rows: int = Field(1000, ge=10)
+    schedule: Duration | None = None
+
+
+class ProductMetric(_Section):
+    """The product value of a decision: what an outcome is worth and what acting costs."""
+
+    outcome_value: float = 1.0
+    treatment_cost: float = 0.0
+
+
+class PersonalizationSpec(_Section):
+    """A Feast view Looper maintains from feedback: per-subject counts over a recent window,
+    pushed online so the subject's next decision sees what just happened."""
+
+    view: Name
+    window: Duration = timedelta(days=7)
+
+    @property
+    def window_name(self) -> str:
+        """The window as a suffix of the feature names, e.g. ``7d``."""
+        seconds = int(self.window.total_seconds())
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds % size == 0 and seconds >= size:
+                return f"{seconds // size}{unit}"
+        return f"{seconds}s"
+
+
+class FeaturesSpec(_Section):
+    feast: Annotated[list[Annotated[str, AfterValidator(lambda v: _feast_ref(v))]], AfterValidator(_unique)] = []
+    context: dict[Name, FeatureTypeName] = {}
+    candidate: dict[Name, FeatureTypeName] = {}
+
+
+class ModelSpec(_Section):
+    params: dict[str, Any] = {}
+
+
+def _feast_ref(value: str) -> str:
+    if not _FEAST_REF.fullmatch(value):
+        raise ValueError("must be a Feast reference view:feature")
+    return value
+
+
+class Blueprint(_Section):
+    """One validated version of a use case's blueprint."""
+
+    name: Name
+    description: str = ""
+    decision_type: Annotated[DecisionType, _choice(DecisionType, lambda m: m.spelling)]
+    entities: Annotated[list[Name], AfterValidator(_unique)]
+    actions: Annotated[list[str], AfterValidator(_unique)] = []
+    default_decision: str | bool | int | float
+    features: FeaturesSpec = FeaturesSpec()
+    label: LabelSpec
+    model: ModelSpec = ModelSpec()
+    policy: PolicySpec = PolicySpec()
+    retraining: RetrainingSpec = RetrainingSpec()
+    product_metric: ProductMetric = ProductMetric()
+    personalization: PersonalizationSpec | None = None
+
+    _version: int = PrivateAttr(0)
+    _spec: dict = PrivateAttr(default_factory=dict)
+
+    @field_validator("default_decision", mode="after")
+    @classmethod
+    def _spell(cls, value):  # a YAML `false` is the action "false"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    @property
+    def version(self) -> int:
+        """The version the store gave this document (0 before it is stored)."""
+        return self._version
+
+    def with_version(self, version: int) -> "Blueprint":
+        copy = self.model_copy()
+        copy._version, copy._spec = version, self._spec
+        return copy
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The actions the policy chooses among (binary: true and false)."""
+        return BINARY_ACTIONS if self.decision_type == DecisionType.BINARY else tuple(self.actions)
+
+    @property
+    def feast_features(self) -> tuple[str, ...]:
+        return tuple(self.features.feast)
+
+    @property
+    def context_features(self) -> dict[str, FeatureType]:
+        return dict(self.features.context)
+
+    @property
+    def candidate_features(self) -> dict[str, FeatureType]:
+        return dict(self.features.candidate)
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return dict(self.model.params)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The subject-level and candidate inputs in a fixed order: Feast, context, candidate."""
+        return (tuple(feast_column(ref) for ref in self.features.feast)
+                + tuple(sorted(self.features.context)) + tuple(sorted(self.features.candidate)))
+
+    def feature_type(self, column: str) -> FeatureType | None:
+        """The declared type of a context or candidate column (Feast columns: None)."""
+        return self.features.context.get(column) or self.features.candidate.get(column)
+
+    def personalization_features(self) -> list[str]:
+        """The names of the counters Looper keeps in the personalization view."""
+        spec = self.personalization
+        return [f"decisions_{spec.window_name}", f"{self.label.outcome}_{spec.window_name}"] if spec else []
+
+    def digest(self) -> str:
+        return spec_digest(self._spec)
+
+
+def feast_column(ref: str) -> str:
+    """The column name of a Feast reference, as Feast names it with full feature names:
+    ``user_stats:sessions_7d`` -> ``user_stats__sessions_7d``."""
+    return ref.replace(":", "__")
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON form; equal specs give equal digests."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_blueprint_yaml(text: str) -> Blueprint:
+    """Parses and validates a YAML blueprint document."""
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InvalidArgument.single("spec_yaml", f"is not valid YAML: {err}") from None
+    return parse_blueprint(spec)
+
+
+def parse_blueprint(spec: Any) -> Blueprint:
+    """Validates a blueprint mapping; raises InvalidArgument naming every bad key path."""
+    if not isinstance(spec, dict):
+        raise InvalidArgument.single("spec_yaml", "must be a mapping of blueprint keys")
+    try:
+        blueprint = Blueprint.model_validate(spec)
+    except ValidationError as err:
+        raise InvalidArgument([_violation(e) for e in err.errors()]) from None
+    problems = _decision_space_problems(blueprint) + _personalization_problems(blueprint)
+    if problems:
+        raise InvalidArgument(problems)
+    blueprint._spec = spec
+    return blueprint
+
+
+def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
+    """What a decision type allows: its actions and its default decision."""
+    kind, default = bp.decision_type, bp.default_decision
+    if kind == DecisionType.BINARY:
+        problems = [FieldViolation("actions", "is not allowed for binary use cases (actions are true/false)")
+                    ] if bp.actions else []
+        if default not in BINARY_ACTIONS:
+            problems.append(FieldViolation("default_decision", "must be true or false for a binary use case"))
+        return problems
+    if kind == DecisionType.MULTI_ACTION:
+        if len(bp.actions) < 2:
+            return [FieldViolation("actions", "must list at least 2 actions")]
+        if default not in bp.actions:
+            return [FieldViolation("default_decision", f"must be one of the actions {bp.actions}")]
+        return []
+    if kind == DecisionType.RANKING and default != "as_given":
+        return [FieldViolation("default_decision", "must be as_given for a ranking use case")]
+    if kind == DecisionType.REGRESSION:
+        try:
+            float(default)
+        except ValueError:
+            return [FieldViolation("default_decision", "must be a number for a regression use case")]
+    return []
+
+
+def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:
+    if bp.personalization and len(bp.entities) != 1:
+        return [FieldViolation("personalization",
+                               "needs exactly one entity (the subject whose outcomes are counted)")]
+    return []
+
+
+_TYPE_NAMES = {"string_type": "a string", "int_type": "an integer", "float_type": "a number",
+               "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "model_attributes_type": "a mapping"}
+
+
+def _violation(error: dict) -> FieldViolation:
+    """A pydantic error as a field violation with the key path as the blueprint spells it."""
+    path = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith(("[", "function-")):  # pydantic's own markers, e.g. "[key]"
+            path += f".{part}" if path else part
+    kind = error["type"]
+    if kind == "missing":
+        return FieldViolation(path, "is required")
+    if kind == "extra_forbidden":
+        return FieldViolation(path, "unknown key")
+    if kind in _TYPE_NAMES:
+        return FieldViolation(path, f"must be {_TYPE_NAMES[kind]}")
+    if kind == "value_error":
+        return FieldViolation(path, str(error["ctx"]["error"]))
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = "at least" if kind == "greater_than_equal" else "at most"
+        limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]
+        return FieldViolation(path, f"must be {bound} {limit}")
+    return FieldViolation(path, error["msg"])

@@ -1,0 +1,119 @@
+"""Immutable, versioned blueprints on disk: ``<root>/<use_case>/v000001.yaml``.
+
+Every service reads the same directory, so a blueprint applied through the Trainer is seen
+by Decision and Feedback processes without any call between them. Versions are created with
+O_EXCL, so two concurrent applies can never write the same version twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from services.blueprints.spec import Blueprint, load_blueprint_yaml
+from services.platform.errors import InvalidArgument, NotFound
+from services.platform.files import write_file_durably
+from services.platform.validation import is_valid_name
+
+
+@dataclass(frozen=True)
+class StoredBlueprint:
+    """A blueprint version with what the store knows about it."""
+
+    blueprint: Blueprint
+    spec_yaml: str
+    create_time: datetime
+
+
+class BlueprintStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._cache: dict[tuple[str, int], StoredBlueprint] = {}
+        self._latest: dict[str, tuple[int, int]] = {}  # use case -> (dir mtime_ns, version)
+        self._lock = threading.Lock()
+
+    def apply(self, spec_yaml: str) -> tuple[StoredBlueprint, bool]:
+        """Validates and stores a blueprint; returns (current version, whether it is new)."""
+        blueprint = load_blueprint_yaml(spec_yaml)
+        folder = self.root / blueprint.name
+        folder.mkdir(exist_ok=True)
+        while True:
+            latest = self._latest_version(blueprint.name)
+            if latest:
+                current = self.get(blueprint.name, latest)
+                if current.blueprint.digest() == blueprint.digest():
+                    return current, False
+            path = folder / _file_name(latest + 1)
+            try:
+                write_file_durably(path, spec_yaml.encode(), exclusive=True)
+            except FileExistsError:
+                continue  # another process applied concurrently; compare with its version
+            return self.get(blueprint.name, latest + 1), True
+
+    def get(self, use_case: str, version: int = 0) -> StoredBlueprint:
+        """A version of a use case's blueprint; version 0 means the latest."""
+        if not is_valid_name(use_case):
+            raise InvalidArgument.single("use_case", "must be lower_snake_case")
+        if version == 0:
+            version = self.latest_version(use_case)
+        key = (use_case, version)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached:
+            return cached
+        path = self.root / use_case / _file_name(version)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
+        stored = StoredBlueprint(
+            blueprint=load_blueprint_yaml(text).with_version(version),
+            spec_yaml=text,
+            create_time=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+        )
+        with self._lock:
+            self._cache[key] = stored
+        return stored
+
+    def latest(self, use_case: str) -> Blueprint:
+        """The current blueprint of a use case; the hot path of every decision."""
+        return self.get(use_case).blueprint
+
+    def latest_version(self, use_case: str) -> int:
+        version = self._latest_version(use_case)
+        if not version:
+            raise NotFound(f"use case {use_case!r} has no blueprint; apply one with `looper apply BLUEPRINT.yaml`")
+        return version
+
+    def list(self) -> list[StoredBlueprint]:
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_valid_name(p.name))
+        return [self.get(name) for name in names if self._latest_version(name)]
+
+    def idempotency_window(self, minimum: timedelta) -> timedelta:
+        """How long ids must be remembered: ``minimum``, or the longest label window of any use
+        case when that is longer (a retry inside a decision's window must find it)."""
+        return max([minimum, *(s.blueprint.label.window for s in self.list())])
+
+    def _latest_version(self, use_case: str) -> int:
+        """Cached by the folder's mtime, which changes when a version file is added."""
+        folder = self.root / use_case
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+        with self._lock:
+            seen = self._latest.get(use_case)
+        if seen and seen[0] == mtime:
+            return seen[1]
+        versions = [int(p.stem[1:]) for p in folder.glob("v*.yaml") if p.stem[1:].isdigit()]
+        version = max(versions, default=0)
+        with self._lock:
+            self._latest[use_case] = (mtime, version)
+        return version
+
+
+def _file_name(version: int) -> str:
+    return f"v{version:06d}.yaml"

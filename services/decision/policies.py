@@ -1,0 +1,80 @@
+"""Decision policies: from model scores (or none) to an action, with epsilon-greedy
+exploration and the propensity of what was chosen (needed for off-policy evaluation).
+
+Exploration draws come from a hash of the decision id, so a decision is reproducible and
+a replayed request gets the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from services.blueprints.spec import Blueprint, DecisionType
+from services.decisions.record import ScoredCandidate
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    action: str
+    score: float
+    propensity: float
+    is_exploration: bool
+    ranking: tuple[ScoredCandidate, ...]
+
+
+def uniform_draws(decision_id: str) -> tuple[float, float]:
+    """Two independent uniform numbers in [0, 1) derived from the decision id."""
+    digest = hashlib.blake2b(decision_id.encode(), digest_size=16).digest()
+    scale = float(1 << 64)
+    return int.from_bytes(digest[:8], "little") / scale, int.from_bytes(digest[8:], "little") / scale
+
+
+def action_values(blueprint: Blueprint, actions: list[str], scores: list[float]) -> list[float]:
+    """Expected product value of each action: what its outcome is worth minus what acting
+    costs. Choosing the blueprint's default (binary "false", the default action) costs
+    nothing; every other action costs ``treatment_cost``."""
+    metric = blueprint.product_metric
+    baseline = "false" if blueprint.decision_type == DecisionType.BINARY else blueprint.default_decision
+    return [metric.outcome_value * s - (metric.treatment_cost if a != baseline else 0.0)
+            for a, s in zip(actions, scores)]
+
+
+def greedy_order(blueprint: Blueprint, actions: list[str], scores: list[float] | None) -> list[int]:
+    """Action indexes, best first, by expected product value; the default order when
+    there are no scores. A binary use case acts only when acting beats not acting by more
+    than the policy's threshold (binary actions are always ("true", "false"))."""
+    if scores is None:
+        return _default_order(blueprint, actions)
+    values = action_values(blueprint, actions, scores)
+    if blueprint.decision_type == DecisionType.BINARY:
+        return [0, 1] if values[0] - values[1] > blueprint.policy.threshold else [1, 0]
+    return sorted(range(len(actions)), key=lambda i: -values[i])
+
+
+def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: list[float] | None,
+           candidate_features: list[dict] | None = None) -> PolicyChoice:
+    """Picks among ``actions``. ``scores`` are the model's per-action scores, or None to
+    fall back to the blueprint's default decision; ``candidate_features`` (ranking) are
+    logged with each candidate."""
+    greedy = greedy_order(blueprint, actions, scores)
+    explore_draw, pick_draw = uniform_draws(decision_id)
+    rate = blueprint.policy.exploration_rate
+    explored = explore_draw < rate
+    first = int(pick_draw * len(actions)) if explored else greedy[0]
+    order = [first] + [i for i in greedy if i != first]
+    propensities = [rate / len(actions) + (1 - rate) * (i == greedy[0]) for i in range(len(actions))]
+    shown = scores if scores is not None else [0.0] * len(actions)
+    extra = candidate_features or [{}] * len(actions)
+    ranking = tuple(ScoredCandidate(actions[i], float(shown[i]), propensities[i], extra[i]) for i in order)
+    return PolicyChoice(action=actions[first], score=float(shown[first]),
+                        propensity=propensities[first], is_exploration=explored and first != greedy[0],
+                        ranking=ranking)
+
+
+def _default_order(blueprint: Blueprint, actions: list[str]) -> list[int]:
+    """The default decision first; the rest (ranking: all) in the order given."""
+    if blueprint.default_decision in actions:
+        first = actions.index(blueprint.default_decision)
+        return [first] + [i for i in range(len(actions)) if i != first]
+    return list(range(len(actions)))

@@ -1,0 +1,174 @@
+"""The decision log: every decision durable before it is answered, found again by id, and
+read in order by the label joiner.
+
+Writing: each Decision process appends to its own segment (group-committed fsync). A
+decision id is the caller's idempotency key; the shared index (``IdempotencyIndex``) lets
+every process on the data directory agree on it: the first call with an id claims it,
+decides and logs; a retry, on any process, replays the logged decision. Ids are remembered
+for the idempotency window (at least the longest label window of any use case); a retry
+after it gets FAILED_PRECONDITION rather than a second decision.
+
+Reading: ``DecisionStream`` hands the log to a consumer in order, with its progress kept
+by the log, so that retention deletes only segments every consumer has read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+from services.decisions.record import DecisionRecord
+from services.platform.data_dir import DecisionPaths
+from services.platform.durable_log import (DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
+                                          list_segments, read_record)
+from services.platform.errors import FailedPrecondition, Unavailable
+from services.platform.id_index import IdempotencyIndex, IndexEntry
+from services.platform.key_locks import KeyLocks
+
+PREFIX = "decisions"
+# The log's readers: retention keeps every segment until each of them has read it.
+CONSUMERS = ("label-joiner",)
+CLAIM_WAIT_SECONDS = 5.0  # how long a retry waits for another process still deciding its id
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    segments_deleted: int
+    ids_forgotten: int
+
+
+class DecisionLog:
+    def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
+                 segment_seconds: float = 3600.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.paths = paths
+        self.window = window  # the idempotency window now (it grows with the longest label window)
+        self.clock = clock
+        self.segment_seconds = segment_seconds
+        self._index = IdempotencyIndex(paths.index)
+        self._in_process = KeyLocks()  # calls of this process with one id take turns
+        self._log = DurableLog(paths.log, PREFIX, segment_seconds=segment_seconds)
+
+    def record_once(self, use_case: str, decision_id: str,
+                    decide: Callable[[], DecisionRecord]) -> tuple[DecisionRecord, bool]:
+        """The decision logged under this id, made by ``decide`` and logged durably if there
+        is none yet; returns it and whether it was an earlier one (a replay)."""
+        with self._in_process.hold((use_case, decision_id)):
+            earlier = self._claim(use_case, decision_id)
+            if earlier is not None:
+                return earlier, True
+            try:
+                record = decide()
+                address = self._log.append(record.to_dict())
+            except BaseException:
+                self._index.release(use_case, [decision_id])
+                raise
+            self._index.complete(use_case, [(decision_id, address, record.decide_time.timestamp())])
+            return record, False
+
+    def find(self, use_case: str, decision_id: str) -> DecisionRecord | None:
+        """The logged decision with this id; None if there is none."""
+        entry = self._index.get(use_case, decision_id)
+        if entry is None or not entry.done:
+            return None
+        return self._read(use_case, decision_id, entry)
+
+    def retention(self) -> RetentionResult:
+        """Deletes segments older than the window that every consumer has read, and
+        forgets ids older than twice the window (between one and two windows, a retry is
+        refused; after that an id is free again)."""
+        window = self.window()
+        now = self.clock().timestamp()
+        segments = deletable_segments(self.paths.log, PREFIX, self.paths.consumers, list(CONSUMERS),
+                                      older_than=now - window.total_seconds(),
+                                      segment_seconds=self.segment_seconds)
+        for segment in segments:
+            segment.unlink(missing_ok=True)
+        forgotten = self._index.prune(before=now - 2 * window.total_seconds())
+        return RetentionResult(len(segments), forgotten)
+
+    def close(self) -> None:
+        self._log.close()
+        self._index.close()
+
+    # --- claims ------------------------------------------------------------------------
+    def _claim(self, use_case: str, decision_id: str) -> DecisionRecord | None:
+        """Claims the id, or returns the decision already logged under it."""
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            entry = self._index.claim(use_case, [decision_id], self.clock().timestamp()).get(decision_id)
+            if entry is None:
+                return None  # ours now
+            if entry.done:
+                record = self._read(use_case, decision_id, entry)
+                if record is None:
+                    raise FailedPrecondition(f"decision {decision_id!r} of use case {use_case!r} is past the "
+                                             f"retention of its log; use a new decision id")
+                return record
+            if not entry.owner_alive():
+                recovered = self._recover(use_case, decision_id, entry)
+                if recovered is not None or self._index.take_over(use_case, decision_id, entry.owner,
+                                                                  self.clock().timestamp()):
+                    return recovered
+            elif time.monotonic() > deadline:
+                raise Unavailable(f"decision {decision_id!r} is still being made by another call; retry")
+            time.sleep(0.002)
+
+    def _recover(self, use_case: str, decision_id: str, entry: IndexEntry) -> DecisionRecord | None:
+        """A process died between logging a decision and completing its claim: find the
+        decision in that process's segments, so a retry replays it instead of deciding twice."""
+        for segment in list_segments(self.paths.log, f"{PREFIX}-{entry.owner}"):
+            for data, position in iter_records(segment):
+                if data["use_case"] == use_case and data["decision_id"] == decision_id:
+                    record = DecisionRecord.from_dict(data)
+                    self._index.complete(use_case, [(decision_id, position.address, record.decide_time.timestamp())])
+                    return record
+        return None
+
+    def _read(self, use_case: str, decision_id: str, entry: IndexEntry) -> DecisionRecord | None:
+        window = self.window()
+        if self.clock().timestamp() - entry.time > window.total_seconds():
+            raise FailedPrecondition(
+                f"decision id {decision_id!r} of use case {use_case!r} was used more than "
+                f"{_human(window)} ago, outside the idempotency window; use a new decision id")
+        data = read_record(self.paths.log, entry.address) if entry.address else None
+        return DecisionRecord.from_dict(data) if data else None
+
+
+class DecisionStream:
+    """A consumer's ordered view of the decision log (the label joiner's input)."""
+
+    def __init__(self, paths: DecisionPaths, consumer: str):
+        self._consumer = LogConsumer(paths.log, PREFIX, paths.consumers, consumer)
+
+    def pending(self) -> Iterator[tuple[DecisionRecord, LogPosition]]:
+        for data, position in self._consumer.pending():
+            yield DecisionRecord.from_dict(data), position
+
+    def advance(self, position: LogPosition) -> None:
+        self._consumer.advance(position)
+
+    def commit(self) -> None:
+        """Saves the progress: what was advanced over is not handed out again."""
+        self._consumer.save()
+
+    def backlog_bytes(self) -> int:
+        return self._consumer.backlog_bytes()
+
+
+def _human(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def iter_decisions(paths: DecisionPaths) -> Iterator[DecisionRecord]:
+    """Every decision in the log, oldest segment first (for tools and the demo; services
+    read through ``DecisionLog`` and ``DecisionStream``)."""
+    for segment in list_segments(paths.log, PREFIX):
+        for data, _ in iter_records(segment):
+            yield DecisionRecord.from_dict(data)

@@ -1,0 +1,233 @@
+"""Looper's one feature store: a real Feast repo in the data directory.
+
+Defaults are embedded (SQLite online store, DuckDB offline store over parquet part files);
+``online_store="redis://host:port"`` switches the online store to Redis. Decision reads
+subject features online; Feedback pushes per-subject outcome counters (personalization)
+online and appends them as parquet parts offline; the Trainer backfills features with
+point-in-time historical retrieval. Facts this is built on (Feast 0.67): the DuckDB offline
+store keeps entity rows that have no feature value, where the file store drops them; offline
+pushes rewrite the whole parquet file, so Looper appends part files instead; the SQLite
+online store shares one connection, so reads here are serialized by a lock.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.type_map import feast_value_type_to_python_type
+
+from services.blueprints.spec import Blueprint, feast_column
+from services.decisions.record import FeatureScalar
+from services.platform.data_dir import FeaturePaths
+from services.platform.files import fsync_dir, write_file_durably
+
+log = logging.getLogger("looper.feast")
+
+PROJECT = "looper"
+PLAN_TTL_SECONDS = 5.0
+
+
+def write_repo_config(repo: Path, online_store: str = "sqlite") -> Path:
+    """Writes the repo's feature_store.yaml, so the repo also works with the ``feast`` CLI
+    and the product's own Feast pipelines (``FeatureStore(repo_path=...)``)."""
+    if online_store == "sqlite":
+        online = {"type": "sqlite", "path": str(repo / "online_store.db")}
+    elif online_store.startswith("redis://"):
+        online = {"type": "redis", "connection_string": online_store.removeprefix("redis://")}
+    else:
+        raise ValueError(f"LOOPER_FEAST_ONLINE_STORE: {online_store!r} is not 'sqlite' or 'redis://host:port'")
+    config = {
+        "project": PROJECT, "provider": "local",
+        "registry": {"path": str(repo / "registry.db"), "cache_ttl_seconds": 2},
+        "online_store": online, "offline_store": {"type": "duckdb"},
+        "entity_key_serialization_version": 3,
+    }
+    path = repo / "feature_store.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        write_file_durably(path, text.encode())
+    return path
+
+
+class LooperFeatureStore:
+    def __init__(self, paths: FeaturePaths, online_store: str = "sqlite"):
+        from feast import FeatureStore
+
+        self.paths = paths
+        self.repo = Path(paths.repo)
+        self.repo.mkdir(parents=True, exist_ok=True)
+        write_repo_config(self.repo, online_store)
+        if online_store == "sqlite":
+            _use_wal(self.repo / "online_store.db")
+        self.store = FeatureStore(repo_path=str(self.repo))
+        self._lock = threading.Lock()
+        self._plans: dict[tuple[str, ...], tuple[float, list]] = {}
+
+    # --- definitions --------------------------------------------------------------------
+    def apply(self, objects: list) -> None:
+        with self._lock:
+            self.store.apply(objects)
+            self.store.refresh_registry()
+
+    def apply_module(self, path: Path) -> list[str]:
+        """Applies every Feast object defined at module level in a Python file (like
+        ``feast apply`` does for a repo); returns their names."""
+        from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
+        from feast.data_source import DataSource
+
+        spec = importlib.util.spec_from_file_location(f"looper_features_{Path(path).stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        kinds = (Entity, FeatureView, OnDemandFeatureView, FeatureService, DataSource)
+        objects = [v for v in vars(module).values() if isinstance(v, kinds)]
+        self.apply(objects)
+        return sorted(o.name for o in objects)
+
+    def missing_references(self, refs: tuple[str, ...]) -> dict[int, str]:
+        """For each unknown ``view:feature`` reference, its index and why."""
+        with self._lock:
+            self.store.refresh_registry()
+            views = {v.name: {f.name for f in v.features} for v in self.store.list_feature_views()}
+        problems = {}
+        for i, ref in enumerate(refs):
+            view, feature = ref.split(":", 1)
+            if view not in views:
+                problems[i] = (f"no feature view {view!r} in the Feast registry (known: {sorted(views)}); apply "
+                               f"the product's Feast definitions first: `looper features apply FILE --data-dir DIR`")
+            elif feature not in views[view]:
+                problems[i] = f"feature view {view!r} has no feature {feature!r} (has: {sorted(views[view])})"
+        return problems
+
+    # --- online ---------------------------------------------------------------------------
+    def online_features(self, refs: list[str], entity_row: dict[str, str]) -> dict[str, FeatureScalar]:
+        """One entity's features by column name (``view__feature``); missing ones are None.
+
+        The decision hot path: it reads each feature view straight from the online store
+        (``provider.online_store.online_read``, one query a view), skipping the layers of
+        ``get_online_features`` that cost about 0.6 ms of a 0.7 ms read on this machine.
+        """
+        values: dict[str, FeatureScalar] = {}
+        with self._lock:
+            for view, names, key_fields in self._read_plan(tuple(refs)):
+                key = EntityKeyProto(join_keys=[f.name for f in key_fields],
+                                     entity_values=[_entity_value(f, entity_row[f.name]) for f in key_fields])
+                _, row = self.store.provider.online_store.online_read(self.store.config, view, [key], names)[0]
+                for name in names:
+                    value = (row or {}).get(name)
+                    values[f"{view.name}__{name}"] = _scalar(feast_value_type_to_python_type(value)) if value else None
+        return {feast_column(ref): values[feast_column(ref)] for ref in refs}
+
+    def _read_plan(self, refs: tuple[str, ...]) -> list:
+        """Per view: the FeatureView, the requested feature names and the entity key fields.
+        Cached for a few seconds, so views applied by another process are picked up."""
+        cached = self._plans.get(refs)
+        if cached and time.monotonic() - cached[0] < PLAN_TTL_SECONDS:
+            return cached[1]
+        by_view: dict[str, list[str]] = {}
+        for ref in refs:
+            view, feature = ref.split(":", 1)
+            by_view.setdefault(view, []).append(feature)
+        self.store.refresh_registry()
+        plan = []
+        for name, features in by_view.items():
+            view = self.store.get_feature_view(name)
+            plan.append((view, features, sorted(view.entity_columns, key=lambda f: f.name)))
+        self._plans[refs] = (time.monotonic(), plan)
+        return plan
+
+    def push_online(self, push_source: str, frame: pd.DataFrame) -> None:
+        from feast.data_source import PushMode
+
+        with self._lock:
+            self.store.push(push_source, frame, to=PushMode.ONLINE)
+
+    # --- offline --------------------------------------------------------------------------
+    def parts_folder(self, view: str) -> Path:
+        """Where the parquet parts of a view Looper maintains live."""
+        return self.paths.views / view
+
+    def append_offline(self, view: str, rows: pd.DataFrame | pa.Table) -> None:
+        """Appends rows to a Looper-owned view's offline source as a new parquet part."""
+        folder = self.parts_folder(view)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, folder / f".{name}.tmp")
+        os.replace(folder / f".{name}.tmp", folder / name)
+        fsync_dir(folder)
+
+    def historical_features(self, entity_frame: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+        """Point-in-time join of ``refs`` onto ``entity_frame`` (which needs the entity keys
+        and ``event_timestamp``), returned in the frame's row order. Raises if a row is lost,
+        which Feast's file offline store does silently."""
+        keyed = entity_frame.reset_index(drop=True).assign(_looper_row=range(len(entity_frame)))
+        with self._lock:
+            joined = self.store.get_historical_features(entity_df=keyed, features=refs,
+                                                        full_feature_names=True).to_df()
+        if len(joined) != len(entity_frame):
+            raise RuntimeError(f"historical retrieval returned {len(joined)} rows for {len(entity_frame)}")
+        return joined.sort_values("_looper_row").drop(columns="_looper_row").reset_index(drop=True)
+
+
+def _entity_value(field, text: str):
+    """A subject key (always a string on the wire) as the entity's declared type."""
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.types import Int32, Int64
+
+    if field.dtype == Int64:
+        return Value(int64_val=int(text))
+    if field.dtype == Int32:
+        return Value(int32_val=int(text))
+    return Value(string_val=text)
+
+
+def _use_wal(path: Path) -> None:
+    """Feast's SQLite online store opens its file without WAL, so each push blocks every
+    reader in the other services. WAL is a property of the database file: set once, every
+    later connection (Feast's included) uses it, and readers no longer wait for writers."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _scalar(value) -> FeatureScalar:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        return value.item()  # numpy scalars
+    except AttributeError:
+        return str(value)
+
+
+class FeastFeatureSource:
+    """The Decision service's view of Feast: the subject's features for a blueprint. A
+    feature store failure degrades to missing values rather than failing the product."""
+
+    def __init__(self, store: LooperFeatureStore):
+        self.store = store
+
+    def fetch(self, blueprint: Blueprint, subject: dict[str, str]) -> dict[str, FeatureScalar]:
+        if not blueprint.feast_features:
+            return {}
+        row = {entity: subject[entity] for entity in blueprint.entities}
+        try:
+            return self.store.online_features(list(blueprint.feast_features), row)
+        except Exception:  # noqa: BLE001 - decide without features rather than not at all
+            log.exception("Feast online read failed for %s", blueprint.name)
+            return {feast_column(ref): None for ref in blueprint.feast_features}
+
+
+def feature_store(settings, data) -> LooperFeatureStore:
+    """The data directory's Feast repo with the configured online store."""
+    return LooperFeatureStore(data.features, settings.feast_online_store)

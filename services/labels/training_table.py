@@ -1,0 +1,104 @@
+"""The training table: one row per decision whose attribution window has closed, with the
+feature values logged at decision time and its label. This is Looper's queryable record of
+what was decided and what came of it: the Trainer trains and evaluates on it, reports and
+off-policy estimates read it, and it is the entity frame of Feast's historical retrieval
+when a feature added later is backfilled.
+
+Stored as parquet part files per use case, so that appends never rewrite the table; read
+back as one DataFrame, one row per decision id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from services.decisions.record import DecisionRecord
+from services.platform.files import fsync_dir
+
+# Looper's own columns; the others are the subject's keys and the logged features.
+DECISION_COLUMNS = ("decision_id", "event_timestamp", "action", "propensity", "is_default", "is_exploration",
+                    "model_version", "blueprint_version", "arm")
+LABEL_COLUMNS = ("label", "outcome_count")
+
+
+@dataclass(frozen=True)
+class LabeledDecision:
+    """A decision and its label: one row of the training table."""
+
+    decision: DecisionRecord
+    label: float
+    outcome_count: int
+
+    def row(self) -> dict:
+        d = self.decision
+        return {
+            "decision_id": d.decision_id, "event_timestamp": d.decide_time, **d.subject, "action": d.action,
+            "propensity": d.propensity, "is_default": d.is_default, "is_exploration": d.is_exploration,
+            "model_version": d.model_version, "blueprint_version": d.blueprint_version, "arm": d.arm,
+            **d.features, "label": self.label, "outcome_count": self.outcome_count,
+        }
+
+
+class TrainingTable:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def append(self, use_case: str, rows: list[LabeledDecision]) -> None:
+        """Writes the rows as one new part file, atomically and durably."""
+        if not rows:
+            return
+        folder = self.root / use_case
+        folder.mkdir(exist_ok=True)
+        frame = pd.DataFrame([r.row() for r in rows])
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+        name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
+        tmp = folder / f".{name}.tmp"
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / name)
+        fsync_dir(folder)
+
+    def parts(self, use_case: str) -> list[Path]:
+        return sorted((self.root / use_case).glob("part-*.parquet"))
+
+    def row_count(self, use_case: str) -> int:
+        """Rows written so far (from parquet footers; cheap)."""
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts(use_case))
+
+    def read(self, use_case: str, max_rows: int | None = None) -> pd.DataFrame:
+        """Labeled decisions, oldest first, one row per decision id; with ``max_rows``, the
+        newest ones only (whole part files, newest first, until there are enough)."""
+        parts = []
+        rows = 0
+        for path in reversed(self.parts(use_case)):
+            parts.append(pd.read_parquet(path))
+            rows += len(parts[-1])
+            if max_rows is not None and rows >= max_rows:
+                break
+        if not parts:
+            return pd.DataFrame(columns=list(DECISION_COLUMNS + LABEL_COLUMNS))
+        frame = pd.concat(reversed(parts), ignore_index=True)
+        frame = frame.drop_duplicates("decision_id", keep="last")
+        frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+        return frame.tail(max_rows).reset_index(drop=True) if max_rows is not None else frame
+
+    def prune(self, use_case: str, older_than_ns: int) -> int:
+        """Deletes parts written before ``older_than_ns`` (nanoseconds since the epoch, as
+        in their names); returns how many."""
+        deleted = 0
+        for path in self.parts(use_case):
+            if int(path.name.split("-")[1]) < older_than_ns:
+                path.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
+    def use_cases(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())

@@ -1,0 +1,83 @@
+"""The one model-input encoding: which columns a model takes, in which order, which are
+categorical, and how a value becomes what CatBoost reads. Training, offline evaluation and
+serving all go through it, so a value the Decision service logged is encoded at serving
+time exactly as it was when the model was trained (no train/serve skew).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from services.blueprints.spec import Blueprint, DecisionType
+from services.decisions.record import FeatureScalar
+
+# The action (or ranked item) is an input too: one model scores every action, so the policy
+# can compare "send" with "don't send" for the same subject.
+ACTION_COLUMN = "action"
+
+
+def categorical_value(value: FeatureScalar) -> str:
+    """A categorical value: missing is the empty category, everything else its text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def numeric_value(value: FeatureScalar) -> float:
+    """A numeric value: missing or non-numeric is NaN (CatBoost's missing value)."""
+    if value is None or isinstance(value, str):
+        return math.nan
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    columns: tuple[str, ...]
+    categorical: frozenset[str]
+
+    @classmethod
+    def for_table(cls, blueprint: Blueprint, table: pd.DataFrame) -> "ModelInput":
+        """The blueprint's inputs; a column is categorical when the blueprint declares it a
+        string or bool, when it is the action, or (Feast features, whose types the blueprint
+        does not state) when the table holds text in it."""
+        columns = list(blueprint.feature_names)
+        if blueprint.decision_type != DecisionType.REGRESSION:
+            columns.append(ACTION_COLUMN)
+        categorical = set()
+        for column in columns:
+            declared = blueprint.feature_type(column)
+            if column == ACTION_COLUMN or (declared is not None and declared.is_categorical):
+                categorical.add(column)
+            elif declared is None and column in table and table[column].dtype == object:
+                categorical.add(column)
+        return cls(tuple(columns), frozenset(categorical))
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """The categorical columns in input order (what CatBoost's ``cat_features`` wants)."""
+        return [c for c in self.columns if c in self.categorical]
+
+    def row(self, features: dict[str, FeatureScalar]) -> list:
+        """One model input row from a decision's feature values (serving)."""
+        return [categorical_value(features.get(c)) if c in self.categorical else numeric_value(features.get(c))
+                for c in self.columns]
+
+    def frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Model input rows from a table of logged values (training, evaluation); a column
+        the table lacks is missing in every row."""
+        encoded = {}
+        for column in self.columns:
+            encode = categorical_value if column in self.categorical else numeric_value
+            values = table[column].tolist() if column in table else [None] * len(table)
+            encoded[column] = [encode(v) for v in values]
+        return pd.DataFrame(encoded, columns=list(self.columns), index=range(len(table)))
+
+    def to_meta(self) -> dict:
+        return {"feature_columns": list(self.columns), "categorical_columns": self.categorical_columns}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "ModelInput":
+        return cls(tuple(meta["feature_columns"]), frozenset(meta["categorical_columns"]))

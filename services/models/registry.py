@@ -1,0 +1,191 @@
+"""The model registry: immutable model versions with their metrics and lineage, and each use
+case's deployment (which version is live, with the history that rollback walks back).
+
+Layout (inside the ``models`` folder the data directory gives): ``<use_case>/<version>/
+{model.cbm, meta.json}`` and ``<use_case>/live.json`` = ``{"history": [...]}`` whose last
+item is live. Versions are ``m`` and six digits; a version a caller sends is checked against
+that before it names a folder, so it can never reach outside the registry.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from services.models.encoding import ModelInput
+from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.platform.files import exclusive_lock, write_file_durably
+
+_VERSION = re.compile(r"m\d{6}")
+
+
+class ModelStage(enum.IntEnum):
+    """Where a version is in its life; mirrors ``looper.v1.ModelStage``."""
+
+    UNSPECIFIED = 0
+    CANDIDATE = 1  # registered, never live
+    LIVE = 2
+    RETIRED = 3  # was live; rollback can return to it
+
+
+class ModelKind(str, enum.Enum):
+    CLASSIFIER = "classifier"  # predicts the probability that the label is positive
+    REGRESSOR = "regressor"  # predicts the label's value
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model version is: its lineage, its inputs and its holdout metrics."""
+
+    use_case: str
+    version: str
+    blueprint_version: int
+    run_id: str
+    create_time: str
+    kind: ModelKind
+    feature_columns: list[str]
+    categorical_columns: list[str]
+    label: str = ""  # the outcome whose label the model predicts
+    metrics: dict[str, float] = field(default_factory=dict)
+    data_start_time: str = ""
+    data_end_time: str = ""
+    row_count: int = 0
+    traceparent: str = ""
+
+    @property
+    def input(self) -> ModelInput:
+        return ModelInput.from_meta(asdict(self))
+
+    def to_json(self) -> bytes:
+        return json.dumps({**asdict(self), "kind": self.kind.value}, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMeta":
+        data = json.loads(text)
+        return cls(**{**data, "kind": ModelKind(data["kind"])})
+
+
+def check_version(version: str, field_name: str = "model_version") -> str:
+    if not _VERSION.fullmatch(version):
+        raise InvalidArgument.single(field_name, "must be a model version like m000001")
+    return version
+
+
+class ModelRegistry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def register(self, meta_fields: dict, save_model: Callable[[Path], None]) -> ModelMeta:
+        """Allocates the next version, lets ``save_model(path)`` write the artifact, then
+        writes meta.json last (a version without meta.json is incomplete and ignored)."""
+        folder = self.root / meta_fields["use_case"]
+        folder.mkdir(exist_ok=True)
+        number = len(self._version_dirs(folder)) + 1
+        while True:
+            version = f"m{number:06d}"
+            try:
+                (folder / version).mkdir()
+                break
+            except FileExistsError:
+                number += 1
+        save_model(folder / version / "model.cbm")
+        meta = ModelMeta(version=version, **meta_fields)
+        write_file_durably(folder / version / "meta.json", meta.to_json())
+        return meta
+
+    def get(self, use_case: str, version: str) -> ModelMeta:
+        path = self.root / use_case / check_version(version) / "meta.json"
+        try:
+            return ModelMeta.from_json(path.read_text())
+        except FileNotFoundError:
+            raise NotFound(f"use case {use_case!r} has no model version {version!r}") from None
+
+    def list(self, use_case: str) -> list[ModelMeta]:
+        """Complete model versions, newest first."""
+        folder = self.root / use_case
+        dirs = self._version_dirs(folder) if folder.exists() else []
+        return [self.get(use_case, d.name) for d in reversed(dirs) if (d / "meta.json").exists()]
+
+    def artifact(self, use_case: str, version: str) -> Path:
+        return self.root / use_case / check_version(version) / "model.cbm"
+
+    # --- deployment ----------------------------------------------------------------------
+    def live_version(self, use_case: str) -> str | None:
+        history = self._history(use_case)
+        return history[-1] if history else None
+
+    def live_revision(self, use_case: str) -> tuple[int, int] | None:
+        """A token that changes whenever the live version of the use case changes (None
+        before the first promotion); cheap enough to check on every decision."""
+        try:
+            stat = self._live_pointer(use_case).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_ino  # every promotion writes a new file
+
+    def stage(self, use_case: str, version: str) -> ModelStage:
+        history = self._history(use_case)
+        if history and history[-1] == version:
+            return ModelStage.LIVE
+        return ModelStage.RETIRED if version in history else ModelStage.CANDIDATE
+
+    def promote(self, use_case: str, version: str) -> ModelMeta:
+        meta = self.get(use_case, version)
+        with self._locked(use_case):
+            history = self._history(use_case)
+            if not history or history[-1] != version:
+                self._write_history(use_case, history + [version])
+        return meta
+
+    def rollback(self, use_case: str) -> ModelMeta:
+        with self._locked(use_case):
+            history = self._history(use_case)
+            if len(history) < 2:
+                raise FailedPrecondition(f"use case {use_case!r} has no earlier live model to roll back to")
+            self._write_history(use_case, history[:-1])
+        return self.get(use_case, history[-2])
+
+    def retention(self, use_case: str, keep: int) -> list[str]:
+        """Deletes all but the newest ``keep`` versions, never one that is live or that a
+        rollback can return to; returns the deleted versions."""
+        protected = set(self._history(use_case))
+        deleted = []
+        for meta in self.list(use_case)[keep:]:
+            if meta.version not in protected:
+                _remove_tree(self.root / use_case / meta.version)
+                deleted.append(meta.version)
+        return deleted
+
+    def use_cases(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def _live_pointer(self, use_case: str) -> Path:
+        return self.root / use_case / "live.json"
+
+    def _history(self, use_case: str) -> list[str]:
+        try:
+            return json.loads(self._live_pointer(use_case).read_text())["history"]
+        except FileNotFoundError:
+            return []
+
+    def _write_history(self, use_case: str, history: list[str]) -> None:
+        write_file_durably(self._live_pointer(use_case), json.dumps({"history": history}).encode())
+
+    def _locked(self, use_case: str):
+        return exclusive_lock(self.root / use_case / ".lock")
+
+    @staticmethod
+    def _version_dirs(folder: Path) -> list[Path]:
+        return sorted(d for d in folder.iterdir() if d.is_dir() and _VERSION.fullmatch(d.name))
+
+
+def _remove_tree(folder: Path) -> None:
+    (folder / "meta.json").unlink(missing_ok=True)  # first: an incomplete version is ignored
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()

@@ -1,0 +1,278 @@
+"""An append-only, crash-safe record log with group-committed fsync.
+
+Each process appends to a segment file of its own (``<prefix>-<host>-<pid>-<n>.log``), so
+several processes can share a data directory without sharing memory or locks. ``append``
+returns only once the record is on disk: callers acknowledge after it, so an acknowledged
+record survives a SIGKILL that follows the ack. Concurrent appenders share one fsync (group
+commit): a writer thread drains whatever is queued, writes it, fsyncs once and wakes them.
+
+Readers stop at a torn tail left by a crash mid-write. Consumers (``LogConsumer``) keep
+their progress in the log's consumer folder, so a restart replays what they had not
+processed, and retention (``deletable_segments``) removes only what every consumer has read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from services.platform.files import fsync_dir, write_file_durably
+
+_HEADER = struct.Struct("<II")  # payload length, crc32 of payload
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RecordAddress:
+    """Where a record starts: enough to read it again (``read_record``)."""
+
+    segment: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    segment: str
+    offset: int  # byte offset just after the record (a consumer's progress)
+    start: int = 0  # byte offset of the record itself
+
+    @property
+    def address(self) -> RecordAddress:
+        return RecordAddress(self.segment, self.start)
+
+
+def process_owner() -> str:
+    """This process as it appears in segment names and claims: ``<host>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class DurableLog:
+    """Appends records to this process's segment in ``folder``; thread-safe."""
+
+    def __init__(self, folder: Path, prefix: str, segment_bytes: int = 64 * 1024 * 1024,
+                 segment_seconds: float = 3600.0):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        # A segment is closed when it reaches either bound, so retention can delete it.
+        self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
+        self._cond = threading.Condition()
+        self._queue: list[tuple[int, list[bytes]]] = []
+        self._queued_seq = 0
+        self._durable_seq = 0
+        self._addresses: dict[int, list[RecordAddress]] = {}
+        self._error: BaseException | None = None
+        self._closed = False
+        self._segment_no = 0
+        self._file = self._open_segment()
+        self._writer = threading.Thread(target=self._write_loop, name=f"{prefix}-log-writer", daemon=True)
+        self._writer.start()
+
+    def append(self, record: dict) -> RecordAddress:
+        """Appends one JSON record and returns, once it is durable, where it starts."""
+        return self.append_many([record])[0]
+
+    def append_many(self, records: list[dict]) -> list[RecordAddress]:
+        """Appends records (all on one segment) and returns once they are durable."""
+        frames = [_frame(json.dumps(r, separators=(",", ":")).encode()) for r in records]
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("log is closed")
+            self._queued_seq += 1
+            seq = self._queued_seq
+            self._queue.append((seq, frames))
+            self._cond.notify_all()
+            while self._durable_seq < seq and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise RuntimeError(f"{self.prefix} log write failed") from self._error
+            return self._addresses.pop(seq)
+
+    def close(self) -> None:
+        """Waits for queued records to be durable, then closes the segment."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._writer.join()
+        self._file.close()
+
+    @property
+    def segment_path(self) -> Path:
+        return Path(self._file.name)
+
+    def _open_segment(self):
+        self._segment_no += 1
+        name = f"{self.prefix}-{process_owner()}-{self._segment_no:04d}.log"
+        handle = open(self.folder / name, "ab", buffering=0)
+        fsync_dir(self.folder)
+        self._segment_opened = time.monotonic()
+        return handle
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue and self._closed:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                addresses = self._write(batch)
+            except BaseException as err:  # surfaced to every waiting appender
+                with self._cond:
+                    self._error = err
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._addresses.update(addresses)
+                self._durable_seq = batch[-1][0]
+                self._cond.notify_all()
+
+    def _write(self, batch: list[tuple[int, list[bytes]]]) -> dict[int, list[RecordAddress]]:
+        if time.monotonic() - self._segment_opened >= self.segment_seconds:
+            # Never append to a segment older than segment_seconds: retention relies on it.
+            self._file.close()
+            self._file = self._open_segment()
+        segment, offset = Path(self._file.name).name, self._file.tell()
+        addresses = {}
+        for seq, frames in batch:
+            addresses[seq] = []
+            for frame in frames:
+                addresses[seq].append(RecordAddress(segment, offset))
+                offset += len(frame)
+        _write_all(self._file.fileno(), b"".join(f for _, frames in batch for f in frames))
+        os.fsync(self._file.fileno())
+        if self._file.tell() >= self.segment_bytes:
+            self._file.close()
+            self._file = self._open_segment()
+        return addresses
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a full disk, a signal): loop until all is out."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _frame(payload: bytes) -> bytes:
+    if len(payload) > MAX_RECORD_BYTES:
+        raise ValueError(f"record of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def list_segments(folder: Path, prefix: str) -> list[Path]:
+    """Segments of every process, oldest first."""
+    segments = []
+    for path in Path(folder).glob(f"{prefix}-*.log"):
+        try:
+            segments.append((path.stat().st_mtime_ns, path.name, path))
+        except FileNotFoundError:  # deleted by retention meanwhile
+            continue
+    return [path for _, _, path in sorted(segments)]
+
+
+def iter_records(path: Path, start: int = 0) -> Iterator[tuple[dict, LogPosition]]:
+    """Records of one segment from byte ``start``; stops at a torn or corrupt tail."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        offset = start
+        while True:
+            payload = _read_frame(handle)
+            if payload is None:
+                return
+            record_start, offset = offset, offset + _HEADER.size + len(payload)
+            yield json.loads(payload), LogPosition(path.name, offset, record_start)
+
+
+def read_record(folder: Path, address: RecordAddress) -> dict | None:
+    """The record at an address, or None when its segment is gone or the bytes are not a
+    whole record."""
+    try:
+        with open(Path(folder) / address.segment, "rb") as handle:
+            handle.seek(address.offset)
+            payload = _read_frame(handle)
+    except FileNotFoundError:
+        return None
+    return json.loads(payload) if payload is not None else None
+
+
+def _read_frame(handle) -> bytes | None:
+    header = handle.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    length, crc = _HEADER.unpack(header)
+    payload = handle.read(length)
+    if len(payload) < length or zlib.crc32(payload) != crc:
+        return None
+    return payload
+
+
+class LogConsumer:
+    """One reader's progress through every segment of a log (segment name -> byte offset),
+    kept in the log's consumer folder under the reader's name."""
+
+    def __init__(self, log_folder: Path, prefix: str, consumers_folder: Path, name: str):
+        self.log_folder, self.prefix, self.name = Path(log_folder), prefix, name
+        self.path = Path(consumers_folder) / f"{name}.json"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.offsets: dict[str, int] = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            self.offsets = {}
+
+    def pending(self) -> Iterator[tuple[dict, LogPosition]]:
+        """Records not yet consumed, across all segments."""
+        for segment in list_segments(self.log_folder, self.prefix):
+            yield from iter_records(segment, self.offsets.get(segment.name, 0))
+
+    def advance(self, position: LogPosition) -> None:
+        self.offsets[position.segment] = position.offset
+
+    def save(self) -> None:
+        """Records the progress durably; segments that no longer exist are forgotten."""
+        present = {p.name for p in list_segments(self.log_folder, self.prefix)}
+        self.offsets = {name: offset for name, offset in self.offsets.items() if name in present}
+        write_file_durably(self.path, json.dumps(self.offsets).encode())
+
+    def backlog_bytes(self) -> int:
+        total = 0
+        for segment in list_segments(self.log_folder, self.prefix):
+            try:
+                total += max(0, segment.stat().st_size - self.offsets.get(segment.name, 0))
+            except FileNotFoundError:
+                continue
+        return total
+
+
+def deletable_segments(log_folder: Path, prefix: str, consumers_folder: Path, consumers: list[str],
+                       older_than: float, segment_seconds: float = 3600.0) -> list[Path]:
+    """Segments that are closed, old and read: last written before ``older_than`` (a Unix
+    time) and more than ``segment_seconds`` ago (a writer never appends to a segment older
+    than that, see DurableLog), and read to their end by each of the log's ``consumers``
+    (one that has not started yet holds everything back)."""
+    cutoff = min(older_than, time.time() - segment_seconds)
+    progress = []
+    for name in consumers:
+        try:
+            progress.append(json.loads((Path(consumers_folder) / f"{name}.json").read_text()))
+        except FileNotFoundError:
+            return []
+    deletable = []
+    for segment in list_segments(log_folder, prefix):
+        try:
+            stat = segment.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_mtime < cutoff and all(offsets.get(segment.name, 0) >= stat.st_size for offsets in progress):
+            deletable.append(segment)
+    return deletable

@@ -1,0 +1,55 @@
+"""Crash-safe file writes: a file is either absent or complete after a crash."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def write_file_durably(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """Writes ``data`` to ``path`` via a temporary file, fsync and rename.
+
+    With ``exclusive`` the rename fails with FileExistsError when ``path`` exists (a hard
+    link is used, which is atomic and refuses to overwrite).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Makes a rename or a new file in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """An flock held for the block, across processes. With ``blocking=False`` it yields
+    whether the lock was taken (another process holding it means: skip the work)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True

@@ -1,0 +1,138 @@
+"""The gRPC side shared by the three services: server construction (health checking,
+reflection, message size limits), mapping domain errors to rich gRPC status, and graceful
+shutdown. Servicers stay thin: they translate protobuf to domain calls and nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+
+log = logging.getLogger("looper.grpc")
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def invalid_argument_status(err: InvalidArgument) -> status_pb2.Status:
+    """A google.rpc.Status with a BadRequest detail listing each field violation."""
+    detail = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.reason)
+        for v in err.violations
+    ])
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(err), details=[packed])
+
+
+_SIMPLE_CODES = {
+    NotFound: code_pb2.NOT_FOUND,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    Unavailable: code_pb2.UNAVAILABLE,
+}
+
+
+def status_for(err: Exception) -> status_pb2.Status:
+    """Maps a domain error to a status; anything unexpected becomes a bare INTERNAL."""
+    if isinstance(err, InvalidArgument):
+        return invalid_argument_status(err)
+    for kind, code in _SIMPLE_CODES.items():
+        if isinstance(err, kind):
+            return status_pb2.Status(code=code, message=str(err))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the server log")
+
+
+def rpc_method(method: Callable) -> Callable:
+    """Wraps a servicer method: domain errors become their gRPC status, never a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context: grpc.ServicerContext):
+        try:
+            return method(self, request, context)
+        except Exception as err:  # noqa: BLE001 - every error must become a status
+            status = status_for(err)
+            if status.code == code_pb2.INTERNAL:
+                log.exception("%s failed", method.__qualname__)
+            context.abort_with_status(rpc_status.to_status(status))
+
+    return wrapper
+
+
+@dataclass
+class ServiceBinding:
+    """One servicer and how to register it."""
+
+    name: str  # full service name, e.g. "looper.v1.DecisionService"
+    servicer: object
+    register: Callable[[object, grpc.Server], None]
+    on_shutdown: Callable[[], None] = lambda: None
+    interceptors: tuple = ()  # e.g. the OpenTelemetry server interceptor
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    bindings: list[ServiceBinding] = field(default_factory=list)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stops taking calls, drains in-flight ones, then flushes each service."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        for binding in self.bindings:
+            binding.on_shutdown()
+
+
+def start_server(bindings: list[ServiceBinding], host: str, port: int,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16) -> RunningServer:
+    """Starts a gRPC server with the bindings, health checking and reflection."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=[i for b in bindings for i in b.interceptors],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for binding in bindings:
+        binding.register(binding.servicer, server)
+        health_servicer.set(binding.name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    names = [b.name for b in bindings] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                                          reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not bind {host}:{port}")
+    server.start()
+    return RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
+
+
+def wait_for_termination(servers: list[RunningServer], grace: float = 10.0) -> None:
+    """Blocks until SIGTERM or SIGINT, then stops every server gracefully."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("shutting down: draining in-flight calls")
+    for running in servers:
+        running.stop(grace)
+    log.info("stopped")

@@ -1,0 +1,139 @@
+"""Which ids have been used, shared by every process on a data directory: the idempotency
+index behind decision ids and outcome event ids.
+
+An id is first *claimed* (a row that says who is writing it), then *completed* once its
+record is durable, with the record's address when the caller wants to read it again. Two
+processes that receive the same id at once both try to claim it; SQLite lets exactly one
+insert the row, and the other sees the claim and waits for it. A claim whose owner died is
+taken over. The index lives in SQLite (WAL, one writer at a time, readers never blocked);
+it is not the source of truth, the durable logs are, so commits skip fsync (a crash of the
+process loses nothing, a power loss may lose the newest rows).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.platform.durable_log import RecordAddress, process_owner
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ids (
+  scope TEXT NOT NULL, key TEXT NOT NULL, time REAL NOT NULL, done INTEGER NOT NULL,
+  segment TEXT, offset INTEGER, owner TEXT NOT NULL,
+  PRIMARY KEY (scope, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ids_by_time ON ids (time);
+"""
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    time: float  # when the id was used (Unix seconds)
+    done: bool  # False while its owner is still writing the record
+    address: RecordAddress | None
+    owner: str
+
+    def owner_alive(self) -> bool:
+        """Whether the claiming process still runs (a claim from another host is assumed
+        alive: only its own host can tell)."""
+        host, _, pid = self.owner.rpartition("-")
+        if host != socket.gethostname() or not pid.isdigit():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class IdempotencyIndex:
+    def __init__(self, path: Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.owner = process_owner()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def claim(self, scope: str, keys: list[str], now: float) -> dict[str, IndexEntry]:
+        """Claims every key nobody has used, in one transaction; returns the entries of the
+        keys that were already there (done, or claimed by someone else)."""
+        existing: dict[str, IndexEntry] = {}
+        with self._lock, self._transaction():
+            for key in keys:
+                inserted = self._db.execute(
+                    "INSERT INTO ids (scope, key, time, done, owner) VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                    (scope, key, now, self.owner)).rowcount
+                if not inserted:
+                    existing[key] = self._get(scope, key)
+        return existing
+
+    def complete(self, scope: str, items: list[tuple[str, RecordAddress | None, float]]) -> None:
+        """Marks claimed keys done: (key, the record's address or None, the time it was used)."""
+        with self._lock, self._transaction():
+            self._db.executemany(
+                "UPDATE ids SET done = 1, segment = ?, offset = ?, time = ? WHERE scope = ? AND key = ?",
+                [(a.segment if a else None, a.offset if a else None, t, scope, k) for k, a, t in items])
+
+    def release(self, scope: str, keys: list[str]) -> None:
+        """Gives up this process's claims (the write failed): the ids are free again."""
+        with self._lock, self._transaction():
+            self._db.executemany("DELETE FROM ids WHERE scope = ? AND key = ? AND done = 0 AND owner = ?",
+                                 [(scope, k, self.owner) for k in keys])
+
+    def take_over(self, scope: str, key: str, dead_owner: str, now: float) -> bool:
+        """Moves a dead process's claim to this one; False if it changed meanwhile."""
+        with self._lock, self._transaction():
+            return self._db.execute(
+                "UPDATE ids SET owner = ?, time = ? WHERE scope = ? AND key = ? AND done = 0 AND owner = ?",
+                (self.owner, now, scope, key, dead_owner)).rowcount == 1
+
+    def get(self, scope: str, key: str) -> IndexEntry | None:
+        with self._lock:
+            return self._get(scope, key)
+
+    def prune(self, before: float) -> int:
+        """Forgets ids used before ``before`` (Unix seconds); returns how many."""
+        with self._lock, self._transaction():
+            return self._db.execute("DELETE FROM ids WHERE time < ? AND done = 1", (before,)).rowcount
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _get(self, scope: str, key: str) -> IndexEntry | None:
+        row = self._db.execute("SELECT time, done, segment, offset, owner FROM ids WHERE scope = ? AND key = ?",
+                               (scope, key)).fetchone()
+        if row is None:
+            return None
+        time, done, segment, offset, owner = row
+        address = RecordAddress(segment, offset) if segment is not None else None
+        return IndexEntry(time=time, done=bool(done), address=address, owner=owner)
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error): the write lock is taken up front,
+    so two processes never deadlock upgrading a read to a write."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, *exc) -> None:
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
