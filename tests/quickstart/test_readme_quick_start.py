@@ -89,7 +89,7 @@ def with_test_venv(command: str) -> str:
 
 @pytest.fixture(scope="module")
 def quick_start():
-    """The quick start's blocks, and Looper running the way `make run` leaves it."""
+    """The quick start's shell blocks after its `make run`, and its Python blocks as one program."""
     blocks = code_blocks(section(README.read_text(), QUICK_START))
     shell = [b.text.strip() for b in blocks if b.language in ("sh", "bash", "shell")]
     python = "".join(b.text for b in blocks if b.language == "python")
