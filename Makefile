@@ -63,7 +63,8 @@ test: setup setup-clients lint breaking
 demo: setup
 	$(PY) -m examples.notifications.demo --data-dir $(DATA_DIR)/demo
 
-## run: start all services (and the tracing UI) for your own calls; Ctrl-C stops them
+## run: prepare $(DATA_DIR)/run for the README quick start (the example's Feast definitions and profiles),
+##      then start all services (and the tracing UI) for your own calls; Ctrl-C stops them
 run: setup
 	$(PY) -m services.tracing.run_local --data-dir $(DATA_DIR)/run
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 PLATFORMS = ("ios", "android", "web")
 COUNTRIES = ("us", "br", "in", "de")
+PROFILE_PART = "part-000000.parquet"  # the one part file of the profile table
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,23 @@ def profile_frame(users: list[User]) -> pd.DataFrame:
 
 def publish_profiles(repo: Path, profile_folder: Path, users: list[User]) -> None:
     """The product's pipeline: profiles to the offline table and the online store."""
+    frame = profile_frame(users)
+    write_profiles_offline(profile_folder, frame)
+    write_profiles_online(repo, frame)
+
+
+def write_profiles_offline(profile_folder: Path, frame: pd.DataFrame) -> Path:
+    """Writes the profile table's part file whole or not at all (renamed into place; the
+    temporary name does not match the source's ``*.parquet`` glob)."""
+    profile_folder.mkdir(parents=True, exist_ok=True)
+    part = profile_folder / PROFILE_PART
+    partial = part.with_name(part.name + ".partial")
+    frame.to_parquet(partial, index=False)
+    partial.replace(part)
+    return part
+
+
+def write_profiles_online(repo: Path, frame: pd.DataFrame) -> None:
     from feast import FeatureStore
 
-    frame = profile_frame(users)
-    profile_folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(profile_folder / "part-000000.parquet", index=False)
     FeatureStore(repo_path=str(repo)).write_to_online_store("user_profile", frame)

@@ -1,5 +1,6 @@
 """`make run`: the three services on their standard ports, traced into a local Zipkin
-(unless OTEL_SDK_DISABLED=true or tracing is pointed elsewhere), until Ctrl-C."""
+(unless OTEL_SDK_DISABLED=true or tracing is pointed elsewhere), until Ctrl-C. The data
+directory is first prepared for the README's quick start (the notification example)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.tracing.backend import preferred_port, start_tracing_backend
+from services.tracing.backend import ROOT, preferred_port, start_tracing_backend
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=Path("data/run"))
     args = parser.parse_args()
+    if prepare_quick_start(args.data_dir) != 0:
+        print(f"make run: preparing {args.data_dir} for the quick start failed (see above)", file=sys.stderr)
+        return 1
     backend = None
     env = dict(os.environ)
     if env.get("OTEL_SDK_DISABLED", "").lower() != "true" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
@@ -34,6 +38,13 @@ def main() -> int:
     finally:
         if backend:
             backend.stop()
+
+
+def prepare_quick_start(data_dir: Path) -> int:
+    """Applies the notification example's Feast definitions to ``data_dir`` and publishes its
+    user profiles (idempotent), in a child process: Feast stays out of this long-lived one."""
+    return subprocess.run([sys.executable, "-m", "examples.notifications.prepare", "--data-dir",
+                           str(data_dir.resolve())], cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import grpc
 
-from looper.client import (DEFAULT_TIMEOUT, Scalar, decide_request, outcome_event,
-                           retry_service_config)
+from looper.client import (DEFAULT_TIMEOUT, Scalar, ServiceAddress, decide_request, outcome_event,
+                           retry_service_config, service_of)
 from looper.errors import from_rpc_error
 from looperpb.v1 import decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc
 
@@ -27,12 +27,15 @@ class AsyncLooperClient:
                           else grpc.aio.insecure_channel(t, options) for t in (decision, feedback)]
         self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
+        self._services = [ServiceAddress("Decision", decision, self.decision),
+                          ServiceAddress("Feedback", feedback, self.feedback)]
 
     async def _call(self, method, request, timeout: float | None):
         try:
             return await method(request, timeout=timeout or self.timeout)
         except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+            called = service_of(self._services, method)
+            raise from_rpc_error(err, str(called) if called else None) from None
 
     async def decide(self, use_case: str, decision_id: str, subject: Mapping[str, str],
                      context: Mapping[str, Scalar] | None = None, candidates=None,

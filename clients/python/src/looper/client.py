@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -83,6 +84,22 @@ def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: 
     return grpcext.intercept_channel(channel, client_interceptor(tracer_provider=tracer_provider))
 
 
+@dataclass(frozen=True)
+class ServiceAddress:
+    """One service a client calls, so that its errors can name it and the address tried."""
+    name: str
+    address: str
+    stub: Any
+
+    def __str__(self) -> str:
+        return f"{self.name} service at {self.address}"
+
+
+def service_of(services: list[ServiceAddress], method) -> ServiceAddress | None:
+    """The service a stub method belongs to; looked up only when a call failed."""
+    return next((s for s in services if any(m is method for m in vars(s.stub).values())), None)
+
+
 class LooperClient:
     """Synchronous client; thread-safe and meant to be created once and reused."""
 
@@ -100,12 +117,16 @@ class LooperClient:
         self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(self._channels[2])
+        self._services = [ServiceAddress("Decision", decision, self.decision),
+                          ServiceAddress("Feedback", feedback, self.feedback),
+                          ServiceAddress("Trainer", trainer, self.trainer)]
 
     def _call(self, method, request, timeout: float | None):
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            called = service_of(self._services, method)
+            raise from_rpc_error(err, str(called) if called else None) from None
 
     # --- the two calls a product engineer needs ---------------------------------------
     def decide(self, use_case: str, decision_id: str, subject: Mapping[str, str],

@@ -59,8 +59,18 @@ _BY_CODE = {
 }
 
 
-def from_rpc_error(error: grpc.RpcError) -> LooperError:
-    """Maps a gRPC error to its typed LooperError, decoding BadRequest details."""
+# Codes that usually mean the call never reached a server: their message names the
+# service and the address tried, which is what the caller has to check.
+_UNREACHED = {
+    grpc.StatusCode.UNAVAILABLE: "is unavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time",
+}
+
+
+def from_rpc_error(error: grpc.RpcError, called: str | None = None) -> LooperError:
+    """Maps a gRPC error to its typed LooperError, decoding BadRequest details. ``called``
+    names the service and address (``Decision service at 127.0.0.1:50051``) for the message
+    of a call that reached no server: ``Decision service at 127.0.0.1:50051 is unavailable: ...``."""
     violations: list[FieldViolation] = []
     status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
     if status is not None:
@@ -69,5 +79,8 @@ def from_rpc_error(error: grpc.RpcError) -> LooperError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations += [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    message = error.details() or ""
+    if called and error.code() in _UNREACHED:
+        message = f"{called} {_UNREACHED[error.code()]}: {message}"
     kind = _BY_CODE.get(error.code(), LooperError)
-    return kind(error.code(), error.details() or "", violations)
+    return kind(error.code(), message, violations)
