@@ -24,7 +24,8 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from examples.notifications.population import make_population, publish_profiles  # noqa: E402
+from examples.notifications.population import make_population  # noqa: E402
+from examples.notifications.prepare import prepare as prepare_example  # noqa: E402
 from examples.notifications.simulator import NotificationSimulator, PhaseResult  # noqa: E402
 from services.launcher import SERVICES, start_looper  # noqa: E402
 
@@ -93,11 +94,8 @@ def echo_baseline(report: Report, n: int) -> tuple[float, float]:
 
 
 def prepare(data: Path, env: dict | None):
-    subprocess.run([sys.executable, "-m", "services.cli", "features", "apply",
-                    str(ROOT / "examples/notifications/features.py"), "--data-dir", str(data)], check=True, cwd=ROOT,
-                   capture_output=True)
     users = make_population(1000, seed=11)
-    publish_profiles(data / "feature_repo", data / "offline" / "user_profile", users)
+    prepare_example(data, users)
     return Deployment([start_looper(data, name, env=env) for name in SERVICES]), users
 
 

@@ -66,7 +66,7 @@ def features_command(args) -> int:
 
     settings = Settings.load(vars(args))
     data = open_data_dir(settings.data_dir)
-    os.environ["LOOPER_DATA_DIR"] = str(data.root)  # definitions may place files there
+    os.environ["LOOPER_PRODUCT_TABLES"] = str(data.features.product_tables)  # definitions may read their tables there
     names = feature_store(settings, data).apply_module(args.file)
     print(f"applied to {data.features.repo}: {', '.join(names)}")
     return 0

@@ -9,12 +9,12 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from examples.notifications.population import make_population, publish_profiles
+from examples.notifications.population import make_population
+from examples.notifications.prepare import prepare
 from examples.notifications.simulator import NotificationSimulator, PhaseResult
 
 from looper.tracing import shutdown_tracing
@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True)
     users = make_population(args.users, args.seed)
     print(f"== Feast: applying the product's feature definitions and {len(users)} user profiles")
-    subprocess.run([sys.executable, "-m", "services.cli", "features", "apply", str(HERE / "features.py"),
-                    "--data-dir", str(data_dir)], check=True, cwd=ROOT)
-    publish_profiles(data_dir / "feature_repo", data_dir / "offline" / "user_profile", users)
+    prepare(data_dir, users)
 
     tracing = start_tracing(data_dir, args) if args.tracing == "on" else None
     print("== starting Looper (decision, feedback, trainer) on embedded defaults")

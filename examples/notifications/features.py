@@ -10,9 +10,9 @@ from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int64, String
 
-# The profile table is parquet part files in the data directory's offline area
-# (`looper features apply --data-dir DIR` sets LOOPER_DATA_DIR).
-PROFILE_FOLDER = Path(os.environ.get("LOOPER_DATA_DIR", "data/looper")).resolve() / "offline" / "user_profile"
+# The profile table is parquet part files among the product's tables in the data directory
+# (`looper features apply --data-dir DIR` says where, in LOOPER_PRODUCT_TABLES).
+PROFILE_FOLDER = Path(os.environ.get("LOOPER_PRODUCT_TABLES", "data/looper/offline")).resolve() / "user_profile"
 PROFILE_PARTS = PROFILE_FOLDER / "*.parquet"
 
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING,

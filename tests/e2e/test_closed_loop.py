@@ -3,18 +3,17 @@ decide -> log -> feedback -> join -> train -> promote -> decide with the model."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 from looperpb.v1 import trainer_pb2
 
-from examples.notifications.population import make_population, publish_profiles
+from examples.notifications.population import make_population
+from examples.notifications.prepare import prepare
 from examples.notifications.simulator import NotificationSimulator, PhaseResult
 from services.launcher import start_looper
-from tests.conftest import EXAMPLE_BLUEPRINT, ROOT
+from tests.conftest import EXAMPLE_BLUEPRINT
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +44,8 @@ def wait_for(condition, timeout: float, what: str):
 def loop(tmp_path_factory):
     data = tmp_path_factory.mktemp("loop") / "data"
     data.mkdir()
-    subprocess.run([sys.executable, "-m", "services.cli", "features", "apply",
-                    str(ROOT / "examples/notifications/features.py"), "--data-dir", str(data)], check=True, cwd=ROOT)
     users = make_population(300, seed=3)
-    publish_profiles(data / "feature_repo", data / "offline" / "user_profile", users)
+    prepare(data, users)
     looper = start_looper(data)
     client = looper.client(timeout=10)
     client.apply_blueprint(small_blueprint())

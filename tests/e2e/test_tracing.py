@@ -5,8 +5,6 @@ it; a training run's trace reaches the Decision service's model reload."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from looperpb.v1 import trainer_pb2
@@ -15,12 +13,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-from examples.notifications.population import make_population, publish_profiles
+from examples.notifications.population import make_population
+from examples.notifications.prepare import prepare
 from examples.notifications.simulator import NotificationSimulator, PhaseResult
 from services.launcher import start_looper
 from services.tracing.backend import start_tracing_backend
 from tests.e2e.test_closed_loop import small_blueprint, wait_for
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -31,10 +29,8 @@ def traced(tmp_path_factory):
     backend = start_tracing_backend(work / "tracing")
     data = work / "data"
     data.mkdir()
-    subprocess.run([sys.executable, "-m", "services.cli", "features", "apply",
-                    str(ROOT / "examples/notifications/features.py"), "--data-dir", str(data)], check=True, cwd=ROOT)
     users = make_population(200, seed=5)
-    publish_profiles(data / "feature_repo", data / "offline" / "user_profile", users)
+    prepare(data, users)
     looper = start_looper(data, env=backend.otel_env())
     provider = TracerProvider(resource=Resource.create({"service.name": "test-product"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{backend.otlp_endpoint}/v1/traces")))

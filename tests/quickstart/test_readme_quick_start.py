@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from examples.notifications.population import PROFILE_PART
+from examples.notifications.prepare import profile_table
+from services.platform.data_dir import DataDir
 from services.launcher import start_looper
 from services.tracing.run_local import prepare_quick_start
 from tests.conftest import ROOT
@@ -104,7 +106,7 @@ def looper(tmp_path_factory):
     """Looper as `make run` leaves it; prepared twice, because a second `make run` must work
     too and keep the profiles (and their timestamps) that the first one published."""
     data_dir = tmp_path_factory.mktemp("quick-start") / "data"
-    profiles = data_dir / "offline" / "user_profile" / PROFILE_PART
+    profiles = profile_table(DataDir(data_dir)) / PROFILE_PART
     assert prepare_quick_start(data_dir) == 0, "preparing the data directory as `make run` does failed"
     first = profiles.read_bytes()
     assert prepare_quick_start(data_dir) == 0, "preparing the data directory a second time failed"
