@@ -24,7 +24,8 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
     telemetry = telemetry_for("looper-decision")
     blueprints = BlueprintStore(data.blueprints)
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
-    decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds)
+    decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds,
+                               tracer=telemetry.tracer)
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
     decider = Decider(blueprints, decision_log, features=FeastFeatureSource(feature_store(settings, data)),
                       models=live_models, telemetry=telemetry)

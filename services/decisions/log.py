@@ -26,6 +26,7 @@ from services.platform.durable_log import (DurableLog, LogConsumer, LogPosition,
 from services.platform.errors import FailedPrecondition, Unavailable
 from services.platform.id_index import IdempotencyIndex, IndexEntry
 from services.platform.key_locks import KeyLocks
+from services.platform.telemetry import OffTracer
 
 PREFIX = "decisions"
 # The log's readers: retention keeps every segment until each of them has read it.
@@ -42,8 +43,9 @@ class RetentionResult:
 class DecisionLog:
     def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
                  segment_seconds: float = 3600.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tracer=None):
         self.paths = paths
+        self.tracer = tracer or OffTracer()
         self.window = window  # the idempotency window now (it grows with the longest label window)
         self.clock = clock
         self.segment_seconds = segment_seconds
@@ -61,7 +63,8 @@ class DecisionLog:
                 return earlier, True
             try:
                 record = decide()
-                address = self._log.append(record.to_dict())
+                with self.tracer.start_as_current_span("looper.decision_log.append"):
+                    address = self._log.append(record.to_dict())
             except BaseException:
                 self._index.release(use_case, [decision_id])
                 raise

@@ -62,9 +62,10 @@ def by_name(spans, name):
 
 def test_one_decision_is_one_trace_from_client_to_log_append(traced):
     backend, client, model = traced
+    live = next(m for m in client.list_models("notification_send") if m.stage == trainer_pb2.MODEL_STAGE_LIVE)
     decision = client.decide("notification_send", "traced-1", {"user_id": "user-00007"},
                              {"hour_of_day": 20, "platform": "ios"})
-    assert decision.model_version == model.version
+    assert decision.model_version == live.version
     spans = spans_of(backend, "looper.decision_id", "traced-1", name="/looper.v1.DecisionService/Decide")
     assert len({s["traceId"] for s in spans}) == 1
     traceparent = client.get_decision("notification_send", "traced-1").traceparent
@@ -77,7 +78,7 @@ def test_one_decision_is_one_trace_from_client_to_log_append(traced):
     for step in ("looper.feature_fetch", "looper.inference", "looper.policy", "looper.decision_log.append"):
         assert by_name(spans, step)["parentId"] == decide["id"]
     tags = decide["tags"]
-    assert tags["looper.use_case"] == "notification_send" and tags["looper.model_version"] == model.version
+    assert tags["looper.use_case"] == "notification_send" and tags["looper.model_version"] == live.version
     assert tags["looper.is_default"] == "false" and int(tags["looper.feature_count"]) > 5
     assert not any(k.startswith("user_profile") for s in spans for k in s.get("tags", {})), "no raw features"
 
