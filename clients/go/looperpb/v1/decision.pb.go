@@ -22,6 +22,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DefaultReason says why a use case answered with its blueprint's default decision.
+type DefaultReason int32
+
+const (
+	// Not a default decision: a model decided.
+	DefaultReason_DEFAULT_REASON_UNSPECIFIED DefaultReason = 0
+	// No model has been promoted for the use case yet.
+	DefaultReason_DEFAULT_REASON_NO_MODEL DefaultReason = 1
+	// The live model could not be loaded or could not score; the on-call engineer should look.
+	DefaultReason_DEFAULT_REASON_MODEL_UNAVAILABLE DefaultReason = 2
+)
+
+// Enum value maps for DefaultReason.
+var (
+	DefaultReason_name = map[int32]string{
+		0: "DEFAULT_REASON_UNSPECIFIED",
+		1: "DEFAULT_REASON_NO_MODEL",
+		2: "DEFAULT_REASON_MODEL_UNAVAILABLE",
+	}
+	DefaultReason_value = map[string]int32{
+		"DEFAULT_REASON_UNSPECIFIED":       0,
+		"DEFAULT_REASON_NO_MODEL":          1,
+		"DEFAULT_REASON_MODEL_UNAVAILABLE": 2,
+	}
+)
+
+func (x DefaultReason) Enum() *DefaultReason {
+	p := new(DefaultReason)
+	*p = x
+	return p
+}
+
+func (x DefaultReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DefaultReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_looper_v1_decision_proto_enumTypes[0].Descriptor()
+}
+
+func (DefaultReason) Type() protoreflect.EnumType {
+	return &file_looper_v1_decision_proto_enumTypes[0]
+}
+
+func (x DefaultReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DefaultReason.Descriptor instead.
+func (DefaultReason) EnumDescriptor() ([]byte, []int) {
+	return file_looper_v1_decision_proto_rawDescGZIP(), []int{0}
+}
+
 // A candidate action offered by the caller for multi-action and ranking use cases.
 type Candidate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -252,7 +305,9 @@ type Decision struct {
 	// True when the action was chosen by exploration rather than by the model.
 	IsExploration bool `protobuf:"varint,10,opt,name=is_exploration,json=isExploration,proto3" json:"is_exploration,omitempty"`
 	// When the decision was made.
-	DecideTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
+	DecideTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
+	// Why the default decision was returned; DEFAULT_REASON_UNSPECIFIED when a model decided.
+	DefaultReason DefaultReason `protobuf:"varint,12,opt,name=default_reason,json=defaultReason,proto3,enum=looper.v1.DefaultReason" json:"default_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +417,13 @@ func (x *Decision) GetDecideTime() *timestamppb.Timestamp {
 		return x.DecideTime
 	}
 	return nil
+}
+
+func (x *Decision) GetDefaultReason() DefaultReason {
+	if x != nil {
+		return x.DefaultReason
+	}
+	return DefaultReason_DEFAULT_REASON_UNSPECIFIED
 }
 
 // DecideResponse carries the decision.
@@ -822,7 +884,7 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1e\n" +
 	"\n" +
 	"propensity\x18\x03 \x01(\x01R\n" +
-	"propensity\"\x9c\x03\n" +
+	"propensity\"\xdd\x03\n" +
 	"\bDecision\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x19\n" +
@@ -840,7 +902,8 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x0eis_exploration\x18\n" +
 	" \x01(\bR\risExploration\x12;\n" +
 	"\vdecide_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"decideTime\"]\n" +
+	"decideTime\x12?\n" +
+	"\x0edefault_reason\x18\f \x01(\x0e2\x18.looper.v1.DefaultReasonR\rdefaultReason\"]\n" +
 	"\x0eDecideResponse\x12/\n" +
 	"\bdecision\x18\x01 \x01(\v2\x13.looper.v1.DecisionR\bdecision\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"J\n" +
@@ -870,7 +933,11 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x17.looper.v1.FeatureValueR\x05value:\x028\x01\x1a:\n" +
 	"\fSubjectEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xec\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*r\n" +
+	"\rDefaultReason\x12\x1e\n" +
+	"\x1aDEFAULT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DEFAULT_REASON_NO_MODEL\x10\x01\x12$\n" +
+	" DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x022\xec\x01\n" +
 	"\x0fDecisionService\x12=\n" +
 	"\x06Decide\x12\x18.looper.v1.DecideRequest\x1a\x19.looper.v1.DecideResponse\x12L\n" +
 	"\vDecideBatch\x12\x1d.looper.v1.DecideBatchRequest\x1a\x1e.looper.v1.DecideBatchResponse\x12L\n" +
@@ -889,56 +956,59 @@ func file_looper_v1_decision_proto_rawDescGZIP() []byte {
 	return file_looper_v1_decision_proto_rawDescData
 }
 
+var file_looper_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_looper_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_looper_v1_decision_proto_goTypes = []any{
-	(*Candidate)(nil),             // 0: looper.v1.Candidate
-	(*DecideRequest)(nil),         // 1: looper.v1.DecideRequest
-	(*ScoredAction)(nil),          // 2: looper.v1.ScoredAction
-	(*Decision)(nil),              // 3: looper.v1.Decision
-	(*DecideResponse)(nil),        // 4: looper.v1.DecideResponse
-	(*DecideBatchRequest)(nil),    // 5: looper.v1.DecideBatchRequest
-	(*DecideBatchResult)(nil),     // 6: looper.v1.DecideBatchResult
-	(*BatchItemError)(nil),        // 7: looper.v1.BatchItemError
-	(*DecideBatchResponse)(nil),   // 8: looper.v1.DecideBatchResponse
-	(*GetDecisionRequest)(nil),    // 9: looper.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),   // 10: looper.v1.GetDecisionResponse
-	nil,                           // 11: looper.v1.Candidate.FeaturesEntry
-	nil,                           // 12: looper.v1.DecideRequest.SubjectEntry
-	nil,                           // 13: looper.v1.DecideRequest.ContextEntry
-	nil,                           // 14: looper.v1.GetDecisionResponse.FeaturesEntry
-	nil,                           // 15: looper.v1.GetDecisionResponse.SubjectEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*FeatureValue)(nil),          // 17: looper.v1.FeatureValue
+	(DefaultReason)(0),            // 0: looper.v1.DefaultReason
+	(*Candidate)(nil),             // 1: looper.v1.Candidate
+	(*DecideRequest)(nil),         // 2: looper.v1.DecideRequest
+	(*ScoredAction)(nil),          // 3: looper.v1.ScoredAction
+	(*Decision)(nil),              // 4: looper.v1.Decision
+	(*DecideResponse)(nil),        // 5: looper.v1.DecideResponse
+	(*DecideBatchRequest)(nil),    // 6: looper.v1.DecideBatchRequest
+	(*DecideBatchResult)(nil),     // 7: looper.v1.DecideBatchResult
+	(*BatchItemError)(nil),        // 8: looper.v1.BatchItemError
+	(*DecideBatchResponse)(nil),   // 9: looper.v1.DecideBatchResponse
+	(*GetDecisionRequest)(nil),    // 10: looper.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),   // 11: looper.v1.GetDecisionResponse
+	nil,                           // 12: looper.v1.Candidate.FeaturesEntry
+	nil,                           // 13: looper.v1.DecideRequest.SubjectEntry
+	nil,                           // 14: looper.v1.DecideRequest.ContextEntry
+	nil,                           // 15: looper.v1.GetDecisionResponse.FeaturesEntry
+	nil,                           // 16: looper.v1.GetDecisionResponse.SubjectEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*FeatureValue)(nil),          // 18: looper.v1.FeatureValue
 }
 var file_looper_v1_decision_proto_depIdxs = []int32{
-	11, // 0: looper.v1.Candidate.features:type_name -> looper.v1.Candidate.FeaturesEntry
-	12, // 1: looper.v1.DecideRequest.subject:type_name -> looper.v1.DecideRequest.SubjectEntry
-	13, // 2: looper.v1.DecideRequest.context:type_name -> looper.v1.DecideRequest.ContextEntry
-	0,  // 3: looper.v1.DecideRequest.candidates:type_name -> looper.v1.Candidate
-	2,  // 4: looper.v1.Decision.ranking:type_name -> looper.v1.ScoredAction
-	16, // 5: looper.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: looper.v1.DecideResponse.decision:type_name -> looper.v1.Decision
-	1,  // 7: looper.v1.DecideBatchRequest.requests:type_name -> looper.v1.DecideRequest
-	4,  // 8: looper.v1.DecideBatchResult.response:type_name -> looper.v1.DecideResponse
-	7,  // 9: looper.v1.DecideBatchResult.error:type_name -> looper.v1.BatchItemError
-	6,  // 10: looper.v1.DecideBatchResponse.results:type_name -> looper.v1.DecideBatchResult
-	3,  // 11: looper.v1.GetDecisionResponse.decision:type_name -> looper.v1.Decision
-	14, // 12: looper.v1.GetDecisionResponse.features:type_name -> looper.v1.GetDecisionResponse.FeaturesEntry
-	15, // 13: looper.v1.GetDecisionResponse.subject:type_name -> looper.v1.GetDecisionResponse.SubjectEntry
-	17, // 14: looper.v1.Candidate.FeaturesEntry.value:type_name -> looper.v1.FeatureValue
-	17, // 15: looper.v1.DecideRequest.ContextEntry.value:type_name -> looper.v1.FeatureValue
-	17, // 16: looper.v1.GetDecisionResponse.FeaturesEntry.value:type_name -> looper.v1.FeatureValue
-	1,  // 17: looper.v1.DecisionService.Decide:input_type -> looper.v1.DecideRequest
-	5,  // 18: looper.v1.DecisionService.DecideBatch:input_type -> looper.v1.DecideBatchRequest
-	9,  // 19: looper.v1.DecisionService.GetDecision:input_type -> looper.v1.GetDecisionRequest
-	4,  // 20: looper.v1.DecisionService.Decide:output_type -> looper.v1.DecideResponse
-	8,  // 21: looper.v1.DecisionService.DecideBatch:output_type -> looper.v1.DecideBatchResponse
-	10, // 22: looper.v1.DecisionService.GetDecision:output_type -> looper.v1.GetDecisionResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	12, // 0: looper.v1.Candidate.features:type_name -> looper.v1.Candidate.FeaturesEntry
+	13, // 1: looper.v1.DecideRequest.subject:type_name -> looper.v1.DecideRequest.SubjectEntry
+	14, // 2: looper.v1.DecideRequest.context:type_name -> looper.v1.DecideRequest.ContextEntry
+	1,  // 3: looper.v1.DecideRequest.candidates:type_name -> looper.v1.Candidate
+	3,  // 4: looper.v1.Decision.ranking:type_name -> looper.v1.ScoredAction
+	17, // 5: looper.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: looper.v1.Decision.default_reason:type_name -> looper.v1.DefaultReason
+	4,  // 7: looper.v1.DecideResponse.decision:type_name -> looper.v1.Decision
+	2,  // 8: looper.v1.DecideBatchRequest.requests:type_name -> looper.v1.DecideRequest
+	5,  // 9: looper.v1.DecideBatchResult.response:type_name -> looper.v1.DecideResponse
+	8,  // 10: looper.v1.DecideBatchResult.error:type_name -> looper.v1.BatchItemError
+	7,  // 11: looper.v1.DecideBatchResponse.results:type_name -> looper.v1.DecideBatchResult
+	4,  // 12: looper.v1.GetDecisionResponse.decision:type_name -> looper.v1.Decision
+	15, // 13: looper.v1.GetDecisionResponse.features:type_name -> looper.v1.GetDecisionResponse.FeaturesEntry
+	16, // 14: looper.v1.GetDecisionResponse.subject:type_name -> looper.v1.GetDecisionResponse.SubjectEntry
+	18, // 15: looper.v1.Candidate.FeaturesEntry.value:type_name -> looper.v1.FeatureValue
+	18, // 16: looper.v1.DecideRequest.ContextEntry.value:type_name -> looper.v1.FeatureValue
+	18, // 17: looper.v1.GetDecisionResponse.FeaturesEntry.value:type_name -> looper.v1.FeatureValue
+	2,  // 18: looper.v1.DecisionService.Decide:input_type -> looper.v1.DecideRequest
+	6,  // 19: looper.v1.DecisionService.DecideBatch:input_type -> looper.v1.DecideBatchRequest
+	10, // 20: looper.v1.DecisionService.GetDecision:input_type -> looper.v1.GetDecisionRequest
+	5,  // 21: looper.v1.DecisionService.Decide:output_type -> looper.v1.DecideResponse
+	9,  // 22: looper.v1.DecisionService.DecideBatch:output_type -> looper.v1.DecideBatchResponse
+	11, // 23: looper.v1.DecisionService.GetDecision:output_type -> looper.v1.GetDecisionResponse
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_decision_proto_init() }
@@ -956,13 +1026,14 @@ func file_looper_v1_decision_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_decision_proto_rawDesc), len(file_looper_v1_decision_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_looper_v1_decision_proto_goTypes,
 		DependencyIndexes: file_looper_v1_decision_proto_depIdxs,
+		EnumInfos:         file_looper_v1_decision_proto_enumTypes,
 		MessageInfos:      file_looper_v1_decision_proto_msgTypes,
 	}.Build()
 	File_looper_v1_decision_proto = out.File

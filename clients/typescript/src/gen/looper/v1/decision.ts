@@ -25,6 +25,49 @@ export const protobufPackage = "looper.v1";
 
 export const protobufFileName = "looper/v1/decision.proto";
 
+/** DefaultReason says why a use case answered with its blueprint's default decision. */
+export enum DefaultReason {
+  /** DEFAULT_REASON_UNSPECIFIED - Not a default decision: a model decided. */
+  DEFAULT_REASON_UNSPECIFIED = 0,
+  /** DEFAULT_REASON_NO_MODEL - No model has been promoted for the use case yet. */
+  DEFAULT_REASON_NO_MODEL = 1,
+  /** DEFAULT_REASON_MODEL_UNAVAILABLE - The live model could not be loaded or could not score; the on-call engineer should look. */
+  DEFAULT_REASON_MODEL_UNAVAILABLE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function defaultReasonFromJSON(object: any): DefaultReason {
+  switch (object) {
+    case 0:
+    case "DEFAULT_REASON_UNSPECIFIED":
+      return DefaultReason.DEFAULT_REASON_UNSPECIFIED;
+    case 1:
+    case "DEFAULT_REASON_NO_MODEL":
+      return DefaultReason.DEFAULT_REASON_NO_MODEL;
+    case 2:
+    case "DEFAULT_REASON_MODEL_UNAVAILABLE":
+      return DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DefaultReason.UNRECOGNIZED;
+  }
+}
+
+export function defaultReasonToJSON(object: DefaultReason): string {
+  switch (object) {
+    case DefaultReason.DEFAULT_REASON_UNSPECIFIED:
+      return "DEFAULT_REASON_UNSPECIFIED";
+    case DefaultReason.DEFAULT_REASON_NO_MODEL:
+      return "DEFAULT_REASON_NO_MODEL";
+    case DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE:
+      return "DEFAULT_REASON_MODEL_UNAVAILABLE";
+    case DefaultReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A candidate action offered by the caller for multi-action and ranking use cases. */
 export interface Candidate {
   /** The caller's id of the action, e.g. "layout_3"; unique within the request. */
@@ -110,7 +153,11 @@ export interface Decision {
   /** True when the action was chosen by exploration rather than by the model. */
   isExploration: boolean;
   /** When the decision was made. */
-  decideTime: Date | undefined;
+  decideTime:
+    | Date
+    | undefined;
+  /** Why the default decision was returned; DEFAULT_REASON_UNSPECIFIED when a model decided. */
+  defaultReason: DefaultReason;
 }
 
 /** DecideResponse carries the decision. */
@@ -889,6 +936,7 @@ function createBaseDecision(): Decision {
     isDefault: false,
     isExploration: false,
     decideTime: undefined,
+    defaultReason: 0,
   };
 }
 
@@ -926,6 +974,9 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.decideTime !== undefined) {
       Timestamp.encode(toTimestamp(message.decideTime), writer.uint32(90).fork()).join();
+    }
+    if (message.defaultReason !== 0) {
+      writer.uint32(96).int32(message.defaultReason);
     }
     return writer;
   },
@@ -1031,6 +1082,14 @@ export const Decision: MessageFns<Decision> = {
             message.decideTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.defaultReason = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1086,6 +1145,11 @@ export const Decision: MessageFns<Decision> = {
         : isSet(object.decide_time)
         ? fromJsonTimestamp(object.decide_time)
         : undefined,
+      defaultReason: isSet(object.defaultReason)
+        ? defaultReasonFromJSON(object.defaultReason)
+        : isSet(object.default_reason)
+        ? defaultReasonFromJSON(object.default_reason)
+        : 0,
     };
   },
 
@@ -1124,6 +1188,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.decideTime !== undefined) {
       obj.decideTime = message.decideTime.toISOString();
     }
+    if (message.defaultReason !== 0) {
+      obj.defaultReason = defaultReasonToJSON(message.defaultReason);
+    }
     return obj;
   },
 
@@ -1143,6 +1210,7 @@ export const Decision: MessageFns<Decision> = {
     message.isDefault = object.isDefault ?? false;
     message.isExploration = object.isExploration ?? false;
     message.decideTime = object.decideTime ?? undefined;
+    message.defaultReason = object.defaultReason ?? 0;
     return message;
   },
 };
