@@ -17,7 +17,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 .DEFAULT_GOAL := setup
 include mk/clients.mk
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -78,3 +78,7 @@ clean:
 ## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
 bench: setup
 	$(PY) -m benchmarks.bench
+
+## bench-memory: each service's resident memory after 0, 100k and 1M decisions (about 5 minutes)
+bench-memory: setup
+	$(PY) -m benchmarks.memory

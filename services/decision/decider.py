@@ -103,6 +103,30 @@ class Decider:
         self._measure(record, started)
         return record, False
 
+    def decide_many(self, commands: list[DecideCommand]) -> list[tuple[DecisionRecord, bool] | Exception]:
+        """Many decisions in one call: each answered, or failed on its own; the new ones are
+        logged in one durable write."""
+        started = time.perf_counter()
+        answers: list[tuple[DecisionRecord, bool] | Exception | None] = [None] * len(commands)
+        requests, positions = [], []
+        for i, command in enumerate(commands):
+            try:
+                blueprint = self.blueprints.latest(command.use_case)
+                validate_command(blueprint, command)
+            except Exception as err:  # noqa: BLE001 - this item's own error
+                answers[i] = err
+                continue
+            requests.append((command.use_case, command.decision_id,
+                             lambda b=blueprint, c=command: self._decide(b, c)))
+            positions.append(i)
+        with self.telemetry.tracer.start_as_current_span("looper.decide_batch", attributes={
+                "looper.requests": len(commands)}):
+            for i, answer in zip(positions, self.decision_log.record_many(requests)):
+                answers[i] = answer
+                if not isinstance(answer, Exception) and not answer[1]:
+                    self._measure(answer[0], started)
+        return answers
+
     def get(self, use_case: str, decision_id: str) -> DecisionRecord:
         self.blueprints.latest(use_case)  # NOT_FOUND for an unknown use case
         record = self.decision_log.find(use_case, decision_id)

@@ -60,19 +60,9 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
             raise InvalidArgument.single("requests", "must hold at least one request")
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument.single("requests", f"must hold at most {MAX_BATCH} requests")
-        return decision_pb2.DecideBatchResponse(results=[self._batch_item(i, r)
-                                                         for i, r in enumerate(request.requests)])
-
-    def _batch_item(self, index: int, request) -> decision_pb2.DecideBatchResult:
-        try:
-            return decision_pb2.DecideBatchResult(response=self._decide(request))
-        except Exception as err:  # noqa: BLE001 - each item fails on its own
-            status = status_for(err)
-            field = f"requests[{index}]"
-            if isinstance(err, InvalidArgument):
-                field = f"{field}.{err.violations[0].field}"
-            return decision_pb2.DecideBatchResult(error=decision_pb2.BatchItemError(
-                code=status.code, message=status.message, field=field))
+        commands = [to_command(r) for r in request.requests]
+        answers = self.decider.decide_many(commands)
+        return decision_pb2.DecideBatchResponse(results=[_batch_result(i, answer) for i, answer in enumerate(answers)])
 
     @rpc_method
     def GetDecision(self, request, context):
@@ -84,6 +74,19 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
             subject=record.subject,
             traceparent=record.traceparent,
         )
+
+
+def _batch_result(index: int, answer) -> decision_pb2.DecideBatchResult:
+    if not isinstance(answer, Exception):
+        record, replayed = answer
+        return decision_pb2.DecideBatchResult(
+            response=decision_pb2.DecideResponse(decision=decision_to_proto(record), replayed=replayed))
+    status = status_for(answer)
+    field = f"requests[{index}]"
+    if isinstance(answer, InvalidArgument):
+        field = f"{field}.{answer.violations[0].field}"
+    return decision_pb2.DecideBatchResult(error=decision_pb2.BatchItemError(
+        code=status.code, message=status.message, field=field))
 
 
 def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:

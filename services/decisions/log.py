@@ -15,6 +15,7 @@ by the log, so that retention deletes only segments every consumer has read.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
@@ -70,6 +71,62 @@ class DecisionLog:
                 raise
             self._index.complete(use_case, [(decision_id, address, record.decide_time.timestamp())])
             return record, False
+
+    def record_many(self, requests: list[tuple[str, str, Callable[[], DecisionRecord]]]
+                    ) -> list[tuple[DecisionRecord, bool] | Exception]:
+        """``record_once`` for many ids at once, the new decisions sharing one durable write.
+        Each request gets its own answer, or the error that request alone met; an id repeated
+        within the call is a replay of its first occurrence."""
+        first = {}
+        for use_case, decision_id, decide in requests:
+            first.setdefault((use_case, decision_id), decide)
+        answers: dict[tuple[str, str], tuple[DecisionRecord, bool] | Exception] = {}
+        with ExitStack() as held:
+            for key in sorted(first):
+                held.enter_context(self._in_process.hold(key))
+            made = self._claim_and_decide(first, answers)
+            if made:
+                self._log_many(made)
+                answers.update({key: (record, False) for key, record in made})
+        seen: set[tuple[str, str]] = set()
+        results = []
+        for use_case, decision_id, _ in requests:
+            answer, key = answers[(use_case, decision_id)], (use_case, decision_id)
+            results.append((answer[0], True) if key in seen and not isinstance(answer, Exception) else answer)
+            seen.add(key)
+        return results
+
+    def _claim_and_decide(self, requests: dict, answers: dict) -> list[tuple[tuple[str, str], DecisionRecord]]:
+        made = []
+        for key, decide in requests.items():
+            try:
+                earlier = self._claim(*key)
+            except Exception as err:  # noqa: BLE001 - this request's own error
+                answers[key] = err
+                continue
+            if earlier is not None:
+                answers[key] = (earlier, True)
+                continue
+            try:
+                made.append((key, decide()))
+            except Exception as err:  # noqa: BLE001 - this request's own error
+                self._index.release(key[0], [key[1]])
+                answers[key] = err
+        return made
+
+    def _log_many(self, made: list[tuple[tuple[str, str], DecisionRecord]]) -> None:
+        try:
+            with self.tracer.start_as_current_span("looper.decision_log.append", attributes={"looper.records": len(made)}):
+                addresses = self._log.append_many([record.to_dict() for _, record in made])
+        except BaseException:
+            for (use_case, decision_id), _ in made:
+                self._index.release(use_case, [decision_id])
+            raise
+        by_use_case: dict[str, list] = {}
+        for ((use_case, decision_id), record), address in zip(made, addresses):
+            by_use_case.setdefault(use_case, []).append((decision_id, address, record.decide_time.timestamp()))
+        for use_case, items in by_use_case.items():
+            self._index.complete(use_case, items)
 
     def find(self, use_case: str, decision_id: str) -> DecisionRecord | None:
         """The logged decision with this id; None if there is none."""

@@ -151,3 +151,23 @@ def test_concurrent_calls_with_one_decision_id_log_one_decision(stores, tmp_path
     assert all(record == answers[0][0] for record, _ in answers) and features.calls == 1
     stores[1].close()
     assert [r.decision_id for r in iter_decisions(DataDir(tmp_path).decisions)] == ["same-id"]
+
+
+def test_a_batch_answers_each_item_logs_the_new_ones_together_and_replays_repeats(stores, tmp_path, monkeypatch):
+    from services.platform import durable_log
+
+    writes = []
+    real_write_all = durable_log._write_all
+    monkeypatch.setattr(durable_log, "_write_all", lambda fd, data: (writes.append(len(data)), real_write_all(fd, data)))
+    decider = Decider(*stores)
+    decider.decide(command(decision_id="earlier"))
+    writes.clear()
+    answers = decider.decide_many([command(decision_id="b1"), command(decision_id=""), command(decision_id="b2"),
+                                   command(decision_id="b1"), command(decision_id="earlier"),
+                                   command(use_case="nothing", decision_id="b3")])
+    assert [a[1] if isinstance(a, tuple) else type(a).__name__ for a in answers] == [
+        False, "InvalidArgument", False, True, True, "NotFound"]
+    assert answers[3][0] == answers[0][0]
+    assert len(writes) == 1, "the two new decisions were not logged in one write"
+    stores[1].close()
+    assert sorted(r.decision_id for r in iter_decisions(DataDir(tmp_path).decisions)) == ["b1", "b2", "earlier"]
