@@ -17,7 +17,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 .DEFAULT_GOAL := setup
 include mk/clients.mk
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory fuzz clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -78,6 +78,10 @@ clean:
 ## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
 bench: setup
 	$(PY) -m benchmarks.bench
+
+## fuzz: the property-based fuzz of every RPC, longer than in `make test`
+fuzz: setup
+	LOOPER_FUZZ_EXAMPLES=$${LOOPER_FUZZ_EXAMPLES:-2000} $(PY) -m pytest -q -p no:randomly tests/contract/test_fuzz.py
 
 ## bench-memory: each service's resident memory after 0, 100k and 1M decisions (about 5 minutes)
 bench-memory: setup

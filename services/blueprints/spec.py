@@ -28,6 +28,9 @@ _FEAST_REF = re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_]*")
 _DURATION = re.compile(r"(\d+)(s|m|h|d)")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 BINARY_ACTIONS = ("true", "false")
+MIN_DURATION, MAX_DURATION = timedelta(seconds=1), timedelta(days=365)
+MAX_YAML_DEPTH = 20
+MAX_FEATURES = 200  # Feast, context and candidate features together
 
 
 class DecisionType(enum.IntEnum):
@@ -78,7 +81,10 @@ def _duration(value: Any) -> timedelta:
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError("must be a duration like 30s, 15m, 1h or 7d")
-    return parse_duration(str(value))
+    duration = parse_duration(str(value))
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise ValueError(f"must be between 1s and {MAX_DURATION.days}d")
+    return duration
 
 
 def _name(value: str) -> str:
@@ -132,10 +138,12 @@ class PolicySpec(_Section):
 
 
 class RetrainingSpec(_Section):
-    """When the Trainer retrains by itself."""
+    """When the Trainer retrains by itself, and how much one run may take."""
 
     min_labeled_rows: int = Field(1000, ge=10)
     schedule: Duration | None = None
+    max_rows: int = Field(1_000_000, ge=100, le=10_000_000)  # the newest labeled rows a run trains on
+    max_seconds: int = Field(900, ge=10, le=6 * 3600)  # a run's wall-clock limit
 
 
 class ProductMetric(_Section):
@@ -168,8 +176,21 @@ class FeaturesSpec(_Section):
     candidate: dict[Name, FeatureTypeName] = {}
 
 
+class CatBoostParams(_Section):
+    """The CatBoost parameters a blueprint may set, bounded so that one use case cannot take
+    the Trainer for hours."""
+
+    iterations: int = Field(300, ge=1, le=5000)
+    depth: int = Field(6, ge=1, le=10)
+    learning_rate: float = Field(0.08, gt=0.0, le=1.0)
+    l2_leaf_reg: float = Field(3.0, ge=0.0, le=100.0)
+    random_seed: int = Field(0, ge=0)
+    border_count: int = Field(254, ge=1, le=1024)
+    one_hot_max_size: int = Field(2, ge=1, le=255)
+
+
 class ModelSpec(_Section):
-    params: dict[str, Any] = {}
+    params: CatBoostParams = CatBoostParams()
 
 
 def _feast_ref(value: str) -> str:
@@ -232,7 +253,7 @@ class Blueprint(_Section):
 
     @property
     def model_params(self) -> dict[str, Any]:
-        return dict(self.model.params)
+        return self.model.params.model_dump()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -265,12 +286,32 @@ def spec_digest(spec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class _BlueprintLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (a few lines could expand to gigabytes) and with
+    a nesting limit (deep documents exhaust the parser's stack)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a blueprint",
+                                              self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nesting is deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def load_blueprint_yaml(text: str) -> Blueprint:
     """Parses and validates a YAML blueprint document."""
     try:
-        spec = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise InvalidArgument.single("spec_yaml", f"is not valid YAML: {err}") from None
+        spec = yaml.load(text, Loader=_BlueprintLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError) as err:
+        raise InvalidArgument.single("spec_yaml", f"is not valid YAML: {str(err)[:500]}") from None
     return parse_blueprint(spec)
 
 
@@ -282,7 +323,8 @@ def parse_blueprint(spec: Any) -> Blueprint:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
-    problems = _decision_space_problems(blueprint) + _personalization_problems(blueprint)
+    problems = (_decision_space_problems(blueprint) + _personalization_problems(blueprint)
+                + _feature_name_problems(blueprint))
     if problems:
         raise InvalidArgument(problems)
     blueprint._spec = spec
@@ -312,6 +354,25 @@ def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
         except ValueError:
             return [FieldViolation("default_decision", "must be a number for a regression use case")]
     return []
+
+
+def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Feature and entity names become columns beside Looper's own: they must not take one."""
+    from services.labels.training_table import RESERVED_COLUMNS
+
+    problems = []
+    for section, names in (("entities", bp.entities), ("features.context", bp.features.context),
+                           ("features.candidate", bp.features.candidate)):
+        for i, name in enumerate(names):
+            at = f"{section}[{i}]" if section == "entities" else f"{section}.{name}"
+            if name in RESERVED_COLUMNS:
+                problems.append(FieldViolation(at, f"{name!r} is a column Looper keeps itself; choose another name"))
+            elif section != "entities" and name in bp.entities:
+                problems.append(FieldViolation(at, f"{name!r} is also an entity of the use case"))
+    count = len(bp.features.feast) + len(bp.features.context) + len(bp.features.candidate)
+    if count > MAX_FEATURES:
+        problems.append(FieldViolation("features", f"must declare at most {MAX_FEATURES} features, got {count}"))
+    return problems
 
 
 def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:

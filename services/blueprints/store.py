@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from services.blueprints.spec import Blueprint, load_blueprint_yaml
-from services.platform.errors import InvalidArgument, NotFound
+from services.platform.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.platform.files import write_file_durably
 from services.platform.validation import is_valid_name
 
@@ -28,8 +28,9 @@ class StoredBlueprint:
 
 
 class BlueprintStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, max_versions: int = 10_000):
         self.root = Path(root)
+        self.max_versions = max_versions  # per use case: a cap on what callers can make the store hold
         self.root.mkdir(parents=True, exist_ok=True)
         self._cache: dict[tuple[str, int], StoredBlueprint] = {}
         self._latest: dict[str, tuple[int, int]] = {}  # use case -> (dir mtime_ns, version)
@@ -46,6 +47,9 @@ class BlueprintStore:
                 current = self.get(blueprint.name, latest)
                 if current.blueprint.digest() == blueprint.digest():
                     return current, False
+            if latest >= self.max_versions:
+                raise ResourceExhausted(f"use case {blueprint.name!r} has {latest} blueprint versions, the most "
+                                        f"allowed (LOOPER_MAX_BLUEPRINT_VERSIONS)")
             path = folder / _file_name(latest + 1)
             try:
                 write_file_durably(path, spec_yaml.encode(), exclusive=True)
@@ -89,8 +93,13 @@ class BlueprintStore:
         return version
 
     def list(self) -> list[StoredBlueprint]:
-        names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_valid_name(p.name))
-        return [self.get(name) for name in names if self._latest_version(name)]
+        """The latest version of every use case, by name."""
+        return [self.get(name) for name in self.names()]
+
+    def names(self) -> list[str]:
+        """The use cases that have a blueprint, sorted."""
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and is_valid_name(p.name) and self._latest_version(p.name))
 
     def idempotency_window(self, minimum: timedelta) -> timedelta:
         """How long ids must be remembered: ``minimum``, or the longest label window of any use

@@ -18,7 +18,7 @@ from services.models.encoding import ACTION_COLUMN
 from services.platform import telemetry
 from services.platform.errors import NotFound
 from services.platform.telemetry import Telemetry, current_traceparent
-from services.platform.validation import Violations
+from services.platform.validation import MAX_KEY_VALUE, Violations
 
 log = logging.getLogger("looper.decision")
 
@@ -200,17 +200,22 @@ def model_rows(blueprint: Blueprint, command: DecideCommand,
 
 
 _PYTHON_TYPES = {"double": (float, int), "int64": (int,), "string": (str,), "bool": (bool,)}
+MAX_CONTEXT_KEYS = 256
 
 
 def _check_typed(violations: Violations, prefix: str, values: dict, declared: dict) -> None:
+    if not violations.require_at_most(prefix, len(values), MAX_CONTEXT_KEYS, "keys"):
+        return
     for name, value in values.items():
         if name not in declared:
-            violations.add(f"{prefix}.{name}", f"is not declared by the blueprint; declared: {sorted(declared)}")
+            violations.add(f"{prefix}.{name}"[:200], f"is not declared by the blueprint; declared: {sorted(declared)}")
             continue
         expected = declared[name].value
         if value is not None and (not isinstance(value, _PYTHON_TYPES[expected])
                                   or (expected != "bool" and isinstance(value, bool))):
             violations.add(f"{prefix}.{name}", f"must be of type {expected}, got {type(value).__name__}")
+        else:
+            violations.check_value(f"{prefix}.{name}", value)
 
 
 def validate_command(blueprint: Blueprint, command: DecideCommand) -> None:
@@ -220,9 +225,11 @@ def validate_command(blueprint: Blueprint, command: DecideCommand) -> None:
     missing = [e for e in blueprint.entities if not command.subject.get(e)]
     for entity in missing:
         v.add(f"subject.{entity}", "is required by the blueprint")
-    for key in command.subject:
+    for key, value in command.subject.items():
         if key not in blueprint.entities:
-            v.add(f"subject.{key}", f"is not an entity of the use case; expected {list(blueprint.entities)}")
+            v.add(f"subject.{key}"[:200], f"is not an entity of the use case; expected {list(blueprint.entities)}")
+        else:
+            v.check_value(f"subject.{key}", value, MAX_KEY_VALUE)
     _check_typed(v, "context", command.context, blueprint.context_features)
     _check_candidates(v, blueprint, command.candidates)
     v.raise_if_any()
@@ -235,8 +242,8 @@ def _check_candidates(v: Violations, blueprint: Blueprint, candidates: tuple[Can
         return
     if kind == DecisionType.RANKING and not candidates:
         v.add("candidates", "are required for a ranking use case")
-    if len(candidates) > MAX_CANDIDATES:
-        v.add("candidates", f"must hold at most {MAX_CANDIDATES} items, got {len(candidates)}")
+    if not v.require_at_most("candidates", len(candidates), MAX_CANDIDATES, "items"):
+        return
     seen: set[str] = set()
     for i, candidate in enumerate(candidates):
         v.require_id(f"candidates[{i}].action_id", candidate.action_id)

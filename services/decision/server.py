@@ -9,6 +9,7 @@ from services.decision.decider import CandidateInput, DecideCommand, Decider
 from services.decisions.record import DecisionRecord
 from services.platform.errors import InvalidArgument
 from services.platform.grpc_runtime import ServiceBinding, rpc_method, status_for
+from services.platform.validation import Violations
 from services.platform.wire import feature_map, to_timestamp
 
 MAX_BATCH = 1000
@@ -66,7 +67,10 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
 
     @rpc_method
     def GetDecision(self, request, context):
-        require_use_case(request.use_case)
+        v = Violations()
+        v.require_name("use_case", request.use_case)
+        v.require_id("decision_id", request.decision_id)
+        v.raise_if_any()
         record = self.decider.get(request.use_case, request.decision_id)
         return decision_pb2.GetDecisionResponse(
             decision=decision_to_proto(record),

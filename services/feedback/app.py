@@ -73,6 +73,8 @@ def join_gauges(blueprints: BlueprintStore, joiner: LabelJoiner) -> list[tuple[i
     for stored in blueprints.list():
         stats = joiner.stats(stored.blueprint.name)
         for status, value in (("attributed", stats.attributed_outcomes), ("late", stats.late_outcomes),
-                              ("orphan", stats.orphan_outcomes), ("labeled", stats.joined_decisions)):
+                              ("orphan", stats.orphan_outcomes), ("early", stats.early_outcomes),
+                              ("labeled", stats.joined_decisions),
+                              ("failed", joiner.skipped[stored.blueprint.name])):
             gauges.append((value, {otel.USE_CASE: stored.blueprint.name, "looper.status": status}))
     return gauges

@@ -17,6 +17,21 @@ MAX_BATCH = 5000
 _STATUS = {True: feedback_pb2.FEEDBACK_STATUS_ACCEPTED, False: feedback_pb2.FEEDBACK_STATUS_DUPLICATE}
 
 
+_TIMESTAMP_RANGE = (0, 253402300799)  # 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
+
+
+def check_times(messages, field_prefix: str) -> None:
+    """Event times a datetime can hold (protobuf allows seconds far outside them)."""
+    v = Violations()
+    for i, message in enumerate(messages):
+        stamp = message.event_time
+        if message.HasField("event_time") and not (_TIMESTAMP_RANGE[0] <= stamp.seconds <= _TIMESTAMP_RANGE[1]
+                                                   and 0 <= stamp.nanos < 1_000_000_000):
+            at = field_prefix if field_prefix == "event" else f"{field_prefix}[{i}]"
+            v.add(f"{at}.event_time", "must be between 1970-01-01 and 9999-12-31")
+    v.raise_if_any()
+
+
 def to_event(message: feedback_pb2.OutcomeEvent, received: datetime) -> OutcomeEvent:
     return OutcomeEvent(
         event_id=message.event_id, use_case=message.use_case, decision_id=message.decision_id,
@@ -35,6 +50,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     def LogFeedback(self, request, context):
         if not request.HasField("event"):
             raise InvalidArgument.single("event", "is required")
+        check_times([request.event], "event")
         (accepted,) = self.recorder.record([to_event(request.event, datetime.now(timezone.utc))], "event")
         return feedback_pb2.LogFeedbackResponse(status=_STATUS[accepted])
 
@@ -44,6 +60,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             raise InvalidArgument.single("events", "must hold at least one event")
         if len(request.events) > MAX_BATCH:
             raise InvalidArgument.single("events", f"must hold at most {MAX_BATCH} events")
+        check_times(request.events, "events")
         received = datetime.now(timezone.utc)
         accepted = self.recorder.record([to_event(e, received) for e in request.events], "events")
         return feedback_pb2.LogFeedbackBatchResponse(statuses=[_STATUS[a] for a in accepted])

@@ -14,6 +14,8 @@ from __future__ import annotations
 import enum
 import itertools
 import json
+import logging
+from collections import Counter
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from services.labels.outcomes import OutcomeStream
 from services.labels.training_table import LabeledDecision, TrainingTable
 from services.platform.errors import NotFound
 from services.platform.telemetry import OffTracer
+
+log = logging.getLogger("looper.joiner")
 
 CONSUMER = "label-joiner"  # the joiner's name as a reader of the decision and outcome logs
 INGEST_BATCH = 5000  # records per transaction, so one pass never holds a whole backlog in memory
@@ -54,6 +58,7 @@ class OutcomeStatus(str, enum.Enum):
     ORPHAN = "orphan"  # its decision is not known (yet)
     ATTRIBUTED = "attributed"  # inside its decision's window: counts for the label
     LATE = "late"  # after the window closed, or after the label was written: kept, not counted
+    EARLY = "early"  # dated before its decision: a clock or a caller is wrong; kept, not counted
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class JoinStats:
     attributed_outcomes: int
     late_outcomes: int
     orphan_outcomes: int
+    early_outcomes: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class LabelJoiner:
         # (an outcome counts when it happened inside the window and arrived by then).
         self.grace = grace
         self._touched: set[tuple[str, str]] = set()
+        self.skipped: Counter[str] = Counter()  # decisions that could not be joined, by use case
         Path(state).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(state, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -124,13 +131,18 @@ class LabelJoiner:
         for chunk in _chunks(self.decisions.pending()):
             rows = []
             for record, position in chunk:
-                blueprint = self._blueprint(record.use_case, record.blueprint_version)
-                end = record.decide_time + blueprint.label.window
+                self.decisions.advance(position)
+                try:
+                    blueprint = self._blueprint(record.use_case, record.blueprint_version)
+                    end = record.decide_time + blueprint.label.window
+                except Exception:  # noqa: BLE001 - one use case's bad data never stops the others
+                    log.exception("decision %s of %s cannot be joined; skipped", record.decision_id, record.use_case)
+                    self.skipped[record.use_case] += 1
+                    continue
                 subject_key = record.subject.get(blueprint.entities[0], "") if blueprint.entities else ""
                 rows.append((record.use_case, record.decision_id, record.decide_time.timestamp(),
                              end.timestamp(), subject_key, record.blueprint_version, json.dumps(record.to_dict())))
                 self._touched.add((record.use_case, subject_key))
-                self.decisions.advance(position)
             self._commit(self.decisions, "INSERT OR IGNORE INTO decisions (use_case, decision_id, decide_time, "
                          "window_end, subject_key, blueprint_version, record_json) VALUES (?,?,?,?,?,?,?)", rows)
 
@@ -154,11 +166,13 @@ class LabelJoiner:
         the subjects of ``decisions`` (those with new outcomes) count as active."""
         self._db.execute("""
             UPDATE outcomes SET status = CASE
+              WHEN outcomes.event_time < d.decide_time THEN ?
               WHEN d.joined = 0 AND outcomes.event_time <= d.window_end THEN ? ELSE ? END
             FROM decisions d
             WHERE outcomes.status = ? AND d.use_case = outcomes.use_case
               AND d.decision_id = outcomes.decision_id""",
-                         (OutcomeStatus.ATTRIBUTED.value, OutcomeStatus.LATE.value, OutcomeStatus.ORPHAN.value))
+                         (OutcomeStatus.EARLY.value, OutcomeStatus.ATTRIBUTED.value, OutcomeStatus.LATE.value,
+                          OutcomeStatus.ORPHAN.value))
         for use_case, decision_id in decisions:
             row = self._db.execute("SELECT subject_key FROM decisions WHERE use_case = ? AND decision_id = ?",
                                    (use_case, decision_id)).fetchone()
@@ -205,32 +219,43 @@ class LabelJoiner:
 
     # --- labels ------------------------------------------------------------------------------
     def _close_windows(self) -> int:
+        """Writes the labels of every decision whose window (plus grace) has closed, use case
+        by use case: one that fails is counted and retried next pass, the others go on."""
         now = (self.clock() - self.grace).timestamp()
-        written = 0
+        written, failed = 0, set()
         while True:
+            skip = ",".join("?" * len(failed))
             due = self._db.execute(
                 "SELECT use_case, decision_id, blueprint_version, record_json FROM decisions "
-                "WHERE joined = 0 AND window_end <= ? ORDER BY decide_time LIMIT ?", (now, INGEST_BATCH)).fetchall()
+                f"WHERE joined = 0 AND window_end <= ? AND use_case NOT IN ({skip}) ORDER BY decide_time LIMIT ?",
+                (now, *failed, INGEST_BATCH)).fetchall()
             if not due:
                 return written
-            written += self._write_labels(due)
+            by_use_case: dict[str, list[tuple]] = {}
+            for row in due:
+                by_use_case.setdefault(row[0], []).append(row)
+            for use_case, rows in by_use_case.items():
+                try:
+                    written += self._write_labels(use_case, rows)
+                except Exception:  # noqa: BLE001 - one use case's bad data never stops the others
+                    log.exception("writing the labels of %s failed; retried next pass", use_case)
+                    self.skipped[use_case] += 1
+                    failed.add(use_case)
 
-    def _write_labels(self, due: list[tuple]) -> int:
-        by_use_case: dict[str, list[LabeledDecision]] = {}
-        updates = []
-        for use_case, decision_id, version, record_json in due:
-            blueprint = self._blueprint(use_case, version)
+    def _write_labels(self, use_case: str, due: list[tuple]) -> int:
+        labeled, updates = [], []
+        for _, decision_id, version, record_json in due:
+            spec = self._blueprint(use_case, version).label
             outcomes = self._db.execute(
                 "SELECT event_time, value FROM outcomes WHERE use_case = ? AND decision_id = ? "
                 "AND status = ? AND outcome = ?",
-                (use_case, decision_id, OutcomeStatus.ATTRIBUTED.value, blueprint.label.outcome)).fetchall()
-            label = aggregate(blueprint.label.aggregation, outcomes, blueprint.label.missing_value)
-            record = DecisionRecord.from_dict(json.loads(record_json))
-            by_use_case.setdefault(use_case, []).append(LabeledDecision(record, label, len(outcomes)))
+                (use_case, decision_id, OutcomeStatus.ATTRIBUTED.value, spec.outcome)).fetchall()
+            label = aggregate(spec.aggregation, outcomes, spec.missing_value)
+            labeled.append(LabeledDecision(DecisionRecord.from_dict(json.loads(record_json)), label, len(outcomes)))
             updates.append((label, len(outcomes), use_case, decision_id))
-        with self.tracer.start_as_current_span("looper.label_join", attributes={"looper.labels": len(updates)}):
-            for use_case, rows in by_use_case.items():
-                self.training_table.append(use_case, rows)  # before marking: a crash re-writes, never loses
+        with self.tracer.start_as_current_span("looper.label_join", attributes={
+                "looper.use_case": use_case, "looper.labels": len(updates)}):
+            self.training_table.append(use_case, labeled)  # before marking: a crash re-writes, never loses
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("UPDATE decisions SET joined = 1, label = ?, outcome_count = ? "
@@ -278,7 +303,8 @@ class LabelJoiner:
         return JoinStats(joined_decisions=decisions.get(1, 0), pending_decisions=decisions.get(0, 0),
                          attributed_outcomes=outcomes.get(OutcomeStatus.ATTRIBUTED.value, 0),
                          late_outcomes=outcomes.get(OutcomeStatus.LATE.value, 0),
-                         orphan_outcomes=outcomes.get(OutcomeStatus.ORPHAN.value, 0))
+                         orphan_outcomes=outcomes.get(OutcomeStatus.ORPHAN.value, 0),
+                         early_outcomes=outcomes.get(OutcomeStatus.EARLY.value, 0))
 
     def retention(self, keep: timedelta) -> int:
         """Forgets joined decisions made before ``keep`` ago, with their outcomes, and

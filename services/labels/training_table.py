@@ -25,6 +25,8 @@ from services.platform.files import fsync_dir
 DECISION_COLUMNS = ("decision_id", "event_timestamp", "action", "propensity", "is_default", "is_exploration",
                     "model_version", "blueprint_version", "arm")
 LABEL_COLUMNS = ("label", "outcome_count")
+# Names a blueprint's entities and features may not take (they would overwrite these).
+RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,14 @@ class ModelRegistry:
 
     def list(self, use_case: str) -> list[ModelMeta]:
         """Complete model versions, newest first."""
+        return [self.get(use_case, version) for version in self.versions(use_case)]
+
+    def versions(self, use_case: str) -> list[str]:
+        """The complete model versions, newest first (a version without meta.json is still
+        being registered, or was cut short)."""
         folder = self.root / use_case
         dirs = self._version_dirs(folder) if folder.exists() else []
-        return [self.get(use_case, d.name) for d in reversed(dirs) if (d / "meta.json").exists()]
+        return [d.name for d in reversed(dirs) if (d / "meta.json").exists()]
 
     def artifact(self, use_case: str, version: str) -> Path:
         return self.root / use_case / check_version(version) / "model.cbm"

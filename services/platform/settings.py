@@ -35,6 +35,7 @@ class Settings(BaseModel):
     model_versions_kept: int = Field(20, ge=1)  # besides the live one and those rollback returns to
     runs_kept: int = Field(200, ge=1)  # training runs kept per use case
     training_retention_days: float = Field(90.0, gt=0)  # training-table parts older than this go
+    max_blueprint_versions: int = Field(10_000, ge=1)  # per use case
 
     @field_validator("feast_online_store")
     @classmethod

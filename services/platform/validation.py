@@ -1,5 +1,7 @@
-"""Small request checks that collect every violation before failing, so a caller sees all
-bad fields at once rather than one per round trip."""
+"""The one place where what callers send is checked: identifiers, names, numbers, sizes.
+Checks collect every violation before failing, so a caller sees all bad fields at once
+rather than one per round trip (the first ``MAX_REPORTED``, so that the error itself stays
+small whatever was sent)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from services.platform.errors import FieldViolation, InvalidArgument
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+MAX_REPORTED = 20  # violations listed in one error
+MAX_STRING = 4096  # characters of a string feature value
+MAX_KEY_VALUE = 256  # characters of a subject key value
 
 
 class Violations:
@@ -39,7 +44,25 @@ class Violations:
         if not math.isfinite(value):
             self.add(field, "must be a finite number")
 
+    def require_at_most(self, field: str, count: int, cap: int, what: str) -> bool:
+        """Whether ``count`` is within ``cap``; records a violation naming the cap if not."""
+        if count > cap:
+            self.add(field, f"must hold at most {cap} {what}, got {count}")
+            return False
+        return True
+
+    def check_value(self, field: str, value, max_length: int = MAX_STRING) -> None:
+        """A feature value sent by a caller: finite numbers, bounded strings."""
+        if isinstance(value, float) and not math.isfinite(value):
+            self.add(field, "must be a finite number")
+        elif isinstance(value, str) and len(value) > max_length:
+            self.add(field, f"must be at most {max_length} characters, got {len(value)}")
+
     def raise_if_any(self) -> None:
+        if len(self.items) > MAX_REPORTED:
+            rest = len(self.items) - MAX_REPORTED
+            self.items = self.items[:MAX_REPORTED] + [
+                FieldViolation(self.items[MAX_REPORTED].field, f"and {rest} more violations not listed")]
         if self.items:
             raise InvalidArgument(self.items)
 

@@ -20,7 +20,7 @@ from services.trainer.server import TrainerServicer, binding
 
 
 def create(settings: Settings, data: DataDir) -> ServiceBinding:
-    blueprints = BlueprintStore(data.blueprints)
+    blueprints = BlueprintStore(data.blueprints, settings.max_blueprint_versions)
     table = TrainingTable(data.labels.training)
     registry = ModelRegistry(data.models)
     runs = TrainingRunStore(data.runs)

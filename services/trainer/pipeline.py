@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +24,6 @@ from services.trainer.runs import RunState, TrainingRun, now_iso
 from services.trainer.training_set import TrainingSet, backfill_features, build_training_set, model_kind
 
 MIN_TRAINING_ROWS = 20
-DEFAULT_PARAMS = {"iterations": 300, "depth": 6, "learning_rate": 0.08, "random_seed": 0}
 
 
 class TrainingPipeline:
@@ -30,18 +31,19 @@ class TrainingPipeline:
                  telemetry: Telemetry | None = None):
         self.table, self.registry, self.features = table, registry, features
         self.telemetry = telemetry or Telemetry()
+        self.stopping = threading.Event()  # set on shutdown: a fit in progress stops at its next iteration
 
     def __call__(self, run: TrainingRun, blueprint: Blueprint, force_promote: bool) -> TrainingRun:
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span("looper.training_set.build") as span:
-            table = self.table.read(run.use_case)
+            table = self.table.read(run.use_case, max_rows=blueprint.retraining.max_rows)
             if len(table) < MIN_TRAINING_ROWS:
                 raise LooperError(f"only {len(table)} labeled rows; at least {MIN_TRAINING_ROWS} are needed")
             dataset = build_training_set(blueprint, backfill_features(self.features, blueprint, table))
             train, holdout = dataset.split()
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
         with tracer.start_as_current_span("looper.fit"):
-            model = fit(blueprint, train)
+            model = fit(blueprint, train, FitLimit(blueprint.retraining.max_seconds, self.stopping))
         with tempfile.TemporaryDirectory() as scratch:
             artifact = Path(scratch) / "model.cbm"
             model.save_model(str(artifact))
@@ -82,18 +84,39 @@ def _encoded_for(model: ServingModel, holdout: TrainingSet) -> TrainingSet:
     return replace(holdout, input=model.input, features=model.input.frame(frame))
 
 
-def fit(blueprint: Blueprint, train: TrainingSet):
-    """Fits the blueprint's CatBoost model on the training part."""
+class FitLimit:
+    """A CatBoost callback that stops fitting at the run's wall-clock limit or at shutdown;
+    the run then fails with the reason (an unfinished model is never registered)."""
+
+    def __init__(self, max_seconds: float, stopping: threading.Event | None = None):
+        self.deadline = time.monotonic() + max_seconds
+        self.max_seconds = max_seconds
+        self.stopping = stopping or threading.Event()
+        self.reason = ""
+
+    def after_iteration(self, info) -> bool:
+        if self.stopping.is_set():
+            self.reason = "the Trainer is shutting down"
+        elif time.monotonic() > self.deadline:
+            self.reason = f"training took longer than retraining.max_seconds ({self.max_seconds:.0f}s)"
+        return not self.reason
+
+
+def fit(blueprint: Blueprint, train: TrainingSet, limit: FitLimit | None = None):
+    """Fits the blueprint's CatBoost model on the training part, within ``limit``."""
     from catboost import CatBoostClassifier, CatBoostRegressor
 
-    params = {**DEFAULT_PARAMS, **blueprint.model_params, "verbose": False, "allow_writing_files": False}
+    limit = limit or FitLimit(blueprint.retraining.max_seconds)
+    params = {**blueprint.model_params, "verbose": False, "allow_writing_files": False}
     if model_kind(blueprint) == ModelKind.CLASSIFIER:
         if len(set(train.targets.tolist())) < 2:
             raise FailedPrecondition("the training data has only one label class; collect more outcomes")
         model = CatBoostClassifier(**params)
     else:
         model = CatBoostRegressor(**params)
-    model.fit(train.features, train.targets, cat_features=train.input.categorical_columns)
+    model.fit(train.features, train.targets, cat_features=train.input.categorical_columns, callbacks=[limit])
+    if limit.reason:
+        raise FailedPrecondition(f"training stopped: {limit.reason}")
     return model
 
 

@@ -23,7 +23,7 @@ from opentelemetry.trace import StatusCode
 from services.blueprints.spec import Blueprint
 from services.blueprints.store import BlueprintStore
 from services.platform import telemetry as otel
-from services.platform.errors import LooperError, NotFound
+from services.platform.errors import FailedPrecondition, LooperError, NotFound
 from services.platform.files import write_file_durably
 from services.platform.telemetry import Telemetry
 
@@ -136,13 +136,23 @@ class TrainingRunner:
                                    error="interrupted: the Trainer stopped before the run ended"))
 
     def start(self, use_case: str, trigger: Trigger = Trigger.MANUAL, force_promote: bool = False) -> TrainingRun:
+        """Queues a run; one run per use case at a time (a second is refused while one is
+        queued or running)."""
         blueprint = self.blueprints.latest(use_case)
+        with self._lock:
+            if use_case in self._active:
+                raise FailedPrecondition(f"a training run of use case {use_case!r} is already queued or running; "
+                                         f"wait for it to end")
+            self._active.add(use_case)
         run = TrainingRun(run_id=f"run-{uuid.uuid4().hex[:12]}", use_case=use_case,
                           blueprint_version=blueprint.version, state=RunState.QUEUED, trigger=trigger,
                           create_time=now_iso())
-        self.runs.save(run)
-        with self._lock:
-            self._active.add(use_case)
+        try:
+            self.runs.save(run)
+        except BaseException:
+            with self._lock:
+                self._active.discard(use_case)
+            raise
         requested_by = otel.current_traceparent()  # the StartTrainingRun call, when there is one
         self._executor.submit(self._execute, run, blueprint, force_promote, requested_by)
         return run
@@ -152,6 +162,10 @@ class TrainingRunner:
             return use_case in self._active
 
     def shutdown(self) -> None:
+        """Stops a fit in progress (its run fails, saying why), cancels queued runs, waits."""
+        stop = getattr(self.pipeline, "stopping", None)
+        if stop is not None:
+            stop.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _execute(self, run: TrainingRun, blueprint: Blueprint, force_promote: bool, requested_by: str) -> None:

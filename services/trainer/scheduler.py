@@ -3,12 +3,16 @@ of labeled rows, then on the blueprint's schedule (when new rows arrived since).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from services.blueprints.store import BlueprintStore
 from services.labels.training_table import TrainingTable
 from services.trainer.runs import RunState, TrainingRunner, TrainingRunStore, Trigger
+
+log = logging.getLogger("looper.trainer")
 
 
 class RetrainingScheduler:
@@ -17,15 +21,21 @@ class RetrainingScheduler:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.blueprints, self.table, self.runs, self.runner = blueprints, table, runs, runner
         self.clock = clock
+        self.failures: Counter[str] = Counter()
         self.retry_pause = timedelta(seconds=10 * interval_seconds)
 
     def check_all(self) -> list[str]:
-        """Starts the runs that are due; returns their ids."""
+        """Starts the runs that are due; returns their ids. A use case whose check fails is
+        counted in ``failures`` and the others are still checked."""
         started = []
-        for stored in self.blueprints.list():
-            trigger = self.due(stored.blueprint.name)
-            if trigger:
-                started.append(self.runner.start(stored.blueprint.name, trigger).run_id)
+        for use_case in self.blueprints.names():
+            try:
+                trigger = self.due(use_case)
+                if trigger:
+                    started.append(self.runner.start(use_case, trigger).run_id)
+            except Exception:  # noqa: BLE001 - one use case's bad data never stops the others
+                log.exception("the retraining check of %s failed", use_case)
+                self.failures[use_case] += 1
         return started
 
     def due(self, use_case: str) -> Trigger | None:

@@ -8,6 +8,7 @@ from services.blueprints.store import BlueprintStore, StoredBlueprint
 from services.models.registry import ModelMeta, ModelRegistry, ModelStage
 from services.platform.errors import InvalidArgument
 from services.platform.grpc_runtime import ServiceBinding, rpc_method
+from services.platform.paging import page
 from services.platform.validation import Violations
 from services.platform.wire import iso_timestamp, to_timestamp
 from services.trainer.blueprint_applier import BlueprintApplier
@@ -80,7 +81,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     @rpc_method
     def ListBlueprints(self, request, context):
-        return trainer_pb2.ListBlueprintsResponse(blueprints=[blueprint_to_proto(b) for b in self.blueprints.list()])
+        names, token = page(self.blueprints.names(), str, request.page_size, request.page_token, "blueprints")
+        return trainer_pb2.ListBlueprintsResponse(
+            blueprints=[blueprint_to_proto(self.blueprints.get(name)) for name in names], next_page_token=token)
 
     @rpc_method
     def StartTrainingRun(self, request, context):
@@ -98,18 +101,20 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     @rpc_method
     def ListTrainingRuns(self, request, context):
         _require_use_case(request.use_case)
-        if request.page_size < 0:
-            raise InvalidArgument.single("page_size", "must not be negative")
         self.blueprints.latest_version(request.use_case)
-        runs = self.runs.list(request.use_case, request.page_size or 50)
-        return trainer_pb2.ListTrainingRunsResponse(runs=[run_to_proto(r) for r in runs])
+        runs, token = page(self.runs.list(request.use_case, limit=None), lambda r: f"{r.create_time}|{r.run_id}",
+                           request.page_size, request.page_token, f"runs:{request.use_case}", descending=True)
+        return trainer_pb2.ListTrainingRunsResponse(runs=[run_to_proto(r) for r in runs], next_page_token=token)
 
     @rpc_method
     def ListModels(self, request, context):
         _require_use_case(request.use_case)
         self.blueprints.latest_version(request.use_case)
-        return trainer_pb2.ListModelsResponse(models=[
-            model_to_proto(m, self.registry.stage(m.use_case, m.version)) for m in self.registry.list(request.use_case)])
+        versions, token = page(self.registry.versions(request.use_case), str, request.page_size, request.page_token,
+                               f"models:{request.use_case}", descending=True)
+        metas = [self.registry.get(request.use_case, v) for v in versions]
+        return trainer_pb2.ListModelsResponse(
+            models=[model_to_proto(m, self.registry.stage(m.use_case, m.version)) for m in metas], next_page_token=token)
 
     @rpc_method
     def PromoteModel(self, request, context):

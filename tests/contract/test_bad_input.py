@@ -23,48 +23,172 @@ def _feedback(**overrides):
     return ("feedback", "LogFeedback", feedback_pb2.LogFeedbackRequest(event=outcome_event(**fields)))
 
 
+def _call(service: str, method: str, request):
+    return (service, method, request)
+
+
+def _feedback_batch(*events):
+    return _call("feedback", "LogFeedbackBatch", feedback_pb2.LogFeedbackBatchRequest(events=list(events)))
+
+
+def _event_at(seconds: int):
+    event = outcome_event("contract_test", "d-1", "clicked", 1.0, event_id="e-time")
+    event.event_time.seconds = seconds
+    return feedback_pb2.LogFeedbackRequest(event=event)
+
+
+def _trainer(method: str, **fields):
+    return _call("trainer", method, getattr(trainer_pb2, f"{method}Request")(**fields))
+
+
+INVALID, NOT_FOUND, EXHAUSTED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED)
+PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b]\n"
+SIMPLE = "name: contract_test\ndecision_type: binary\nentities: [user_id]\ndefault_decision: false\n" \
+         "label: {outcome: clicked, window: 2s}\n"
+
 CASES = {
-    "empty decision id": (_decide(decision_id=""), grpc.StatusCode.INVALID_ARGUMENT, "decision_id"),
-    "decision id with spaces": (_decide(decision_id="a b"), grpc.StatusCode.INVALID_ARGUMENT, "decision_id"),
-    "empty use case": (_decide(use_case=""), grpc.StatusCode.INVALID_ARGUMENT, "use_case"),
-    "unknown use case": (_decide(use_case="no_such_case"), grpc.StatusCode.NOT_FOUND, None),
-    "missing subject key": (_decide(subject={}), grpc.StatusCode.INVALID_ARGUMENT, "subject.user_id"),
-    "unknown subject key": (_decide(subject={"user_id": "1", "org": "2"}), grpc.StatusCode.INVALID_ARGUMENT,
-                            "subject.org"),
-    "wrong feature type": (_decide(context={"hour_of_day": "nine"}), grpc.StatusCode.INVALID_ARGUMENT,
-                           "context.hour_of_day"),
-    "undeclared feature": (_decide(context={"mood": 1.0}), grpc.StatusCode.INVALID_ARGUMENT, "context.mood"),
-    "candidates on binary": (_decide(candidates=["a"]), grpc.StatusCode.INVALID_ARGUMENT, "candidates"),
-    "empty batch": (("decision", "DecideBatch", decision_pb2.DecideBatchRequest()),
-                    grpc.StatusCode.INVALID_ARGUMENT, "requests"),
-    "missing feedback event": (("feedback", "LogFeedback", feedback_pb2.LogFeedbackRequest()),
-                               grpc.StatusCode.INVALID_ARGUMENT, "event"),
-    "empty event id": (_feedback(event_id="x")[:2] + (feedback_pb2.LogFeedbackRequest(
-        event=feedback_pb2.OutcomeEvent(use_case="contract_test", decision_id="d", outcome="clicked")),),
-        grpc.StatusCode.INVALID_ARGUMENT, "event.event_id"),
-    "empty feedback decision id": (_feedback(decision_id=""), grpc.StatusCode.INVALID_ARGUMENT,
-                                   "event.decision_id"),
-    "bad outcome name": (_feedback(outcome="Clicked!"), grpc.StatusCode.INVALID_ARGUMENT, "event.outcome"),
-    "non-finite value": (_feedback(value=float("nan")), grpc.StatusCode.INVALID_ARGUMENT, "event.value"),
-    "feedback for unknown use case": (_feedback(use_case="no_such_case"), grpc.StatusCode.NOT_FOUND, None),
-    "label of unknown decision": (("feedback", "GetLabel", feedback_pb2.GetLabelRequest(
-        use_case="contract_test", decision_id="never-decided")), grpc.StatusCode.NOT_FOUND, None),
-    "empty blueprint": (("trainer", "ApplyBlueprint", trainer_pb2.ApplyBlueprintRequest()),
-                        grpc.StatusCode.INVALID_ARGUMENT, "spec_yaml"),
-    "blueprint with a bad key": (("trainer", "ApplyBlueprint", trainer_pb2.ApplyBlueprintRequest(
-        spec_yaml="name: x\ndecision_type: binary\nentities: [u]\ndefault_decision: maybe\n"
-                  "label: {outcome: o, window: 1h}\n")),
-        grpc.StatusCode.INVALID_ARGUMENT, "spec_yaml.default_decision"),
-    "unknown training run": (("trainer", "GetTrainingRun", trainer_pb2.GetTrainingRunRequest(run_id="run-none")),
-                             grpc.StatusCode.NOT_FOUND, None),
-    "promote unknown model": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
-        use_case="contract_test", model_version="m000999")), grpc.StatusCode.NOT_FOUND, None),
-    "model version that is a path": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
-        use_case="contract_test", model_version="../../../tmp/m000001")), grpc.StatusCode.INVALID_ARGUMENT,
-        "model_version"),
-    "missing model version": (("trainer", "PromoteModel", trainer_pb2.PromoteModelRequest(
-        use_case="contract_test")), grpc.StatusCode.INVALID_ARGUMENT, "model_version"),
+    # Decide
+    "empty decision id": (_decide(decision_id=""), INVALID, "decision_id"),
+    "decision id with spaces": (_decide(decision_id="a b"), INVALID, "decision_id"),
+    "decision id with a newline": (_decide(decision_id="abc\n"), INVALID, "decision_id"),
+    "decision id with a slash": (_decide(decision_id="../../etc"), INVALID, "decision_id"),
+    "decision id too long": (_decide(decision_id="d" * 129), INVALID, "decision_id"),
+    "empty use case": (_decide(use_case=""), INVALID, "use_case"),
+    "use case that is a path": (_decide(use_case="../contract_test"), INVALID, "use_case"),
+    "use case in capitals": (_decide(use_case="Contract_Test"), INVALID, "use_case"),
+    "unknown use case": (_decide(use_case="no_such_case"), NOT_FOUND, None),
+    "missing subject key": (_decide(subject={}), INVALID, "subject.user_id"),
+    "unknown subject key": (_decide(subject={"user_id": "1", "org": "2"}), INVALID, "subject.org"),
+    "subject key too long": (_decide(subject={"user_id": "u" * 300}), INVALID, "subject.user_id"),
+    "wrong feature type": (_decide(context={"hour_of_day": "nine"}), INVALID, "context.hour_of_day"),
+    "bool for an int feature": (_decide(context={"hour_of_day": True}), INVALID, "context.hour_of_day"),
+    "undeclared feature": (_decide(context={"mood": 1.0}), INVALID, "context.mood"),
+    "thousands of undeclared features": (_decide(context={f"k{i}": 1 for i in range(3000)}), INVALID, "context"),
+    "string feature too long": (_decide(context={"platform": "x" * 5000}), INVALID, "context.platform"),
+    "candidates on binary": (_decide(candidates=["a"]), INVALID, "candidates"),
+    # DecideBatch
+    "empty batch": (_call("decision", "DecideBatch", decision_pb2.DecideBatchRequest()), INVALID, "requests"),
+    "batch too large": (_call("decision", "DecideBatch", decision_pb2.DecideBatchRequest(
+        requests=[decide_request("contract_test", f"b{i}", OK_SUBJECT) for i in range(1001)])), INVALID, "requests"),
+    # GetDecision
+    "get decision without use case": (_call("decision", "GetDecision", decision_pb2.GetDecisionRequest(
+        decision_id="d")), INVALID, "use_case"),
+    "get decision with a bad id": (_call("decision", "GetDecision", decision_pb2.GetDecisionRequest(
+        use_case="contract_test", decision_id="a/b")), INVALID, "decision_id"),
+    "get unknown decision": (_call("decision", "GetDecision", decision_pb2.GetDecisionRequest(
+        use_case="contract_test", decision_id="never-decided")), NOT_FOUND, None),
+    "get decision of unknown use case": (_call("decision", "GetDecision", decision_pb2.GetDecisionRequest(
+        use_case="no_such_case", decision_id="d")), NOT_FOUND, None),
+    # LogFeedback
+    "missing feedback event": (_call("feedback", "LogFeedback", feedback_pb2.LogFeedbackRequest()), INVALID, "event"),
+    "empty event id": (_call("feedback", "LogFeedback", feedback_pb2.LogFeedbackRequest(
+        event=feedback_pb2.OutcomeEvent(use_case="contract_test", decision_id="d", outcome="clicked"))),
+        INVALID, "event.event_id"),
+    "event id too long": (_feedback(event_id="e" * 200), INVALID, "event.event_id"),
+    "empty feedback decision id": (_feedback(decision_id=""), INVALID, "event.decision_id"),
+    "feedback decision id with a space": (_feedback(decision_id="d 1"), INVALID, "event.decision_id"),
+    "bad outcome name": (_feedback(outcome="Clicked!"), INVALID, "event.outcome"),
+    "empty outcome name": (_feedback(outcome=""), INVALID, "event.outcome"),
+    "non-finite value": (_feedback(value=float("nan")), INVALID, "event.value"),
+    "infinite value": (_feedback(value=float("inf")), INVALID, "event.value"),
+    "event in the far future": (_call("feedback", "LogFeedback", _event_at(32503680000)), INVALID,
+                                "event.event_time"),
+    "event time out of range": (_call("feedback", "LogFeedback", _event_at(-10**12)), INVALID, "event.event_time"),
+    "feedback for unknown use case": (_feedback(use_case="no_such_case"), NOT_FOUND, None),
+    # LogFeedbackBatch
+    "empty feedback batch": (_feedback_batch(), INVALID, "events"),
+    "feedback batch too large": (_feedback_batch(*[outcome_event("contract_test", "d", "clicked", event_id=f"e{i}")
+                                                   for i in range(5001)]), INVALID, "events"),
+    "a bad event in a batch": (_feedback_batch(outcome_event("contract_test", "d", "clicked", event_id="ok"),
+                                               outcome_event("contract_test", "d", "No!", event_id="bad")),
+                               INVALID, "events[1].outcome"),
+    "batch event of unknown use case": (_feedback_batch(outcome_event("no_such_case", "d", "clicked")),
+                                        NOT_FOUND, None),
+    # GetLabel
+    "label of unknown decision": (_call("feedback", "GetLabel", feedback_pb2.GetLabelRequest(
+        use_case="contract_test", decision_id="never-decided")), NOT_FOUND, None),
+    "label without use case": (_call("feedback", "GetLabel", feedback_pb2.GetLabelRequest(decision_id="d")),
+                               INVALID, "use_case"),
+    "label with a bad decision id": (_call("feedback", "GetLabel", feedback_pb2.GetLabelRequest(
+        use_case="contract_test", decision_id="a b")), INVALID, "decision_id"),
+    "label of unknown use case": (_call("feedback", "GetLabel", feedback_pb2.GetLabelRequest(
+        use_case="no_such_case", decision_id="d")), NOT_FOUND, None),
+    # GetJoinStats
+    "join stats without use case": (_call("feedback", "GetJoinStats", feedback_pb2.GetJoinStatsRequest()),
+                                    INVALID, "use_case"),
+    "join stats of a bad name": (_call("feedback", "GetJoinStats", feedback_pb2.GetJoinStatsRequest(
+        use_case="a/b")), INVALID, "use_case"),
+    "join stats of unknown use case": (_call("feedback", "GetJoinStats", feedback_pb2.GetJoinStatsRequest(
+        use_case="no_such_case")), NOT_FOUND, None),
+    # ApplyBlueprint
+    "empty blueprint": (_trainer("ApplyBlueprint"), INVALID, "spec_yaml"),
+    "blueprint with a bad key": (_trainer("ApplyBlueprint", spec_yaml=SIMPLE.replace("false", "maybe")),
+                                 INVALID, "spec_yaml.default_decision"),
+    "blueprint too large": (_trainer("ApplyBlueprint", spec_yaml=SIMPLE + "#" * 300_000), INVALID, "spec_yaml"),
+    "blueprint with aliases": (_trainer("ApplyBlueprint", spec_yaml=ALIAS_BOMB), INVALID, "spec_yaml"),
+    "blueprint that is not a mapping": (_trainer("ApplyBlueprint", spec_yaml="- a\n- b\n"), INVALID, "spec_yaml"),
+    "blueprint with an unknown Feast view": (_trainer("ApplyBlueprint", spec_yaml=SIMPLE.replace(
+        "label:", "features: {feast: ['nothing:here']}\nlabel:")), INVALID, "spec_yaml.features.feast[0]"),
+    "blueprint taking a column of Looper's": (_trainer("ApplyBlueprint", spec_yaml=SIMPLE.replace(
+        "label:", "features: {context: {propensity: double}}\nlabel:")), INVALID,
+        "spec_yaml.features.context.propensity"),
+    "blueprint with an endless window": (_trainer("ApplyBlueprint", spec_yaml=SIMPLE.replace("2s", "999999999d")),
+                                         INVALID, "spec_yaml.label.window"),
+    # GetBlueprint
+    "blueprint without use case": (_trainer("GetBlueprint"), INVALID, "use_case"),
+    "blueprint with a negative version": (_trainer("GetBlueprint", use_case="contract_test", version=-1), INVALID,
+                                          "version"),
+    "blueprint version that does not exist": (_trainer("GetBlueprint", use_case="contract_test", version=999),
+                                              NOT_FOUND, None),
+    "blueprint of unknown use case": (_trainer("GetBlueprint", use_case="no_such_case"), NOT_FOUND, None),
+    # ListBlueprints
+    "blueprints with a negative page size": (_trainer("ListBlueprints", page_size=-1), INVALID, "page_size"),
+    "blueprints with a huge page size": (_trainer("ListBlueprints", page_size=100_000), INVALID, "page_size"),
+    "blueprints with a forged page token": (_trainer("ListBlueprints", page_token="not-a-token"), INVALID,
+                                            "page_token"),
+    # StartTrainingRun
+    "training without use case": (_trainer("StartTrainingRun"), INVALID, "use_case"),
+    "training an unknown use case": (_trainer("StartTrainingRun", use_case="no_such_case"), NOT_FOUND, None),
+    # GetTrainingRun
+    "unknown training run": (_trainer("GetTrainingRun", run_id="run-none"), NOT_FOUND, None),
+    "empty training run id": (_trainer("GetTrainingRun"), INVALID, "run_id"),
+    "training run id that is a path": (_trainer("GetTrainingRun", run_id="../runs/x"), INVALID, "run_id"),
+    # ListTrainingRuns
+    "runs with a negative page size": (_trainer("ListTrainingRuns", use_case="contract_test", page_size=-1),
+                                       INVALID, "page_size"),
+    "runs with a huge page size": (_trainer("ListTrainingRuns", use_case="contract_test", page_size=5000),
+                                   INVALID, "page_size"),
+    "runs with another listing's token": (_trainer("ListTrainingRuns", use_case="contract_test",
+                                                   page_token="eyJsIjogImJsdWVwcmludHMiLCAiYSI6ICJ4In0="),
+                                          INVALID, "page_token"),
+    "runs of unknown use case": (_trainer("ListTrainingRuns", use_case="no_such_case"), NOT_FOUND, None),
+    # ListModels
+    "models without use case": (_trainer("ListModels"), INVALID, "use_case"),
+    "models of unknown use case": (_trainer("ListModels", use_case="no_such_case"), NOT_FOUND, None),
+    "models with a forged page token": (_trainer("ListModels", use_case="contract_test", page_token="%%%"),
+                                        INVALID, "page_token"),
+    # PromoteModel
+    "promote unknown model": (_trainer("PromoteModel", use_case="contract_test", model_version="m000999"),
+                              NOT_FOUND, None),
+    "model version that is a path": (_trainer("PromoteModel", use_case="contract_test",
+                                              model_version="../../../tmp/m000001"), INVALID, "model_version"),
+    "missing model version": (_trainer("PromoteModel", use_case="contract_test"), INVALID, "model_version"),
+    "promote in unknown use case": (_trainer("PromoteModel", use_case="no_such_case", model_version="m000001"),
+                                    NOT_FOUND, None),
+    # RollbackModel
+    "rollback without use case": (_trainer("RollbackModel"), INVALID, "use_case"),
+    "rollback of unknown use case": (_trainer("RollbackModel", use_case="no_such_case"), NOT_FOUND, None),
+    "rollback with no earlier model": (_trainer("RollbackModel", use_case="contract_test"), PRECONDITION, None),
 }
+
+
+def test_every_rpc_has_bad_input_cases():
+    from looperpb.v1 import decision_pb2 as d, feedback_pb2 as f, trainer_pb2 as t
+
+    rpcs = {m.name for p in (d, f, t) for s in p.DESCRIPTOR.services_by_name.values() for m in s.methods}
+    assert rpcs == {method for (_, method, _), _, _ in CASES.values()} and len(CASES) >= 60
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

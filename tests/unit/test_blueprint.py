@@ -124,3 +124,39 @@ def test_a_document_that_is_not_a_mapping_is_refused(document):
     with pytest.raises(InvalidArgument) as raised:
         load_blueprint_yaml(document)
     assert raised.value.violations[0].field == "spec_yaml"
+
+
+@pytest.mark.parametrize("document, reason", [
+    ("a: &x [1, 2]\nb: *x\n", "aliases"),  # the seed of a billion-laughs document
+    ("name: " + "[" * 40 + "]" * 40 + "\n", "nesting"),
+])
+def test_documents_that_could_exhaust_the_parser_are_refused(document, reason):
+    with pytest.raises(InvalidArgument) as raised:
+        load_blueprint_yaml(document)
+    assert raised.value.violations[0].field == "spec_yaml" and reason in raised.value.violations[0].reason
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"features__context": {"label": "double"}}, "features.context.label"),  # a column Looper keeps
+    ({"features__context": {"user_id": "string"}}, "features.context.user_id"),  # an entity
+    ({"entities": ["decision_id"]}, "entities[0]"),
+    ({"label__window": "999999999d"}, "label.window"),  # the window that once stopped every join
+    ({"retraining__schedule": "0s"}, "retraining.schedule"),
+    ({"model__params": {"iterations": 10**7}}, "model.params.iterations"),
+    ({"model__params": {"task_type": "GPU"}}, "model.params.task_type"),
+    ({"retraining__max_seconds": 10**6}, "retraining.max_seconds"),
+])
+def test_values_that_would_hurt_looper_are_refused_with_their_key(changes, field):
+    assert field in fields_of(with_changes(**changes))
+
+
+def test_the_store_caps_the_versions_of_a_use_case(tmp_path):
+    from services.platform.errors import ResourceExhausted
+
+    store = BlueprintStore(tmp_path, max_versions=2)
+    text = EXAMPLE_BLUEPRINT.read_text()
+    store.apply(text)
+    store.apply(text.replace("threshold: 0.0", "threshold: 0.1"))
+    store.apply(text.replace("threshold: 0.0", "threshold: 0.1"))  # unchanged: no new version needed
+    with pytest.raises(ResourceExhausted, match="LOOPER_MAX_BLUEPRINT_VERSIONS"):
+        store.apply(text.replace("threshold: 0.0", "threshold: 0.2"))

@@ -230,3 +230,61 @@ def test_an_outcome_in_transit_during_the_grace_period_still_counts(world):
     clock.now = T0 + timedelta(minutes=10, seconds=1)
     assert joiner.run_once() == 1
     assert table.read("joins")["label"].tolist() == [1.0]
+
+
+def test_an_outcome_dated_before_its_decision_is_early_and_never_counted(world):
+    decisions, recorder, joiner, table, clock = world
+    decide(decisions, "d1", at=T0 + timedelta(minutes=5))
+    outcome(recorder, "before", "d1", T0, 7.0)
+    outcome(recorder, "inside", "d1", T0 + timedelta(minutes=6), 1.0)
+    clock.now = T0 + timedelta(hours=1)
+    assert joiner.run_once() == 1
+    stats = joiner.stats("joins")
+    assert (stats.early_outcomes, stats.attributed_outcomes) == (1, 1)
+    assert table.read("joins")["label"].tolist() == [1.0]
+
+
+def test_one_use_case_that_cannot_be_joined_never_stops_another(world, tmp_path):
+    decisions, recorder, joiner, table, clock = world
+    BlueprintStore(DataDir(tmp_path).blueprints).apply(BLUEPRINT.replace("name: joins", "name: other"))
+    decide(decisions, "fine")
+    broken = DecisionRecord(
+        decision_id="stray", use_case="other", action="true", score=0.5, model_version="", blueprint_version=9,
+        propensity=0.9, is_exploration=False, decide_time=T0, subject={"user_id": "u1"}, features={}, context={})
+    decisions.record_once("other", "stray", lambda: broken)  # a blueprint version that does not exist
+    clock.now = T0 + timedelta(hours=1)
+    assert joiner.run_once() == 1
+    assert table.read("joins")["decision_id"].tolist() == ["fine"]
+    assert joiner.skipped["other"] == 1 and joiner.run_once() == 0  # skipped once, not on every pass
+
+
+class FailingFor(TrainingTable):
+    def __init__(self, root, use_case):
+        super().__init__(root)
+        self.failing = use_case
+
+    def append(self, use_case, rows):
+        if use_case == self.failing:
+            raise OSError("no space left for this use case's part")
+        super().append(use_case, rows)
+
+
+def test_a_use_case_whose_labels_cannot_be_written_is_retried_while_others_go_on(world, tmp_path):
+    decisions, recorder, joiner, table, clock = world
+    data = DataDir(tmp_path)
+    BlueprintStore(data.blueprints).apply(BLUEPRINT.replace("name: joins", "name: other"))
+    joiner.close()
+    failing = make_joiner(tmp_path, FailingFor(data.labels.training, "other"), clock)
+    try:
+        decide(decisions, "fine")
+        other = DecisionRecord(
+            decision_id="o1", use_case="other", action="true", score=0.5, model_version="", blueprint_version=1,
+            propensity=0.9, is_exploration=False, decide_time=T0, subject={"user_id": "u1"}, features={}, context={})
+        decisions.record_once("other", "o1", lambda: other)
+        clock.now = T0 + timedelta(hours=1)
+        assert failing.run_once() == 1
+        assert failing.stats("joins").joined_decisions == 1 and failing.stats("other").pending_decisions == 1
+        failing.training_table.failing = ""
+        assert failing.run_once() == 1 and failing.stats("other").joined_decisions == 1
+    finally:
+        failing.close()

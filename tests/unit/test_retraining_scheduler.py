@@ -33,8 +33,8 @@ class World:
     def latest(self, use_case):
         return self.blueprint
 
-    def list(self):
-        return [type("Stored", (), {"blueprint": self.blueprint})()]
+    def names(self):
+        return [self.blueprint.name]
 
     # training table
     def row_count(self, use_case):
@@ -133,3 +133,19 @@ def test_a_run_cut_short_by_a_restart_is_retried_after_the_back_off(world):
     assert scheduler(world).due("contract_test") is None
     world.history[0] = replace(world.history[0], create_time=(NOW - timedelta(minutes=5)).isoformat())
     assert scheduler(world).due("contract_test") == Trigger.MIN_ROWS
+
+
+def test_a_use_case_whose_check_fails_is_counted_and_the_others_are_checked():
+    class TwoUseCases(World):
+        def names(self):
+            return ["broken", "contract_test"]
+
+        def row_count(self, use_case):
+            if use_case == "broken":
+                raise OSError("a corrupt parquet footer")
+            return 500
+
+    two = TwoUseCases()
+    checker = RetrainingScheduler(two, two, two.runs_view(), two, clock=lambda: NOW)
+    assert checker.check_all() == ["run-1"]
+    assert checker.failures == {"broken": 1}

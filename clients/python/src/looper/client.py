@@ -182,7 +182,15 @@ class LooperClient:
         return self._call(self.trainer.GetTrainingRun, trainer_pb2.GetTrainingRunRequest(run_id=run_id), None).run
 
     def list_models(self, use_case: str) -> list[trainer_pb2.Model]:
-        return list(self._call(self.trainer.ListModels, trainer_pb2.ListModelsRequest(use_case=use_case), None).models)
+        """Every model version of the use case, newest first (all pages)."""
+        models, token = [], ""
+        while True:
+            response = self._call(self.trainer.ListModels, trainer_pb2.ListModelsRequest(
+                use_case=use_case, page_token=token), None)
+            models.extend(response.models)
+            token = response.next_page_token
+            if not token:
+                return models
 
     def promote_model(self, use_case: str, model_version: str) -> trainer_pb2.Model:
         return self._call(self.trainer.PromoteModel, trainer_pb2.PromoteModelRequest(

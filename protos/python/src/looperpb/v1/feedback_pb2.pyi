@@ -95,15 +95,17 @@ class GetJoinStatsRequest(_message.Message):
     def __init__(self, use_case: _Optional[str] = ...) -> None: ...
 
 class GetJoinStatsResponse(_message.Message):
-    __slots__ = ("joined_decisions", "pending_decisions", "attributed_outcomes", "late_outcomes", "orphan_outcomes")
+    __slots__ = ("joined_decisions", "pending_decisions", "attributed_outcomes", "late_outcomes", "orphan_outcomes", "early_outcomes")
     JOINED_DECISIONS_FIELD_NUMBER: _ClassVar[int]
     PENDING_DECISIONS_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTED_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     LATE_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     ORPHAN_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    EARLY_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     joined_decisions: int
     pending_decisions: int
     attributed_outcomes: int
     late_outcomes: int
     orphan_outcomes: int
-    def __init__(self, joined_decisions: _Optional[int] = ..., pending_decisions: _Optional[int] = ..., attributed_outcomes: _Optional[int] = ..., late_outcomes: _Optional[int] = ..., orphan_outcomes: _Optional[int] = ...) -> None: ...
+    early_outcomes: int
+    def __init__(self, joined_decisions: _Optional[int] = ..., pending_decisions: _Optional[int] = ..., attributed_outcomes: _Optional[int] = ..., late_outcomes: _Optional[int] = ..., orphan_outcomes: _Optional[int] = ..., early_outcomes: _Optional[int] = ...) -> None: ...

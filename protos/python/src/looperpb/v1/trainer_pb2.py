@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from looperpb.v1 import types_pb2 as looper_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17looper/v1/trainer.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15looper/v1/types.proto\"\xb7\x01\n\tBlueprint\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\rdecision_type\x18\x03 \x01(\x0e\x32\x17.looper.v1.DecisionType\x12\x11\n\tspec_yaml\x18\x04 \x01(\t\x12\x13\n\x0bspec_sha256\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x15\x41pplyBlueprintRequest\x12\x11\n\tspec_yaml\x18\x01 \x01(\t\"R\n\x16\x41pplyBlueprintResponse\x12\'\n\tblueprint\x18\x01 \x01(\x0b\x32\x14.looper.v1.Blueprint\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"8\n\x13GetBlueprintRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"?\n\x14GetBlueprintResponse\x12\'\n\tblueprint\x18\x01 \x01(\x0b\x32\x14.looper.v1.Blueprint\"\x17\n\x15ListBlueprintsRequest\"B\n\x16ListBlueprintsResponse\x12(\n\nblueprints\x18\x01 \x03(\x0b\x32\x14.looper.v1.Blueprint\"\xa8\x04\n\x0bTrainingRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x03 \x01(\x03\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.looper.v1.TrainingRunState\x12+\n\x07trigger\x18\x05 \x01(\x0e\x32\x1a.looper.v1.TrainingTrigger\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x10\n\x08promoted\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x34\n\x07metrics\x18\x0b \x03(\x0b\x32#.looper.v1.TrainingRun.MetricsEntry\x12=\n\x0clive_metrics\x18\x0c \x03(\x0b\x32\'.looper.v1.TrainingRun.LiveMetricsEntry\x12\x13\n\x0btraceparent\x18\r \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x32\n\x10LiveMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"B\n\x17StartTrainingRunRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x15\n\rforce_promote\x18\x02 \x01(\x08\"?\n\x18StartTrainingRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x16.looper.v1.TrainingRun\"\'\n\x15GetTrainingRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"=\n\x16GetTrainingRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x16.looper.v1.TrainingRun\">\n\x17ListTrainingRunsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"@\n\x18ListTrainingRunsResponse\x12$\n\x04runs\x18\x01 \x03(\x0b\x32\x16.looper.v1.TrainingRun\"\x87\x03\n\x05Model\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x03 \x01(\x03\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12$\n\x05stage\x18\x05 \x01(\x0e\x32\x15.looper.v1.ModelStage\x12.\n\x07metrics\x18\x06 \x03(\x0b\x32\x1d.looper.v1.Model.MetricsEntry\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64\x61ta_start_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdata_end_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trow_count\x18\n \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"%\n\x11ListModelsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"6\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.looper.v1.Model\">\n\x13PromoteModelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"7\n\x14PromoteModelResponse\x12\x1f\n\x05model\x18\x01 \x01(\x0b\x32\x10.looper.v1.Model\"(\n\x14RollbackModelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"8\n\x15RollbackModelResponse\x12\x1f\n\x05model\x18\x01 \x01(\x0b\x32\x10.looper.v1.Model*\xb6\x01\n\x10TrainingRunState\x12\"\n\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n\x1aTRAINING_RUN_STATE_RUNNING\x10\x02\x12 \n\x1cTRAINING_RUN_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19TRAINING_RUN_STATE_FAILED\x10\x04*\x8e\x01\n\x0fTrainingTrigger\x12 \n\x1cTRAINING_TRIGGER_UNSPECIFIED\x10\x00\x12\x1b\n\x17TRAINING_TRIGGER_MANUAL\x10\x01\x12\x1d\n\x19TRAINING_TRIGGER_MIN_ROWS\x10\x02\x12\x1d\n\x19TRAINING_TRIGGER_SCHEDULE\x10\x03*s\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15MODEL_STAGE_CANDIDATE\x10\x01\x12\x14\n\x10MODEL_STAGE_LIVE\x10\x02\x12\x17\n\x13MODEL_STAGE_RETIRED\x10\x03\x32\x90\x06\n\x0eTrainerService\x12U\n\x0e\x41pplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n\x0cGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n\x0eListBlueprints\x12 .looper.v1.ListBlueprintsRequest\x1a!.looper.v1.ListBlueprintsResponse\x12[\n\x10StartTrainingRun\x12\".looper.v1.StartTrainingRunRequest\x1a#.looper.v1.StartTrainingRunResponse\x12U\n\x0eGetTrainingRun\x12 .looper.v1.GetTrainingRunRequest\x1a!.looper.v1.GetTrainingRunResponse\x12[\n\x10ListTrainingRuns\x12\".looper.v1.ListTrainingRunsRequest\x1a#.looper.v1.ListTrainingRunsResponse\x12I\n\nListModels\x12\x1c.looper.v1.ListModelsRequest\x1a\x1d.looper.v1.ListModelsResponse\x12O\n\x0cPromoteModel\x12\x1e.looper.v1.PromoteModelRequest\x1a\x1f.looper.v1.PromoteModelResponse\x12R\n\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponseB\\\n\rdev.looper.v1B\x0cTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17looper/v1/trainer.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15looper/v1/types.proto\"\xb7\x01\n\tBlueprint\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\rdecision_type\x18\x03 \x01(\x0e\x32\x17.looper.v1.DecisionType\x12\x11\n\tspec_yaml\x18\x04 \x01(\t\x12\x13\n\x0bspec_sha256\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x15\x41pplyBlueprintRequest\x12\x11\n\tspec_yaml\x18\x01 \x01(\t\"R\n\x16\x41pplyBlueprintResponse\x12\'\n\tblueprint\x18\x01 \x01(\x0b\x32\x14.looper.v1.Blueprint\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"8\n\x13GetBlueprintRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"?\n\x14GetBlueprintResponse\x12\'\n\tblueprint\x18\x01 \x01(\x0b\x32\x14.looper.v1.Blueprint\">\n\x15ListBlueprintsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x16ListBlueprintsResponse\x12(\n\nblueprints\x18\x01 \x03(\x0b\x32\x14.looper.v1.Blueprint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x04\n\x0bTrainingRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x03 \x01(\x03\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.looper.v1.TrainingRunState\x12+\n\x07trigger\x18\x05 \x01(\x0e\x32\x1a.looper.v1.TrainingTrigger\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x10\n\x08promoted\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x34\n\x07metrics\x18\x0b \x03(\x0b\x32#.looper.v1.TrainingRun.MetricsEntry\x12=\n\x0clive_metrics\x18\x0c \x03(\x0b\x32\'.looper.v1.TrainingRun.LiveMetricsEntry\x12\x13\n\x0btraceparent\x18\r \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x32\n\x10LiveMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"B\n\x17StartTrainingRunRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x15\n\rforce_promote\x18\x02 \x01(\x08\"?\n\x18StartTrainingRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x16.looper.v1.TrainingRun\"\'\n\x15GetTrainingRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"=\n\x16GetTrainingRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x16.looper.v1.TrainingRun\"R\n\x17ListTrainingRunsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x18ListTrainingRunsResponse\x12$\n\x04runs\x18\x01 \x03(\x0b\x32\x16.looper.v1.TrainingRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x87\x03\n\x05Model\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x03 \x01(\x03\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12$\n\x05stage\x18\x05 \x01(\x0e\x32\x15.looper.v1.ModelStage\x12.\n\x07metrics\x18\x06 \x03(\x0b\x32\x1d.looper.v1.Model.MetricsEntry\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64\x61ta_start_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdata_end_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trow_count\x18\n \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"L\n\x11ListModelsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.looper.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x13PromoteModelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"7\n\x14PromoteModelResponse\x12\x1f\n\x05model\x18\x01 \x01(\x0b\x32\x10.looper.v1.Model\"(\n\x14RollbackModelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"8\n\x15RollbackModelResponse\x12\x1f\n\x05model\x18\x01 \x01(\x0b\x32\x10.looper.v1.Model*\xb6\x01\n\x10TrainingRunState\x12\"\n\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n\x1aTRAINING_RUN_STATE_RUNNING\x10\x02\x12 \n\x1cTRAINING_RUN_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19TRAINING_RUN_STATE_FAILED\x10\x04*\x8e\x01\n\x0fTrainingTrigger\x12 \n\x1cTRAINING_TRIGGER_UNSPECIFIED\x10\x00\x12\x1b\n\x17TRAINING_TRIGGER_MANUAL\x10\x01\x12\x1d\n\x19TRAINING_TRIGGER_MIN_ROWS\x10\x02\x12\x1d\n\x19TRAINING_TRIGGER_SCHEDULE\x10\x03*s\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15MODEL_STAGE_CANDIDATE\x10\x01\x12\x14\n\x10MODEL_STAGE_LIVE\x10\x02\x12\x17\n\x13MODEL_STAGE_RETIRED\x10\x03\x32\x90\x06\n\x0eTrainerService\x12U\n\x0e\x41pplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n\x0cGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n\x0eListBlueprints\x12 .looper.v1.ListBlueprintsRequest\x1a!.looper.v1.ListBlueprintsResponse\x12[\n\x10StartTrainingRun\x12\".looper.v1.StartTrainingRunRequest\x1a#.looper.v1.StartTrainingRunResponse\x12U\n\x0eGetTrainingRun\x12 .looper.v1.GetTrainingRunRequest\x1a!.looper.v1.GetTrainingRunResponse\x12[\n\x10ListTrainingRuns\x12\".looper.v1.ListTrainingRunsRequest\x1a#.looper.v1.ListTrainingRunsResponse\x12I\n\nListModels\x12\x1c.looper.v1.ListModelsRequest\x1a\x1d.looper.v1.ListModelsResponse\x12O\n\x0cPromoteModel\x12\x1e.looper.v1.PromoteModelRequest\x1a\x1f.looper.v1.PromoteModelResponse\x12R\n\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponseB\\\n\rdev.looper.v1B\x0cTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,12 +40,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGRUN_LIVEMETRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODEL_METRICSENTRY']._loaded_options = None
   _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_TRAININGRUNSTATE']._serialized_start=2257
-  _globals['_TRAININGRUNSTATE']._serialized_end=2439
-  _globals['_TRAININGTRIGGER']._serialized_start=2442
-  _globals['_TRAININGTRIGGER']._serialized_end=2584
-  _globals['_MODELSTAGE']._serialized_start=2586
-  _globals['_MODELSTAGE']._serialized_end=2701
+  _globals['_TRAININGRUNSTATE']._serialized_start=2430
+  _globals['_TRAININGRUNSTATE']._serialized_end=2612
+  _globals['_TRAININGTRIGGER']._serialized_start=2615
+  _globals['_TRAININGTRIGGER']._serialized_end=2757
+  _globals['_MODELSTAGE']._serialized_start=2759
+  _globals['_MODELSTAGE']._serialized_end=2874
   _globals['_BLUEPRINT']._serialized_start=95
   _globals['_BLUEPRINT']._serialized_end=278
   _globals['_APPLYBLUEPRINTREQUEST']._serialized_start=280
@@ -57,43 +57,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBLUEPRINTRESPONSE']._serialized_start=466
   _globals['_GETBLUEPRINTRESPONSE']._serialized_end=529
   _globals['_LISTBLUEPRINTSREQUEST']._serialized_start=531
-  _globals['_LISTBLUEPRINTSREQUEST']._serialized_end=554
-  _globals['_LISTBLUEPRINTSRESPONSE']._serialized_start=556
-  _globals['_LISTBLUEPRINTSRESPONSE']._serialized_end=622
-  _globals['_TRAININGRUN']._serialized_start=625
-  _globals['_TRAININGRUN']._serialized_end=1177
-  _globals['_TRAININGRUN_METRICSENTRY']._serialized_start=1079
-  _globals['_TRAININGRUN_METRICSENTRY']._serialized_end=1125
-  _globals['_TRAININGRUN_LIVEMETRICSENTRY']._serialized_start=1127
-  _globals['_TRAININGRUN_LIVEMETRICSENTRY']._serialized_end=1177
-  _globals['_STARTTRAININGRUNREQUEST']._serialized_start=1179
-  _globals['_STARTTRAININGRUNREQUEST']._serialized_end=1245
-  _globals['_STARTTRAININGRUNRESPONSE']._serialized_start=1247
-  _globals['_STARTTRAININGRUNRESPONSE']._serialized_end=1310
-  _globals['_GETTRAININGRUNREQUEST']._serialized_start=1312
-  _globals['_GETTRAININGRUNREQUEST']._serialized_end=1351
-  _globals['_GETTRAININGRUNRESPONSE']._serialized_start=1353
-  _globals['_GETTRAININGRUNRESPONSE']._serialized_end=1414
-  _globals['_LISTTRAININGRUNSREQUEST']._serialized_start=1416
-  _globals['_LISTTRAININGRUNSREQUEST']._serialized_end=1478
-  _globals['_LISTTRAININGRUNSRESPONSE']._serialized_start=1480
-  _globals['_LISTTRAININGRUNSRESPONSE']._serialized_end=1544
-  _globals['_MODEL']._serialized_start=1547
-  _globals['_MODEL']._serialized_end=1938
-  _globals['_MODEL_METRICSENTRY']._serialized_start=1079
-  _globals['_MODEL_METRICSENTRY']._serialized_end=1125
-  _globals['_LISTMODELSREQUEST']._serialized_start=1940
-  _globals['_LISTMODELSREQUEST']._serialized_end=1977
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1979
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2033
-  _globals['_PROMOTEMODELREQUEST']._serialized_start=2035
-  _globals['_PROMOTEMODELREQUEST']._serialized_end=2097
-  _globals['_PROMOTEMODELRESPONSE']._serialized_start=2099
-  _globals['_PROMOTEMODELRESPONSE']._serialized_end=2154
-  _globals['_ROLLBACKMODELREQUEST']._serialized_start=2156
-  _globals['_ROLLBACKMODELREQUEST']._serialized_end=2196
-  _globals['_ROLLBACKMODELRESPONSE']._serialized_start=2198
-  _globals['_ROLLBACKMODELRESPONSE']._serialized_end=2254
-  _globals['_TRAINERSERVICE']._serialized_start=2704
-  _globals['_TRAINERSERVICE']._serialized_end=3488
+  _globals['_LISTBLUEPRINTSREQUEST']._serialized_end=593
+  _globals['_LISTBLUEPRINTSRESPONSE']._serialized_start=595
+  _globals['_LISTBLUEPRINTSRESPONSE']._serialized_end=686
+  _globals['_TRAININGRUN']._serialized_start=689
+  _globals['_TRAININGRUN']._serialized_end=1241
+  _globals['_TRAININGRUN_METRICSENTRY']._serialized_start=1143
+  _globals['_TRAININGRUN_METRICSENTRY']._serialized_end=1189
+  _globals['_TRAININGRUN_LIVEMETRICSENTRY']._serialized_start=1191
+  _globals['_TRAININGRUN_LIVEMETRICSENTRY']._serialized_end=1241
+  _globals['_STARTTRAININGRUNREQUEST']._serialized_start=1243
+  _globals['_STARTTRAININGRUNREQUEST']._serialized_end=1309
+  _globals['_STARTTRAININGRUNRESPONSE']._serialized_start=1311
+  _globals['_STARTTRAININGRUNRESPONSE']._serialized_end=1374
+  _globals['_GETTRAININGRUNREQUEST']._serialized_start=1376
+  _globals['_GETTRAININGRUNREQUEST']._serialized_end=1415
+  _globals['_GETTRAININGRUNRESPONSE']._serialized_start=1417
+  _globals['_GETTRAININGRUNRESPONSE']._serialized_end=1478
+  _globals['_LISTTRAININGRUNSREQUEST']._serialized_start=1480
+  _globals['_LISTTRAININGRUNSREQUEST']._serialized_end=1562
+  _globals['_LISTTRAININGRUNSRESPONSE']._serialized_start=1564
+  _globals['_LISTTRAININGRUNSRESPONSE']._serialized_end=1653
+  _globals['_MODEL']._serialized_start=1656
+  _globals['_MODEL']._serialized_end=2047
+  _globals['_MODEL_METRICSENTRY']._serialized_start=1143
+  _globals['_MODEL_METRICSENTRY']._serialized_end=1189
+  _globals['_LISTMODELSREQUEST']._serialized_start=2049
+  _globals['_LISTMODELSREQUEST']._serialized_end=2125
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2127
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2206
+  _globals['_PROMOTEMODELREQUEST']._serialized_start=2208
+  _globals['_PROMOTEMODELREQUEST']._serialized_end=2270
+  _globals['_PROMOTEMODELRESPONSE']._serialized_start=2272
+  _globals['_PROMOTEMODELRESPONSE']._serialized_end=2327
+  _globals['_ROLLBACKMODELREQUEST']._serialized_start=2329
+  _globals['_ROLLBACKMODELREQUEST']._serialized_end=2369
+  _globals['_ROLLBACKMODELRESPONSE']._serialized_start=2371
+  _globals['_ROLLBACKMODELRESPONSE']._serialized_end=2427
+  _globals['_TRAINERSERVICE']._serialized_start=2877
+  _globals['_TRAINERSERVICE']._serialized_end=3661
 # @@protoc_insertion_point(module_scope)

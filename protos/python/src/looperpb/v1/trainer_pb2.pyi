@@ -91,14 +91,20 @@ class GetBlueprintResponse(_message.Message):
     def __init__(self, blueprint: _Optional[_Union[Blueprint, _Mapping]] = ...) -> None: ...
 
 class ListBlueprintsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListBlueprintsResponse(_message.Message):
-    __slots__ = ("blueprints",)
+    __slots__ = ("blueprints", "next_page_token")
     BLUEPRINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     blueprints: _containers.RepeatedCompositeFieldContainer[Blueprint]
-    def __init__(self, blueprints: _Optional[_Iterable[_Union[Blueprint, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, blueprints: _Optional[_Iterable[_Union[Blueprint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class TrainingRun(_message.Message):
     __slots__ = ("run_id", "use_case", "blueprint_version", "state", "trigger", "create_time", "end_time", "model_version", "promoted", "error", "metrics", "live_metrics", "traceparent")
@@ -171,18 +177,22 @@ class GetTrainingRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
 
 class ListTrainingRunsRequest(_message.Message):
-    __slots__ = ("use_case", "page_size")
+    __slots__ = ("use_case", "page_size", "page_token")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     page_size: int
-    def __init__(self, use_case: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, use_case: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTrainingRunsResponse(_message.Message):
-    __slots__ = ("runs",)
+    __slots__ = ("runs", "next_page_token")
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[TrainingRun]
-    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("use_case", "version", "blueprint_version", "run_id", "stage", "metrics", "create_time", "data_start_time", "data_end_time", "row_count")
@@ -216,16 +226,22 @@ class Model(_message.Message):
     def __init__(self, use_case: _Optional[str] = ..., version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., run_id: _Optional[str] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ("use_case",)
+    __slots__ = ("use_case", "page_size", "page_token")
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     use_case: str
-    def __init__(self, use_case: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, use_case: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "next_page_token")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[Model]
-    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class PromoteModelRequest(_message.Message):
     __slots__ = ("use_case", "model_version")
