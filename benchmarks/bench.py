@@ -111,7 +111,7 @@ class Deployment:
         from looper import LooperClient
 
         return LooperClient(self.addresses["decision"], self.addresses["feedback"], self.addresses["trainer"],
-                            **kwargs)
+                            token_file=self.processes[0].token_file, **kwargs)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -147,7 +147,7 @@ def decide_bench(report: Report, label: str, looper, users, n: int, prefix: str)
 
     def make_call():
         client = LooperClient(addresses["decision"], addresses["feedback"], addresses["trainer"], timeout=10,
-                              tracer_provider=None)
+                              tracer_provider=None, token_file=looper.processes[0].token_file)
         return lambda i: client.decide("notification_send", f"{prefix}-{time.monotonic_ns()}-{i}",
                                        {"user_id": users[i % len(users)].user_id},
                                        {"hour_of_day": i % 24, "platform": users[i % len(users)].platform})

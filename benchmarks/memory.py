@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 def _client(processes):
     from looper import LooperClient
 
-    return LooperClient(*(processes[name].addresses[name] for name in SERVICES), timeout=30)
+    return LooperClient(*(processes[name].addresses[name] for name in SERVICES), timeout=30,
+                        token_file=processes["decision"].token_file)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     for name in SERVICES:
         serve.add_argument(f"--{name}-port", type=int)
+    for name in ("cert", "key", "client-ca"):
+        serve.add_argument(f"--tls-{name}", type=Path, help=f"TLS: a PEM file ({name})")
     apply = commands.add_parser("apply", help="apply a blueprint YAML file through the Trainer")
     apply.add_argument("file", type=Path)
     apply.add_argument("--trainer", default="127.0.0.1:50053", help="Trainer address host:port")
+    apply.add_argument("--token-file", type=Path, default=Path("data/run/looper-token"),
+                       help="a file holding the bearer token (LOOPER_TOKEN overrides it)")
     features = commands.add_parser("features", help="apply Feast definitions to the data directory's repo")
     features.add_argument("action", choices=["apply"])
     features.add_argument("file", type=Path, help="a Python file defining Feast entities, sources and views")
@@ -38,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_command(args) -> int:
     from services.migration import DataDirError, open_data_dir
-    from services.platform.grpc_runtime import start_server, wait_for_termination
+    from services.platform.auth import CredentialStore, bootstrap_admin
+    from services.platform.files import exclusive_lock
+    from services.platform.grpc_runtime import Tls, is_loopback, start_server, wait_for_termination
     from services.platform.settings import Settings, SettingsError
 
     try:
@@ -47,12 +53,21 @@ def serve_command(args) -> int:
     except (SettingsError, DataDirError) as err:
         print(f"looper: {err}", file=sys.stderr)
         return 2
+    tls = Tls(settings.tls_cert, settings.tls_key, settings.tls_client_ca) if settings.tls_cert else None
+    if tls is None and not is_loopback(settings.host):
+        print(f"looper: refusing to serve {settings.host} without TLS (bearer tokens would cross the network in "
+              "the clear): set --tls-cert and --tls-key, or bind 127.0.0.1", file=sys.stderr)
+        return 2
+    credentials = CredentialStore(data.access.credentials)
+    with exclusive_lock(data.locks / "bootstrap.lock"):  # services started together make one administrator
+        if bootstrap_admin(credentials, data.access.local_token):
+            print(f"looper: created a cluster administrator; its token is in {data.access.local_token}", flush=True)
     names = SERVICES if args.service == "all" else (args.service,)
     servers = []
     for name in names:
         create = _factory(name)
-        running = start_server([create(settings, data)], settings.host, getattr(settings, f"{name}_port"),
-                               settings.max_message_bytes)
+        running = start_server(create(settings, data, credentials), settings.host,
+                               getattr(settings, f"{name}_port"), credentials, settings.max_message_bytes, tls=tls)
         servers.append(running)
         print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
     wait_for_termination(servers, settings.grace_period)
@@ -85,7 +100,8 @@ def _factory(name: str):
 def apply_command(args) -> int:
     from looper import LooperClient, LooperError
 
-    with LooperClient(trainer=args.trainer) as client:
+    token = os.environ.get("LOOPER_TOKEN") or (args.token_file.read_text().strip() if args.token_file.exists() else None)
+    with LooperClient(trainer=args.trainer, token=token) as client:
         try:
             blueprint, created = client.apply_blueprint(args.file.read_text())
         except LooperError as err:

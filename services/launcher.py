@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,13 @@ class LooperProcess:
 
         # A service this process does not run gets an address nothing listens on.
         decision, feedback, trainer = (self.addresses.get(name, "127.0.0.1:9") for name in SERVICES)
+        kwargs.setdefault("token_file", self.token_file)
         return LooperClient(decision, feedback, trainer, **kwargs)
+
+    @property
+    def token_file(self) -> Path:
+        """The local development token: a cluster administrator's, written at first start."""
+        return self.data_dir / "looper-token"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -43,15 +50,15 @@ class LooperProcess:
 
 
 def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
-                 ports: dict[str, int] | None = None, timeout: float = 60) -> LooperProcess:
+                 ports: dict[str, int] | None = None, timeout: float = 60, args: list[str] = ()) -> LooperProcess:
     """Runs ``looper serve`` and waits until every started service answers health checks."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-{service}-{time.time_ns()}.log"
-    args = [sys.executable, "-m", "services.cli", "serve", service, "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "services.cli", "serve", service, "--data-dir", str(data_dir), *args]
     for name in SERVICES:
-        args += [f"--{name}-port", str((ports or {}).get(name, 0))]
+        command += [f"--{name}-port", str((ports or {}).get(name, 0))]
     log_file = open(log_path, "w")
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[1])
     expected = SERVICES if service == "all" else (service,)
     deadline = time.monotonic() + timeout
@@ -63,7 +70,10 @@ def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
         addresses = dict(_LISTENING.findall(log_path.read_text()))
         time.sleep(0.05)
     for address in addresses.values():
-        wait_healthy(address, deadline - time.monotonic())
+        if "--tls-cert" in args:  # the caller holds the certificates; the port is open
+            socket.create_connection(address.rsplit(":", 1), timeout=max(deadline - time.monotonic(), 1)).close()
+        else:
+            wait_healthy(address, deadline - time.monotonic())
     return LooperProcess(process, addresses, data_dir, log_path)
 
 

@@ -306,6 +306,17 @@ class _BlueprintLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def blueprint_name(text: str) -> str | None:
+    """The use case a YAML blueprint names, or None when it names none (without validating
+    the rest: used to decide who may apply it)."""
+    try:
+        spec = yaml.load(text, Loader=_BlueprintLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError):
+        return None
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) and is_valid_name(name) else None
+
+
 def load_blueprint_yaml(text: str) -> Blueprint:
     """Parses and validates a YAML blueprint document."""
     try:

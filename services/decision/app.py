@@ -13,6 +13,7 @@ from services.features.store import FeastFeatureSource, feature_store
 from services.models.live import LiveModels
 from services.models.registry import ModelMeta, ModelRegistry
 from services.platform import telemetry as otel
+from services.platform.auth import CredentialStore
 from services.platform.data_dir import DataDir
 from services.platform.grpc_runtime import ServiceBinding
 from services.platform.jobs import PeriodicJob
@@ -20,7 +21,7 @@ from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry, telemetry_for
 
 
-def create(settings: Settings, data: DataDir) -> ServiceBinding:
+def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> list[ServiceBinding]:
     telemetry = telemetry_for("looper-decision")
     blueprints = BlueprintStore(data.blueprints)
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
@@ -39,7 +40,7 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
         decision_log.close()
         telemetry.shutdown()
 
-    return binding(decider, shutdown, telemetry.server_interceptors())
+    return [binding(decider, shutdown, telemetry.server_interceptors())]
 
 
 def reload_tracer(telemetry: Telemetry):

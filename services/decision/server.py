@@ -7,6 +7,7 @@ from looperpb.values import feature_value
 
 from services.decision.decider import CandidateInput, DecideCommand, Decider
 from services.decisions.record import DecisionRecord
+from services.platform.auth import Role, needs
 from services.platform.errors import InvalidArgument
 from services.platform.grpc_runtime import ServiceBinding, rpc_method, status_for
 from services.platform.validation import Violations
@@ -93,6 +94,13 @@ def _batch_result(index: int, answer) -> decision_pb2.DecideBatchResult:
         code=status.code, message=status.message, field=field))
 
 
+AUTH_RULES = {
+    "Decide": needs(Role.DECIDE, lambda r: [r.use_case]),
+    "DecideBatch": needs(Role.DECIDE, lambda r: [item.use_case for item in r.requests]),
+    "GetDecision": needs(Role.READ, lambda r: [r.use_case]),
+}
+
+
 def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
@@ -100,4 +108,5 @@ def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = ()
         register=decision_pb2_grpc.add_DecisionServiceServicer_to_server,
         on_shutdown=on_shutdown,
         interceptors=interceptors,
+        auth_rules=AUTH_RULES,
     )

@@ -15,6 +15,7 @@ from services.labels.joiner import CONSUMER, LabelJoiner
 from services.labels.outcomes import OutcomeRecorder, OutcomeStream
 from services.labels.training_table import TrainingTable
 from services.platform import telemetry as otel
+from services.platform.auth import CredentialStore
 from services.platform.data_dir import DataDir
 from services.platform.grpc_runtime import ServiceBinding
 from services.platform.jobs import PeriodicJob
@@ -22,7 +23,7 @@ from services.platform.settings import Settings
 from services.platform.telemetry import telemetry_for
 
 
-def create(settings: Settings, data: DataDir) -> ServiceBinding:
+def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> list[ServiceBinding]:
     telemetry = telemetry_for("looper-feedback")
     blueprints = BlueprintStore(data.blueprints)
     decisions = DecisionStream(data.decisions, CONSUMER)
@@ -52,7 +53,7 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
         telemetry.shutdown()  # its last export still reads the joiner's gauges
         joiner.close()
 
-    return binding(recorder, joiner, shutdown, telemetry.server_interceptors())
+    return [binding(recorder, joiner, shutdown, telemetry.server_interceptors())]
 
 
 def retain_labels(recorder: OutcomeRecorder, joiner: LabelJoiner, table: TrainingTable,

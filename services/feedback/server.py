@@ -8,6 +8,7 @@ from looperpb.v1 import feedback_pb2, feedback_pb2_grpc
 
 from services.labels.joiner import LabelJoiner
 from services.labels.outcomes import OutcomeEvent, OutcomeRecorder
+from services.platform.auth import Role, needs
 from services.platform.errors import InvalidArgument
 from services.platform.grpc_runtime import ServiceBinding, rpc_method
 from services.platform.validation import Violations
@@ -88,11 +89,21 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         return feedback_pb2.GetJoinStatsResponse(**stats.__dict__)
 
 
-def binding(recorder: OutcomeRecorder, joiner: LabelJoiner, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
+AUTH_RULES = {
+    "LogFeedback": needs(Role.DECIDE, lambda r: [r.event.use_case]),
+    "LogFeedbackBatch": needs(Role.DECIDE, lambda r: [e.use_case for e in r.events]),
+    "GetLabel": needs(Role.READ, lambda r: [r.use_case]),
+    "GetJoinStats": needs(Role.READ, lambda r: [r.use_case]),
+}
+
+
+def binding(recorder: OutcomeRecorder, joiner: LabelJoiner, on_shutdown=lambda: None,
+            interceptors: tuple = ()) -> ServiceBinding:
     return ServiceBinding(
         name=feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
         servicer=FeedbackServicer(recorder, joiner),
         register=feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
         on_shutdown=on_shutdown,
         interceptors=interceptors,
+        auth_rules=AUTH_RULES,
     )

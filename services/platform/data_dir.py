@@ -10,7 +10,9 @@ here and is the only code that opens the files under them:
 - ``models``: model versions and each use case's deployment;
 - ``runs``: training runs;
 - ``features``: the Feast repo, Looper-maintained feature views, and the product's own tables
-  that the embedded examples publish.
+  that the embedded examples publish;
+- ``access``: the credentials, the audit log of administrative actions, and the local
+  development token.
 
 The directory records its format version; ``services.migration`` upgrades an older one
 before any service opens it.
@@ -52,6 +54,13 @@ class FeaturePaths:
 
 
 @dataclass(frozen=True)
+class AccessPaths:
+    credentials: Path  # SQLite: who may call, with which roles (token hashes only)
+    audit: Path  # one JSON line per administrative action: who, what, when, which version
+    local_token: Path  # the local development token (a cluster administrator's), owner-readable
+
+
+@dataclass(frozen=True)
 class DataDir:
     root: Path
 
@@ -87,6 +96,11 @@ class DataDir:
     def features(self) -> FeaturePaths:
         return FeaturePaths(repo=self.root / "feature_repo", views=self.root / "offline" / "features",
                             product_tables=self.root / "offline")
+
+    @property
+    def access(self) -> AccessPaths:
+        return AccessPaths(credentials=self.root / "state" / "credentials.sqlite",
+                           audit=self.root / "state" / "audit.log", local_token=self.root / "looper-token")
 
     @property
     def locks(self) -> Path:

@@ -6,11 +6,13 @@ shutdown. Servicers stay thin: they translate protobuf to domain calls and nothi
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import grpc
@@ -20,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from services.platform.auth import AuthInterceptor, CredentialStore, Rule
 from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 
 log = logging.getLogger("looper.grpc")
@@ -81,6 +84,22 @@ class ServiceBinding:
     register: Callable[[object, grpc.Server], None]
     on_shutdown: Callable[[], None] = lambda: None
     interceptors: tuple = ()  # e.g. the OpenTelemetry server interceptor
+    auth_rules: dict[str, Rule] = field(default_factory=dict)  # RPC method -> what a call needs
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The server's certificate and key (PEM), and the CA that client certificates must be
+    signed by (mutual TLS) when given."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        client_ca = self.client_ca.read_bytes() if self.client_ca else None
+        return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())],
+                                           root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 @dataclass
@@ -98,12 +117,21 @@ class RunningServer:
             binding.on_shutdown()
 
 
-def start_server(bindings: list[ServiceBinding], host: str, port: int,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16) -> RunningServer:
-    """Starts a gRPC server with the bindings, health checking and reflection."""
+def start_server(bindings: list[ServiceBinding], host: str, port: int, credentials: CredentialStore,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16,
+                 tls: Tls | None = None) -> RunningServer:
+    """Starts a gRPC server with the bindings, health checking and reflection; every call
+    to a Looper service is authenticated and authorized against the bindings' rules.
+    Without TLS it binds only a loopback address: bearer tokens never cross a network in
+    the clear."""
+    if tls is None and not is_loopback(host):
+        raise OSError(f"refusing to serve {host} without TLS: bearer tokens would cross the network in the clear; "
+                      "set --tls-cert and --tls-key, or bind 127.0.0.1")
+    rules = {f"/{b.name}/{method}": rule for b in bindings for method, rule in b.auth_rules.items()}
+    authorization = AuthInterceptor(credentials, rules, ("/looper.v1.",))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[i for b in bindings for i in b.interceptors],
+        interceptors=[*(i for b in bindings for i in b.interceptors), authorization],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -119,11 +147,19 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int,
     names = [b.name for b in bindings] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                                           reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
     server.start()
     return RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def wait_for_termination(servers: list[RunningServer], grace: float = 10.0) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class SettingsError(ValueError):
@@ -27,6 +27,10 @@ class Settings(BaseModel):
     retrain_interval: float = Field(2.0, gt=0)  # seconds between retraining checks
     grace_period: float = Field(10.0, ge=0)  # seconds to drain in-flight calls on SIGTERM
     feast_online_store: str = "sqlite"  # or redis://host:port
+    # TLS (PEM files): required to serve anything but loopback; with a client CA, mutual TLS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     # Retention: how long ids are remembered (at least the longest label window of any use
     # case), how often the retention job runs, and how much history is kept.
     idempotency_window: float = Field(86400.0, gt=0)  # seconds
@@ -36,6 +40,12 @@ class Settings(BaseModel):
     runs_kept: int = Field(200, ge=1)  # training runs kept per use case
     training_retention_days: float = Field(90.0, gt=0)  # training-table parts older than this go
     max_blueprint_versions: int = Field(10_000, ge=1)  # per use case
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
     @field_validator("feast_online_store")
     @classmethod
@@ -58,7 +68,7 @@ class Settings(BaseModel):
         except ValidationError as err:
             problems = []
             for error in err.errors():
-                name = str(error["loc"][0])
+                name = str(error["loc"][0]) if error["loc"] else "tls_cert"
                 problems.append(f"{sources.get(name, name)}: {values.get(name)!r} {_reason(error)}")
             raise SettingsError("; ".join(problems)) from None
 

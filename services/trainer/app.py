@@ -3,10 +3,13 @@ retraining scheduler, the model registry, and the retention of runs and models."
 
 from __future__ import annotations
 
+from services.access import server as access
 from services.blueprints.store import BlueprintStore
 from services.features.store import feature_store
 from services.labels.training_table import TrainingTable
 from services.models.registry import ModelRegistry
+from services.platform.audit import AuditLog
+from services.platform.auth import CredentialStore
 from services.platform.data_dir import DataDir
 from services.platform.grpc_runtime import ServiceBinding
 from services.platform.jobs import PeriodicJob
@@ -19,7 +22,7 @@ from services.trainer.scheduler import RetrainingScheduler
 from services.trainer.server import TrainerServicer, binding
 
 
-def create(settings: Settings, data: DataDir) -> ServiceBinding:
+def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> list[ServiceBinding]:
     blueprints = BlueprintStore(data.blueprints, settings.max_blueprint_versions)
     table = TrainingTable(data.labels.training)
     registry = ModelRegistry(data.models)
@@ -41,9 +44,11 @@ def create(settings: Settings, data: DataDir) -> ServiceBinding:
         runner.shutdown()
         telemetry.shutdown()
 
+    audit = AuditLog(data.access.audit)
     applier = BlueprintApplier(blueprints, features)
-    return binding(TrainerServicer(blueprints, applier, runs, runner, registry), shutdown,
-                   telemetry.server_interceptors())
+    return [binding(TrainerServicer(blueprints, applier, runs, runner, registry, audit), shutdown,
+                    telemetry.server_interceptors()),
+            access.binding(credentials, audit)]
 
 
 def retain_runs_and_models(blueprints: BlueprintStore, runs: TrainingRunStore, registry: ModelRegistry,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from looperpb.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.blueprints.store import BlueprintStore, StoredBlueprint
+from services.blueprints.spec import blueprint_name
 from services.models.registry import ModelMeta, ModelRegistry, ModelStage
-from services.platform.errors import InvalidArgument
+from services.platform.audit import AuditLog
+from services.platform.auth import ANY_GRANT, CLUSTER_ADMIN, Need, Role, current_caller, needs
+from services.platform.errors import InvalidArgument, NotFound
 from services.platform.grpc_runtime import ServiceBinding, rpc_method
 from services.platform.paging import page
 from services.platform.validation import Violations
@@ -54,9 +57,10 @@ def _require_use_case(use_case: str) -> None:
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, blueprints: BlueprintStore, applier: BlueprintApplier, runs: TrainingRunStore,
-                 runner: TrainingRunner, registry: ModelRegistry):
+                 runner: TrainingRunner, registry: ModelRegistry, audit: AuditLog):
         self.blueprints, self.applier = blueprints, applier
         self.runs, self.runner, self.registry = runs, runner, registry
+        self.audit = audit
 
     @rpc_method
     def ApplyBlueprint(self, request, context):
@@ -69,6 +73,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         except InvalidArgument as err:  # point at the key inside the document
             raise InvalidArgument([type(v)(f"spec_yaml.{v.field}" if v.field != "spec_yaml" else v.field, v.reason)
                                    for v in err.violations]) from None
+        if created:
+            self.audit.record("apply_blueprint", stored.blueprint.name, blueprint_version=stored.blueprint.version)
         return trainer_pb2.ApplyBlueprintResponse(blueprint=blueprint_to_proto(stored), created=created)
 
     @rpc_method
@@ -81,7 +87,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
 
     @rpc_method
     def ListBlueprints(self, request, context):
-        names, token = page(self.blueprints.names(), str, request.page_size, request.page_token, "blueprints")
+        caller = current_caller()
+        readable = [n for n in self.blueprints.names() if caller is None or caller.allows(Role.READ, n)]
+        names, token = page(readable, str, request.page_size, request.page_token, "blueprints")
         return trainer_pb2.ListBlueprintsResponse(
             blueprints=[blueprint_to_proto(self.blueprints.get(name)) for name in names], next_page_token=token)
 
@@ -89,6 +97,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def StartTrainingRun(self, request, context):
         _require_use_case(request.use_case)
         run = self.runner.start(request.use_case, force_promote=request.force_promote)
+        self.audit.record("start_training_run", run.use_case, run_id=run.run_id, force_promote=request.force_promote)
         return trainer_pb2.StartTrainingRunResponse(run=run_to_proto(run))
 
     @rpc_method
@@ -123,6 +132,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             raise InvalidArgument.single("model_version", "is required")
         self.blueprints.latest_version(request.use_case)
         meta = self.registry.promote(request.use_case, request.model_version)
+        self.audit.record("promote_model", meta.use_case, model_version=meta.version)
         return trainer_pb2.PromoteModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
     @rpc_method
@@ -130,7 +140,35 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         _require_use_case(request.use_case)
         self.blueprints.latest_version(request.use_case)
         meta = self.registry.rollback(request.use_case)
+        self.audit.record("rollback_model", meta.use_case, model_version=meta.version)
         return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
+
+
+def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
+    def apply_blueprint(request):
+        name = blueprint_name(request.spec_yaml)
+        if name and name in blueprints.names():
+            return [Need(Role.ADMIN, name)]
+        return [CLUSTER_ADMIN]  # a new use case (or no name to check yet)
+
+    def run_use_case(request):
+        try:
+            return [runs.get(request.run_id).use_case]
+        except NotFound:
+            return [""]  # only a cluster administrator learns that the run does not exist
+
+    use_case = lambda r: [r.use_case]  # noqa: E731
+    return {
+        "ApplyBlueprint": apply_blueprint,
+        "GetBlueprint": needs(Role.READ, use_case),
+        "ListBlueprints": lambda r: [ANY_GRANT],  # the servicer lists only what the caller may read
+        "StartTrainingRun": needs(Role.ADMIN, use_case),
+        "GetTrainingRun": needs(Role.READ, run_use_case),
+        "ListTrainingRuns": needs(Role.READ, use_case),
+        "ListModels": needs(Role.READ, use_case),
+        "PromoteModel": needs(Role.ADMIN, use_case),
+        "RollbackModel": needs(Role.ADMIN, use_case),
+    }
 
 
 def binding(servicer: TrainerServicer, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
@@ -140,4 +178,5 @@ def binding(servicer: TrainerServicer, on_shutdown=lambda: None, interceptors: t
         register=trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
         on_shutdown=on_shutdown,
         interceptors=interceptors,
+        auth_rules=auth_rules(servicer.blueprints, servicer.runs),
     )

@@ -150,7 +150,8 @@ def test_async_client_decides_and_logs_feedback(looper):
     from looper import AsyncLooperClient, InvalidArgumentError
 
     async def scenario():
-        async with AsyncLooperClient(looper.addresses["decision"], looper.addresses["feedback"]) as client:
+        async with AsyncLooperClient(looper.addresses["decision"], looper.addresses["feedback"],
+                                     token_file=looper.token_file) as client:
             decision_id = new_id("async")
             decision = await client.decide("contract_test", decision_id, {"user_id": "a1"}, {"hour_of_day": 1})
             assert decision.decision_id == decision_id

@@ -29,6 +29,7 @@ from tests.conftest import ROOT
 README = ROOT / "README.md"
 QUICK_START = "## Quick start"
 README_ADDRESSES = {"decision": "127.0.0.1:50051", "feedback": "127.0.0.1:50052", "trainer": "127.0.0.1:50053"}
+README_TOKEN_FILE = "data/run/looper-token"  # what `make run` writes: a local cluster administrator's token
 MAKE_RUN = "make run"
 PRINTS = re.compile(r"^\s*print\(.*\)\s*# prints: (.*)$", re.MULTILINE)
 
@@ -77,10 +78,11 @@ def undefined_names(source: str) -> set[str]:
     return undefined
 
 
-def with_real_addresses(text: str, addresses: dict[str, str]) -> str:
+def with_real_addresses(text: str, looper) -> str:
+    """The README's addresses and local token file replaced by the test's own."""
     for service, readme_address in README_ADDRESSES.items():
-        text = text.replace(readme_address, addresses[service])
-    return text
+        text = text.replace(readme_address, looper.addresses[service])
+    return text.replace(README_TOKEN_FILE, str(looper.token_file))
 
 
 def with_test_venv(command: str) -> str:
@@ -127,8 +129,8 @@ def test_the_quick_start_runs_as_written_and_again(quick_start, looper):
     shell, python = quick_start
     for _ in range(2):
         for command in shell:
-            run_shell(with_test_venv(with_real_addresses(command, looper.addresses)))
-        run_python(with_real_addresses(python, looper.addresses))
+            run_shell(with_test_venv(with_real_addresses(command, looper)))
+        run_python(with_real_addresses(python, looper))
 
 
 def run_shell(command: str) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any, Mapping
 
 import grpc
 
-from looper.client import (DEFAULT_TIMEOUT, Scalar, ServiceAddress, decide_request, outcome_event,
-                           retry_service_config, service_of)
+from looper.client import (DEFAULT_TIMEOUT, Scalar, ServiceAddress, decide_request, outcome_event, resolve_token,
+                           retry_service_config, service_of, token_metadata)
 from looper.errors import from_rpc_error
 from looperpb.v1 import decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc
 
@@ -19,7 +20,9 @@ class AsyncLooperClient:
 
     def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052", *,
                  timeout: float = DEFAULT_TIMEOUT, credentials: grpc.ChannelCredentials | None = None,
-                 max_attempts: int = 4):
+                 max_attempts: int = 4, token: str | None = None, token_file: str | os.PathLike | None = None):
+        """Calls carry the bearer token as in ``LooperClient``."""
+        self._metadata = token_metadata(resolve_token(token, token_file), [decision, feedback], credentials)
         options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
         self.timeout = timeout
@@ -32,7 +35,7 @@ class AsyncLooperClient:
 
     async def _call(self, method, request, timeout: float | None):
         try:
-            return await method(request, timeout=timeout or self.timeout)
+            return await method(request, timeout=timeout or self.timeout, metadata=self._metadata or None)
         except grpc.aio.AioRpcError as err:
             called = service_of(self._services, method)
             raise from_rpc_error(err, str(called) if called else None) from None

@@ -4,10 +4,13 @@ happened. One reusable channel per service, default deadlines, retries on UNAVAI
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import grpc
@@ -15,7 +18,7 @@ from google.protobuf import timestamp_pb2
 
 from looper.errors import from_rpc_error
 from looperpb.values import Scalar, feature_value
-from looperpb.v1 import (decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
+from looperpb.v1 import (access_pb2_grpc, decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
                        trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT = 5.0
@@ -72,9 +75,11 @@ def _tracing_configured(tracer_provider) -> bool:
 
 
 def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: list,
-             tracer_provider=None) -> grpc.Channel:
+             tracer_provider=None, metadata: tuple = ()) -> grpc.Channel:
     channel = (grpc.secure_channel(target, credentials, options) if credentials
                else grpc.insecure_channel(target, options))
+    if metadata:
+        channel = grpc.intercept_channel(channel, TokenInterceptor(metadata))
     if not _tracing_configured(tracer_provider):
         return channel
     try:  # client spans and W3C traceparent
@@ -82,6 +87,57 @@ def _channel(target: str, credentials: grpc.ChannelCredentials | None, options: 
     except ImportError:
         return channel
     return grpcext.intercept_channel(channel, client_interceptor(tracer_provider=tracer_provider))
+
+
+def resolve_token(token: str | None = None, token_file: str | os.PathLike | None = None) -> str | None:
+    """The bearer token to send: ``token``, else the contents of ``token_file``, else the
+    LOOPER_TOKEN or LOOPER_TOKEN_FILE environment variables; None when there is none."""
+    if token:
+        return token.strip()
+    path = token_file or os.environ.get("LOOPER_TOKEN_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get("LOOPER_TOKEN") or None
+
+
+def token_metadata(token: str | None, targets: list[str], credentials) -> tuple:
+    """The call metadata that carries the token. Without TLS a token may only go to a
+    loopback address: anywhere else it would cross the network in the clear."""
+    if not token:
+        return ()
+    if credentials is None:
+        remote = [t for t in targets if not _is_loopback(t)]
+        if remote:
+            raise ValueError(f"refusing to send a bearer token without TLS to {remote[0]}: pass "
+                             "credentials=grpc.ssl_channel_credentials(...)")
+    return (("authorization", f"Bearer {token}"),)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, details, metadata):
+        self.method, self.timeout, self.credentials = details.method, details.timeout, details.credentials
+        self.wait_for_ready, self.compression = details.wait_for_ready, details.compression
+        self.metadata = list(details.metadata or ()) + list(metadata)
+
+
+class TokenInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Adds the bearer token to every call on a channel (the stubs used directly too)."""
+
+    def __init__(self, metadata: tuple):
+        self.metadata = metadata
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(_Details(details, self.metadata), request)
+
+
+def _is_loopback(target: str) -> bool:
+    host = target.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -106,20 +162,27 @@ class LooperClient:
     def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052",
                  trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
                  credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4,
-                 tracer_provider=None):
-        """Calls are traced (client spans, W3C traceparent) with ``tracer_provider``, or with
-        OpenTelemetry's global provider when one was installed before this client was
-        created (see ``looper.tracing.configure_tracing``)."""
+                 tracer_provider=None, token: str | None = None, token_file: str | os.PathLike | None = None):
+        """Calls carry the bearer token ``token`` (or the one in ``token_file``, or in the
+        LOOPER_TOKEN / LOOPER_TOKEN_FILE variables); with ``credentials`` (TLS) the channels
+        are encrypted. Calls are traced (client spans, W3C traceparent) with
+        ``tracer_provider``, or with OpenTelemetry's global provider when one was installed
+        before this client was created (see ``looper.tracing.configure_tracing``)."""
+        self._metadata = token_metadata(resolve_token(token, token_file), [decision, feedback, trainer],
+                                        credentials)
         options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
         self.timeout = timeout
-        self._channels = [_channel(t, credentials, options, tracer_provider) for t in (decision, feedback, trainer)]
+        self._channels = [_channel(t, credentials, options, tracer_provider, self._metadata)
+                          for t in (decision, feedback, trainer)]
         self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(self._channels[2])
+        self.access = access_pb2_grpc.AccessServiceStub(self._channels[2])  # hosted beside the Trainer
         self._services = [ServiceAddress("Decision", decision, self.decision),
                           ServiceAddress("Feedback", feedback, self.feedback),
-                          ServiceAddress("Trainer", trainer, self.trainer)]
+                          ServiceAddress("Trainer", trainer, self.trainer),
+                          ServiceAddress("Access", trainer, self.access)]
 
     def _call(self, method, request, timeout: float | None):
         try:
