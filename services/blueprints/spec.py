@@ -387,10 +387,18 @@ def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:
 
 
 def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:
-    if bp.personalization and len(bp.entities) != 1:
-        return [FieldViolation("personalization",
-                               "needs exactly one entity (the subject whose outcomes are counted)")]
-    return []
+    """The view Looper writes is named after its use case, so that a blueprint can never
+    write into a view of the product's (or another use case's)."""
+    if not bp.personalization:
+        return []
+    problems = []
+    if len(bp.entities) != 1:
+        problems.append(FieldViolation("personalization",
+                                       "needs exactly one entity (the subject whose outcomes are counted)"))
+    if not bp.personalization.view.startswith(f"{bp.name}_"):
+        problems.append(FieldViolation("personalization.view", f"must start with the use case's name: "
+                                       f"{bp.name}_<something>, e.g. {bp.name}_outcomes"))
+    return problems
 
 
 _TYPE_NAMES = {"string_type": "a string", "int_type": "an integer", "float_type": "a number",

@@ -110,6 +110,17 @@ class LooperFeatureStore:
                 problems[i] = f"feature view {view!r} has no feature {feature!r} (has: {sorted(views[view])})"
         return problems
 
+    def view_tags(self, name: str) -> dict[str, str] | None:
+        """The tags of a feature view, or None when there is no view of that name."""
+        from feast.errors import FeatureViewNotFoundException
+
+        with self._lock:
+            self.store.refresh_registry()
+            try:
+                return dict(self.store.get_feature_view(name).tags)
+            except FeatureViewNotFoundException:
+                return None
+
     # --- online ---------------------------------------------------------------------------
     def online_features(self, refs: list[str], entity_row: dict[str, str]) -> dict[str, FeatureScalar]:
         """One entity's features by column name (``view__feature``); missing ones are None.

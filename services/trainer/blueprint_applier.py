@@ -21,8 +21,15 @@ class BlueprintApplier:
         if self.features is not None:
             self._check_feast_references(blueprint)
             if blueprint.personalization:
+                self._check_view_is_ours(blueprint)
                 self.features.apply(personalization.view_definitions(blueprint, self.features))
         return self.blueprints.apply(spec_yaml)
+
+    def _check_view_is_ours(self, blueprint: Blueprint) -> None:
+        owner = self.features.view_tags(blueprint.personalization.view)
+        if owner is not None and (owner.get("owner") != "looper" or owner.get("use_case") != blueprint.name):
+            raise InvalidArgument.single("personalization.view", f"{blueprint.personalization.view!r} is a Feast view "
+                                         "that Looper does not keep for this use case; name another")
 
     def _check_feast_references(self, blueprint: Blueprint) -> None:
         own = personalization.own_references(blueprint)  # created by this apply, not in the registry yet

@@ -93,7 +93,7 @@ def test_feedback_updates_the_subjects_online_features(loop):
     context = {"hour_of_day": 20, "platform": "ios"}
     client.decide("notification_send", "personal-1", subject, context)
     before = client.get_decision("notification_send", "personal-1").features
-    assert before["user_outcomes__opened_7d"].WhichOneof("kind") is None  # nothing known yet
+    assert before["notification_send_outcomes__opened_7d"].WhichOneof("kind") is None  # nothing known yet
     client.log_feedback("notification_send", "personal-1", "opened", 1.0, event_id="personal-1-open")
     probes = 0
 
@@ -103,11 +103,11 @@ def test_feedback_updates_the_subjects_online_features(loop):
         decision_id = f"personal-probe-{probes}"
         client.decide("notification_send", decision_id, subject, context)
         features = client.get_decision("notification_send", decision_id).features
-        return features if features["user_outcomes__opened_7d"].int64_value == 1 else None
+        return features if features["notification_send_outcomes__opened_7d"].int64_value == 1 else None
 
     features = wait_for(counters, 20, "the open to reach the subject's online features")
     # decisions counted so far: personal-1 and the probes before this one (pushed as the joiner sees them)
-    assert 1 <= features["user_outcomes__decisions_7d"].int64_value <= probes
+    assert 1 <= features["notification_send_outcomes__decisions_7d"].int64_value <= probes
 
 
 def test_the_loop_trains_promotes_and_serves_a_model(loop, trained):

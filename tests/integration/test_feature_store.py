@@ -23,8 +23,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("feast")
     spec = yaml.safe_load(SIMPLE_BLUEPRINT)
-    spec["personalization"] = {"view": "user_clicks", "window": "7d"}
-    spec["features"]["feast"] = ["user_clicks:clicked_7d", "user_clicks:decisions_7d"]
+    spec["personalization"] = {"view": "contract_test_clicks", "window": "7d"}
+    spec["features"]["feast"] = ["contract_test_clicks:clicked_7d", "contract_test_clicks:decisions_7d"]
     blueprint = parse_blueprint(spec)
     store = LooperFeatureStore(DataDir(root).ensure().features)
     store.apply(view_definitions(blueprint, store))
@@ -40,17 +40,17 @@ def test_the_repo_is_a_feast_repo_on_disk(setup):
     store, _ = setup
     config = yaml.safe_load((store.repo / "feature_store.yaml").read_text())
     assert config["online_store"]["type"] == "sqlite" and config["offline_store"]["type"] == "duckdb"
-    assert {v.name for v in store.store.list_feature_views()} == {"user_clicks"}
+    assert {v.name for v in store.store.list_feature_views()} == {"contract_test_clicks"}
 
 
 def test_pushed_counts_are_read_online_and_unknown_subjects_are_missing(setup):
     store, blueprint = setup
     publish_subject_counts(store, blueprint, [counts("u1", T0, 3, 1)])
     source = FeastFeatureSource(store)
-    assert source.fetch(blueprint, {"user_id": "u1"}) == {"user_clicks__clicked_7d": 1,
-                                                          "user_clicks__decisions_7d": 3}
-    assert source.fetch(blueprint, {"user_id": "nobody"}) == {"user_clicks__clicked_7d": None,
-                                                              "user_clicks__decisions_7d": None}
+    assert source.fetch(blueprint, {"user_id": "u1"}) == {"contract_test_clicks__clicked_7d": 1,
+                                                          "contract_test_clicks__decisions_7d": 3}
+    assert source.fetch(blueprint, {"user_id": "nobody"}) == {"contract_test_clicks__clicked_7d": None,
+                                                              "contract_test_clicks__decisions_7d": None}
 
 
 def test_historical_retrieval_is_point_in_time_and_keeps_every_row(setup):
@@ -62,16 +62,16 @@ def test_historical_retrieval_is_point_in_time_and_keeps_every_row(setup):
         "user_id": ["u2", "u2", "u2", "never-seen", "u4"],
         "event_timestamp": [T0, T0 + timedelta(hours=2), T0 + timedelta(hours=4), T0, T0 + timedelta(days=1)],
     })
-    joined = store.historical_features(entities, ["user_clicks:decisions_7d"])
+    joined = store.historical_features(entities, ["contract_test_clicks:decisions_7d"])
     assert len(joined) == len(entities)  # the file store would drop rows without values
     assert list(joined["user_id"]) == list(entities["user_id"])  # and in the caller's order
-    values = joined["user_clicks__decisions_7d"].tolist()
+    values = joined["contract_test_clicks__decisions_7d"].tolist()
     assert pd.isna(values[0]) and values[1] == 1 and values[2] == 5 and pd.isna(values[3]) and values[4] == 3
 
 
 def test_unknown_references_are_reported_with_their_index(setup):
     store, _ = setup
-    problems = store.missing_references(("user_clicks:clicked_7d", "user_clicks:nope", "other_view:x"))
+    problems = store.missing_references(("contract_test_clicks:clicked_7d", "contract_test_clicks:nope", "other_view:x"))
     assert set(problems) == {1, 2}
     assert "no feature 'nope'" in problems[1] and "no feature view 'other_view'" in problems[2]
 
@@ -83,13 +83,35 @@ def test_a_feature_added_later_is_backfilled_at_each_decisions_time(setup):
     publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=2), 2, 1)])
     publish_subject_counts(store, blueprint, [counts("u3", T0 + timedelta(days=4), 9, 4)])
     later = blueprint.model_copy(update={"features": blueprint.features.model_copy(
-        update={"feast": ["user_clicks:clicked_7d"]})})
+        update={"feast": ["contract_test_clicks:clicked_7d"]})})
     logged = pd.DataFrame({  # decisions logged before the feature was in the blueprint
         "decision_id": ["before", "between", "after"], "user_id": ["u3"] * 3,
         "event_timestamp": [T0 + timedelta(days=1), T0 + timedelta(days=3), T0 + timedelta(days=5)],
         "label": [0.0, 1.0, 0.0]})
     table = backfill_features(store, later, logged.copy())
     assert table["decision_id"].tolist() == ["before", "between", "after"]
-    values = table["user_clicks__clicked_7d"].tolist()
+    values = table["contract_test_clicks__clicked_7d"].tolist()
     assert pd.isna(values[0]) and values[1:] == [1, 4]  # the value as of each decision, never a later one
     assert backfill_features(store, later, table) is table  # nothing missing: unchanged
+
+
+def test_a_blueprint_cannot_take_over_a_view_looper_does_not_keep_for_it(tmp_path):
+    from feast import Entity, FeatureView, Field, FileSource
+    from feast.types import Int64
+
+    from services.blueprints.store import BlueprintStore
+    from services.platform.errors import InvalidArgument
+    from services.trainer.blueprint_applier import BlueprintApplier
+
+    store = LooperFeatureStore(DataDir(tmp_path).ensure().features)  # a repo of its own
+    pd.DataFrame({"user_id": ["u"], "n": [1], "event_timestamp": [T0]}).to_parquet(tmp_path / "p.parquet")
+    user = Entity(name="user", join_keys=["user_id"])
+    source = FileSource(name="products_source", path=str(tmp_path / "p.parquet"), timestamp_field="event_timestamp")
+    store.apply([user, FeatureView(name="contract_test_products", entities=[user], source=source,
+                                   schema=[Field(name="n", dtype=Int64)])])  # the product's own view
+    spec = yaml.safe_load(SIMPLE_BLUEPRINT)
+    spec["personalization"] = {"view": "contract_test_products"}
+    with pytest.raises(InvalidArgument) as raised:
+        BlueprintApplier(BlueprintStore(tmp_path / "blueprints"), store).apply(yaml.safe_dump(spec))
+    assert raised.value.violations[0].field == "personalization.view"
+    assert store.view_tags("contract_test_products") == {}  # untouched

@@ -160,3 +160,8 @@ def test_the_store_caps_the_versions_of_a_use_case(tmp_path):
     store.apply(text.replace("threshold: 0.0", "threshold: 0.1"))  # unchanged: no new version needed
     with pytest.raises(ResourceExhausted, match="LOOPER_MAX_BLUEPRINT_VERSIONS"):
         store.apply(text.replace("threshold: 0.0", "threshold: 0.2"))
+
+
+def test_the_personalization_view_is_named_after_its_use_case():
+    problems = fields_of(with_changes(personalization__view="user_profile"))  # the product's own view
+    assert "must start with the use case's name" in problems["personalization.view"]
