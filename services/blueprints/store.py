@@ -34,6 +34,7 @@ class BlueprintStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._cache: dict[tuple[str, int], StoredBlueprint] = {}
         self._latest: dict[str, tuple[int, int]] = {}  # use case -> (dir mtime_ns, version)
+        self._paused: dict[str, tuple[int, bool]] = {}  # use case -> (dir mtime_ns, paused)
         self._lock = threading.Lock()
 
     def apply(self, spec_yaml: str) -> tuple[StoredBlueprint, bool]:
@@ -101,6 +102,33 @@ class BlueprintStore:
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and is_valid_name(p.name) and self._latest_version(p.name))
 
+    def set_paused(self, use_case: str, paused: bool, reason: str = "") -> None:
+        """Pauses or resumes a use case (a marker file beside its versions, seen by every
+        process at its next decision)."""
+        self.latest_version(use_case)  # NOT_FOUND for an unknown use case
+        marker = self.root / use_case / PAUSED_MARKER
+        if paused:
+            write_file_durably(marker, reason.encode())
+        else:
+            marker.unlink(missing_ok=True)
+
+    def is_paused(self, use_case: str) -> bool:
+        """Cheap enough for every decision: cached by the folder's mtime, which a pause or a
+        resumption changes."""
+        folder = self.root / use_case
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            seen = self._paused.get(use_case)
+        if seen and seen[0] == mtime:
+            return seen[1]
+        paused = (folder / PAUSED_MARKER).exists()
+        with self._lock:
+            self._paused[use_case] = (mtime, paused)
+        return paused
+
     def idempotency_window(self, minimum: timedelta) -> timedelta:
         """How long ids must be remembered: ``minimum``, or the longest label window of any use
         case when that is longer (a retry inside a decision's window must find it)."""
@@ -122,6 +150,9 @@ class BlueprintStore:
         with self._lock:
             self._latest[use_case] = (mtime, version)
         return version
+
+
+PAUSED_MARKER = "paused"
 
 
 def _file_name(version: int) -> str:

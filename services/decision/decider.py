@@ -165,6 +165,8 @@ class Decider:
                               is_exploration=choice.is_exploration, ranking=choice.ranking, **common)
 
     def _model(self, blueprint: Blueprint) -> tuple[ScoringModel | None, DefaultReason]:
+        if self.blueprints.is_paused(blueprint.name):
+            return None, DefaultReason.PAUSED
         model = self.models.get(blueprint.name)
         if model is not None:
             return model, DefaultReason.UNSPECIFIED

@@ -24,6 +24,7 @@ class DefaultReason(enum.IntEnum):
     UNSPECIFIED = 0  # not a default: a model decided
     NO_MODEL = 1  # no model is live yet
     MODEL_UNAVAILABLE = 2  # the live model failed to load or to score
+    PAUSED = 3  # an administrator paused the use case
 
 
 @dataclass(frozen=True)

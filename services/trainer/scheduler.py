@@ -39,7 +39,7 @@ class RetrainingScheduler:
         return started
 
     def due(self, use_case: str) -> Trigger | None:
-        if self.runner.is_active(use_case):
+        if self.runner.is_active(use_case) or self.blueprints.is_paused(use_case):
             return None
         blueprint = self.blueprints.latest(use_case)
         rows = self.table.row_count(use_case)

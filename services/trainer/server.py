@@ -143,6 +143,22 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self.audit.record("rollback_model", meta.use_case, model_version=meta.version)
         return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
+    @rpc_method
+    def PauseUseCase(self, request, context):
+        _require_use_case(request.use_case)
+        if len(request.reason) > 1000:
+            raise InvalidArgument.single("reason", "must be at most 1000 characters")
+        self.blueprints.set_paused(request.use_case, True, request.reason)
+        self.audit.record("pause_use_case", request.use_case, reason=request.reason)
+        return trainer_pb2.PauseUseCaseResponse(paused=True)
+
+    @rpc_method
+    def ResumeUseCase(self, request, context):
+        _require_use_case(request.use_case)
+        self.blueprints.set_paused(request.use_case, False)
+        self.audit.record("resume_use_case", request.use_case)
+        return trainer_pb2.ResumeUseCaseResponse(paused=False)
+
 
 def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
     def apply_blueprint(request):
@@ -168,6 +184,8 @@ def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
         "ListModels": needs(Role.READ, use_case),
         "PromoteModel": needs(Role.ADMIN, use_case),
         "RollbackModel": needs(Role.ADMIN, use_case),
+        "PauseUseCase": needs(Role.ADMIN, use_case),
+        "ResumeUseCase": needs(Role.ADMIN, use_case),
     }
 
 

@@ -44,6 +44,8 @@ CALLS = {
     "PromoteModel": ("trainer", trainer_pb2.PromoteModelRequest(use_case="contract_test", model_version="m000001"),
                      "admin"),
     "RollbackModel": ("trainer", trainer_pb2.RollbackModelRequest(use_case="contract_test"), "admin"),
+    "PauseUseCase": ("trainer", trainer_pb2.PauseUseCaseRequest(use_case="other_case"), "admin-other"),
+    "ResumeUseCase": ("trainer", trainer_pb2.ResumeUseCaseRequest(use_case="other_case"), "admin-other"),
     "CreateCredential": ("access", access_pb2.CreateCredentialRequest(name="x"), None),
     "ListCredentials": ("access", access_pb2.ListCredentialsRequest(), None),
     "RotateCredential": ("access", access_pb2.RotateCredentialRequest(credential_id="cred-000000000000"), None),
@@ -60,6 +62,8 @@ def allowed(granted: str, needed: str | None) -> bool:
         return False  # cluster administrators only
     if needed == "any":
         return True  # any credential with a grant; the listing shows only what it may read
+    if needed == "admin-other":  # an administrator's call in other_case, where only "elsewhere" has roles
+        return granted == "elsewhere"
     if granted == "elsewhere":
         return False  # its grants are in another use case
     return granted == needed or (granted == "admin" and needed == "read")
@@ -228,3 +232,10 @@ def test_mutual_tls_identifies_the_caller_by_its_certificate(tmp_path, certifica
             assert raised.value.code == grpc.StatusCode.UNAVAILABLE  # no plaintext on a TLS port
     finally:
         server.stop()
+
+
+def test_every_rpc_has_an_access_check(stack):
+    from looperpb.v1 import access_pb2 as a, decision_pb2 as d, feedback_pb2 as f, trainer_pb2 as t
+
+    rpcs = {m.name for p in (a, d, f, t) for s in p.DESCRIPTOR.services_by_name.values() for m in s.methods}
+    assert rpcs == set(CALLS)

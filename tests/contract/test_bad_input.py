@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from looper import LooperError, decide_request, outcome_event
-from looperpb.v1 import decision_pb2, feedback_pb2, trainer_pb2
+from looperpb.v1 import access_pb2, decision_pb2, feedback_pb2, trainer_pb2
 
 OK_SUBJECT = {"user_id": "u1"}
 
@@ -181,20 +181,42 @@ CASES = {
     "rollback without use case": (_trainer("RollbackModel"), INVALID, "use_case"),
     "rollback of unknown use case": (_trainer("RollbackModel", use_case="no_such_case"), NOT_FOUND, None),
     "rollback with no earlier model": (_trainer("RollbackModel", use_case="contract_test"), PRECONDITION, None),
+    # PauseUseCase, ResumeUseCase
+    "pause without use case": (_trainer("PauseUseCase"), INVALID, "use_case"),
+    "pause of unknown use case": (_trainer("PauseUseCase", use_case="no_such_case"), NOT_FOUND, None),
+    "pause with a reason too long": (_trainer("PauseUseCase", use_case="contract_test", reason="r" * 2000),
+                                     INVALID, "reason"),
+    "resume of unknown use case": (_trainer("ResumeUseCase", use_case="no_such_case"), NOT_FOUND, None),
+    "resume with a bad name": (_trainer("ResumeUseCase", use_case="Bad Name"), INVALID, "use_case"),
+    # Access
+    "credential with a bad name": (_call("access", "CreateCredential", access_pb2.CreateCredentialRequest(
+        name="Bad Name!")), INVALID, "name"),
+    "credential with a bad grant": (_call("access", "CreateCredential", access_pb2.CreateCredentialRequest(
+        name="x", grants=[access_pb2.Grant(use_case="../x", roles=[access_pb2.ROLE_READ])])), INVALID,
+        "grants[0].use_case"),
+    "credential with an unknown role": (_call("access", "CreateCredential", access_pb2.CreateCredentialRequest(
+        name="x", grants=[access_pb2.Grant(use_case="contract_test", roles=[9])])), INVALID, "grants[0].roles[0]"),
+    "rotate an unknown credential": (_call("access", "RotateCredential", access_pb2.RotateCredentialRequest(
+        credential_id="cred-000000000000")), NOT_FOUND, None),
+    "revoke a credential id that is a path": (_call("access", "RevokeCredential", access_pb2.RevokeCredentialRequest(
+        credential_id="../../x")), INVALID, "credential_id"),
+    "credentials with a huge page size": (_call("access", "ListCredentials", access_pb2.ListCredentialsRequest(
+        page_size=5000)), INVALID, "page_size"),
 }
 
 
 def test_every_rpc_has_bad_input_cases():
-    from looperpb.v1 import decision_pb2 as d, feedback_pb2 as f, trainer_pb2 as t
+    from looperpb.v1 import access_pb2 as a, decision_pb2 as d, feedback_pb2 as f, trainer_pb2 as t
 
-    rpcs = {m.name for p in (d, f, t) for s in p.DESCRIPTOR.services_by_name.values() for m in s.methods}
+    rpcs = {m.name for p in (a, d, f, t) for s in p.DESCRIPTOR.services_by_name.values() for m in s.methods}
     assert rpcs == {method for (_, method, _), _, _ in CASES.values()} and len(CASES) >= 60
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_gets_code_and_field_violation(client, case):
     (service, method, request), code, field = CASES[case]
-    stub = {"decision": client.decision, "feedback": client.feedback, "trainer": client.trainer}[service]
+    stub = {"decision": client.decision, "feedback": client.feedback, "trainer": client.trainer,
+            "access": client.access}[service]
     with pytest.raises(LooperError) as raised:
         client._call(getattr(stub, method), request, 5)
     assert raised.value.code == code

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from looper import FailedPreconditionError, decide_request, outcome_event
-from looperpb.v1 import feedback_pb2, trainer_pb2
+from looperpb.v1 import decision_pb2, feedback_pb2, trainer_pb2
 
 from tests.conftest import SIMPLE_BLUEPRINT
 
@@ -161,3 +161,13 @@ def test_async_client_decides_and_logs_feedback(looper):
             assert "decision_id" in [v.field for v in raised.value.violations]
 
     asyncio.run(scenario())
+
+
+def test_a_paused_use_case_answers_its_default_until_resumed(client):
+    client.apply_blueprint(SIMPLE_BLUEPRINT.replace("name: contract_test", "name: pause_test"))
+    assert client.trainer.PauseUseCase(trainer_pb2.PauseUseCaseRequest(use_case="pause_test", reason="incident")).paused
+    paused = client.decide("pause_test", new_id("p"), {"user_id": "u"})
+    assert paused.is_default and paused.default_reason == decision_pb2.DEFAULT_REASON_PAUSED
+    assert not client.trainer.ResumeUseCase(trainer_pb2.ResumeUseCaseRequest(use_case="pause_test")).paused
+    resumed = client.decide("pause_test", new_id("p"), {"user_id": "u"})
+    assert resumed.default_reason == decision_pb2.DEFAULT_REASON_NO_MODEL

@@ -171,3 +171,14 @@ def test_a_batch_answers_each_item_logs_the_new_ones_together_and_replays_repeat
     assert len(writes) == 1, "the two new decisions were not logged in one write"
     stores[1].close()
     assert sorted(r.decision_id for r in iter_decisions(DataDir(tmp_path).decisions)) == ["b1", "b2", "earlier"]
+
+
+def test_a_paused_use_case_answers_its_default_and_still_logs(stores):
+    blueprints, log = stores
+    blueprints.set_paused("contract_test", True, "incident 42")
+    record, _ = Decider(*stores, models=FakeModels(FakeModel(scores=[0.9, 0.1]))).decide(command(decision_id="p-1"))
+    assert record.default_reason == DefaultReason.PAUSED and record.action == "false"
+    assert log.find("contract_test", "p-1") == record
+    blueprints.set_paused("contract_test", False)
+    record, _ = Decider(*stores, models=FakeModels(FakeModel(scores=[0.9, 0.1]))).decide(command(decision_id="p-2"))
+    assert record.model_version == "m000007"

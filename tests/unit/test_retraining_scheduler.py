@@ -27,6 +27,7 @@ class World:
         self.rows = 0
         self.history: list[TrainingRun] = []  # newest first, as the run store lists them
         self.active = False
+        self.paused = False
         self.started: list[str] = []
 
     # blueprints
@@ -35,6 +36,11 @@ class World:
 
     def names(self):
         return [self.blueprint.name]
+
+    def is_paused(self, use_case):
+        return self.paused
+
+
 
     # training table
     def row_count(self, use_case):
@@ -149,3 +155,8 @@ def test_a_use_case_whose_check_fails_is_counted_and_the_others_are_checked():
     checker = RetrainingScheduler(two, two, two.runs_view(), two, clock=lambda: NOW)
     assert checker.check_all() == ["run-1"]
     assert checker.failures == {"broken": 1}
+
+
+def test_a_paused_use_case_does_not_train(world):
+    world.rows, world.paused = 5000, True
+    assert scheduler(world).due("contract_test") is None

@@ -268,3 +268,29 @@ class RollbackModelResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: Model
     def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class PauseUseCaseRequest(_message.Message):
+    __slots__ = ("use_case", "reason")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    reason: str
+    def __init__(self, use_case: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PauseUseCaseResponse(_message.Message):
+    __slots__ = ("paused",)
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    paused: bool
+    def __init__(self, paused: _Optional[bool] = ...) -> None: ...
+
+class ResumeUseCaseRequest(_message.Message):
+    __slots__ = ("use_case",)
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    def __init__(self, use_case: _Optional[str] = ...) -> None: ...
+
+class ResumeUseCaseResponse(_message.Message):
+    __slots__ = ("paused",)
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    paused: bool
+    def __init__(self, paused: _Optional[bool] = ...) -> None: ...

@@ -82,6 +82,16 @@ class TrainerServiceStub:
                 request_serializer=looper_dot_v1_dot_trainer__pb2.RollbackModelRequest.SerializeToString,
                 response_deserializer=looper_dot_v1_dot_trainer__pb2.RollbackModelResponse.FromString,
                 _registered_method=True)
+        self.PauseUseCase = channel.unary_unary(
+                '/looper.v1.TrainerService/PauseUseCase',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.PauseUseCaseRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.PauseUseCaseResponse.FromString,
+                _registered_method=True)
+        self.ResumeUseCase = channel.unary_unary(
+                '/looper.v1.TrainerService/ResumeUseCase',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -153,6 +163,21 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseUseCase(self, request, context):
+        """Pauses a use case: Decide answers its default decision (still logged, flagged
+        DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeUseCase(self, request, context):
+        """Resumes a paused use case.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +225,16 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.RollbackModel,
                     request_deserializer=looper_dot_v1_dot_trainer__pb2.RollbackModelRequest.FromString,
                     response_serializer=looper_dot_v1_dot_trainer__pb2.RollbackModelResponse.SerializeToString,
+            ),
+            'PauseUseCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseUseCase,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.PauseUseCaseRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.PauseUseCaseResponse.SerializeToString,
+            ),
+            'ResumeUseCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeUseCase,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +483,60 @@ class TrainerService:
             '/looper.v1.TrainerService/RollbackModel',
             looper_dot_v1_dot_trainer__pb2.RollbackModelRequest.SerializeToString,
             looper_dot_v1_dot_trainer__pb2.RollbackModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseUseCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/PauseUseCase',
+            looper_dot_v1_dot_trainer__pb2.PauseUseCaseRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.PauseUseCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeUseCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/ResumeUseCase',
+            looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,
