@@ -121,6 +121,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class LabelKind(str, enum.Enum):
+    """What a model predicts of a label."""
+
+    PROBABILITY = "probability"  # that the label is positive (an open, a purchase): a classifier
+    VALUE = "value"  # its expected value (a count, a sum, a watch time): a regressor
+
+
 class LabelSpec(_Section):
     """How outcomes become a training label."""
 
@@ -128,6 +135,13 @@ class LabelSpec(_Section):
     aggregation: Annotated[Aggregation, _choice(Aggregation)] = Aggregation.MAX
     window: Duration
     missing_value: float = 0.0
+    kind: Annotated[LabelKind, _choice(LabelKind)] | None = None  # default: by the aggregation
+
+    @property
+    def model_kind(self) -> LabelKind:
+        if self.kind is not None:
+            return self.kind
+        return LabelKind.VALUE if self.aggregation in (Aggregation.SUM, Aggregation.COUNT) else LabelKind.PROBABILITY
 
 
 class PolicySpec(_Section):
@@ -147,9 +161,13 @@ class RetrainingSpec(_Section):
 
 
 class ProductMetric(_Section):
-    """The product value of a decision: what an outcome is worth and what acting costs."""
+    """The product value of a decision: what each outcome is worth and what acting costs.
+    ``weights`` (outcome -> worth) combine several labels, e.g. ``{opened: 1.0,
+    unsubscribed: -3.0}``; with one label, ``outcome_value`` says what it is worth. The
+    weights are policy parameters: changing them needs no retraining."""
 
-    outcome_value: float = 1.0
+    outcome_value: float | None = None
+    weights: dict[Name, float] | None = None
     treatment_cost: float = 0.0
 
 
@@ -209,7 +227,8 @@ class Blueprint(_Section):
     actions: Annotated[list[str], AfterValidator(_unique)] = []
     default_decision: str | bool | int | float
     features: FeaturesSpec = FeaturesSpec()
-    label: LabelSpec
+    label: LabelSpec | None = None  # one outcome; or
+    labels: list[LabelSpec] = []  # several, the first being the primary one
     model: ModelSpec = ModelSpec()
     policy: PolicySpec = PolicySpec()
     retraining: RetrainingSpec = RetrainingSpec()
@@ -223,6 +242,27 @@ class Blueprint(_Section):
     @classmethod
     def _spell(cls, value):  # a YAML `false` is the action "false"
         return str(value).lower() if isinstance(value, bool) else str(value)
+
+    @property
+    def all_labels(self) -> tuple[LabelSpec, ...]:
+        """Every label, the primary one first."""
+        return (self.label,) if self.label is not None else tuple(self.labels)
+
+    @property
+    def primary_label(self) -> LabelSpec:
+        return self.all_labels[0]
+
+    @property
+    def longest_window(self) -> timedelta:
+        return max(label.window for label in self.all_labels)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """What each label's outcome is worth, for the policy."""
+        metric = self.product_metric
+        if metric.weights is not None:
+            return dict(metric.weights)
+        return {self.primary_label.outcome: 1.0 if metric.outcome_value is None else metric.outcome_value}
 
     @property
     def version(self) -> int:
@@ -268,7 +308,7 @@ class Blueprint(_Section):
     def personalization_features(self) -> list[str]:
         """The names of the counters Looper keeps in the personalization view."""
         spec = self.personalization
-        return [f"decisions_{spec.window_name}", f"{self.label.outcome}_{spec.window_name}"] if spec else []
+        return [f"decisions_{spec.window_name}", f"{self.primary_label.outcome}_{spec.window_name}"] if spec else []
 
     def digest(self) -> str:
         return spec_digest(self._spec)
@@ -334,12 +374,33 @@ def parse_blueprint(spec: Any) -> Blueprint:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
-    problems = (_decision_space_problems(blueprint) + _personalization_problems(blueprint)
-                + _feature_name_problems(blueprint))
+    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint)
+                + _personalization_problems(blueprint) + _feature_name_problems(blueprint))
     if problems:
         raise InvalidArgument(problems)
     blueprint._spec = spec
     return blueprint
+
+
+def _label_problems(bp: Blueprint) -> list[FieldViolation]:
+    """One label (``label``) or several (``labels``), each outcome once, and the product
+    metric's weights for exactly those outcomes."""
+    if (bp.label is None) == (not bp.labels):
+        return [FieldViolation("label", "is required (or labels, for several outcomes), not both")]
+    outcomes = [label.outcome for label in bp.all_labels]
+    problems = []
+    if len(set(outcomes)) != len(outcomes):
+        problems.append(FieldViolation("labels", "must not repeat an outcome"))
+    metric = bp.product_metric
+    if metric.weights is not None and metric.outcome_value is not None:
+        problems.append(FieldViolation("product_metric.weights", "replaces outcome_value: give one of them"))
+    elif metric.weights is not None and set(metric.weights) != set(outcomes):
+        problems.append(FieldViolation("product_metric.weights", f"must give a weight to each label's outcome "
+                                       f"{outcomes}, and to nothing else"))
+    elif metric.weights is None and len(outcomes) > 1:
+        problems.append(FieldViolation("product_metric.weights", "is required with several labels: what is each "
+                                       "outcome worth?"))
+    return problems
 
 
 def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:

@@ -132,7 +132,7 @@ class BlueprintStore:
     def idempotency_window(self, minimum: timedelta) -> timedelta:
         """How long ids must be remembered: ``minimum``, or the longest label window of any use
         case when that is longer (a retry inside a decision's window must find it)."""
-        return max([minimum, *(s.blueprint.label.window for s in self.list())])
+        return max([minimum, *(s.blueprint.longest_window for s in self.list())])
 
     def _latest_version(self, use_case: str) -> int:
         """Cached by the folder's mtime, which changes when a version file is added."""

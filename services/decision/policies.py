@@ -8,7 +8,8 @@ a replayed request gets the same answer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from services.blueprints.spec import Blueprint, DecisionType
 from services.decisions.record import ScoredCandidate
@@ -21,6 +22,7 @@ class PolicyChoice:
     propensity: float
     is_exploration: bool
     ranking: tuple[ScoredCandidate, ...]
+    predictions: dict[str, float] = field(default_factory=dict)  # per outcome, for the chosen action
 
 
 def uniform_draws(decision_id: str) -> tuple[float, float]:
@@ -30,17 +32,27 @@ def uniform_draws(decision_id: str) -> tuple[float, float]:
     return int.from_bytes(digest[:8], "little") / scale, int.from_bytes(digest[8:], "little") / scale
 
 
-def action_values(blueprint: Blueprint, actions: list[str], scores: list[float]) -> list[float]:
-    """Expected product value of each action: what its outcome is worth minus what acting
-    costs. Choosing the blueprint's default (binary "false", the default action) costs
-    nothing; every other action costs ``treatment_cost``."""
-    metric = blueprint.product_metric
+Scores = Sequence[float] | Mapping[str, Sequence[float]]  # per action; per outcome when several
+
+
+def predictions_of(blueprint: Blueprint, scores: Scores) -> Mapping[str, Sequence[float]]:
+    """Per-outcome predictions; a plain list of scores is the primary label's."""
+    return scores if isinstance(scores, Mapping) else {blueprint.primary_label.outcome: scores}
+
+
+def action_values(blueprint: Blueprint, actions: list[str], scores: Scores) -> list[float]:
+    """Expected product value of each action: the predicted outcomes, each weighted by what
+    it is worth (the product metric's weights), minus what acting costs. Choosing the
+    blueprint's default (binary "false", the default action) costs nothing; every other
+    action costs ``treatment_cost``."""
+    predictions = predictions_of(blueprint, scores)
+    weights, cost = blueprint.weights, blueprint.product_metric.treatment_cost
     baseline = "false" if blueprint.decision_type == DecisionType.BINARY else blueprint.default_decision
-    return [metric.outcome_value * s - (metric.treatment_cost if a != baseline else 0.0)
-            for a, s in zip(actions, scores)]
+    return [sum(weight * predictions[outcome][i] for outcome, weight in weights.items())
+            - (cost if action != baseline else 0.0) for i, action in enumerate(actions)]
 
 
-def greedy_order(blueprint: Blueprint, actions: list[str], scores: list[float] | None) -> list[int]:
+def greedy_order(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[int]:
     """Action indexes, best first, by expected product value; the default order when
     there are no scores. A binary use case acts only when acting beats not acting by more
     than the policy's threshold (binary actions are always ("true", "false"))."""
@@ -52,11 +64,12 @@ def greedy_order(blueprint: Blueprint, actions: list[str], scores: list[float] |
     return sorted(range(len(actions)), key=lambda i: -values[i])
 
 
-def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: list[float] | None,
+def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: Scores | None,
            candidate_features: list[dict] | None = None) -> PolicyChoice:
-    """Picks among ``actions``. ``scores`` are the model's per-action scores, or None to
-    fall back to the blueprint's default decision; ``candidate_features`` (ranking) are
-    logged with each candidate."""
+    """Picks among ``actions``. ``scores`` are the model's per-action predictions (per
+    outcome when several), or None to fall back to the blueprint's default decision;
+    ``candidate_features`` (ranking) are logged with each candidate. The score shown for an
+    action is its primary label's prediction."""
     greedy = greedy_order(blueprint, actions, scores)
     explore_draw, pick_draw = uniform_draws(decision_id)
     rate = blueprint.policy.exploration_rate
@@ -64,12 +77,13 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: l
     first = int(pick_draw * len(actions)) if explored else greedy[0]
     order = [first] + [i for i in greedy if i != first]
     propensities = [rate / len(actions) + (1 - rate) * (i == greedy[0]) for i in range(len(actions))]
-    shown = scores if scores is not None else [0.0] * len(actions)
+    predictions = predictions_of(blueprint, scores) if scores is not None else {}
+    shown = predictions.get(blueprint.primary_label.outcome, [0.0] * len(actions))
     extra = candidate_features or [{}] * len(actions)
     ranking = tuple(ScoredCandidate(actions[i], float(shown[i]), propensities[i], extra[i]) for i in order)
     return PolicyChoice(action=actions[first], score=float(shown[first]),
                         propensity=propensities[first], is_exploration=explored and first != greedy[0],
-                        ranking=ranking)
+                        ranking=ranking, predictions={o: float(p[first]) for o, p in predictions.items()})
 
 
 def _default_order(blueprint: Blueprint, actions: list[str]) -> list[int]:

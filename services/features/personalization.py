@@ -82,7 +82,8 @@ class SubjectCounters:
         if spec is None or not subject_keys:
             return
         now = self.clock()
-        counts = self.activity.subject_activity(use_case, subject_keys, blueprint.label.outcome, now - spec.window)
+        counts = self.activity.subject_activity(use_case, subject_keys, blueprint.primary_label.outcome,
+                                                now - spec.window)
         try:
             publish(self.store, blueprint, counter_rows(blueprint, counts, now))
         except Exception:  # noqa: BLE001 - recomputed on the subject's next activity
