@@ -13,6 +13,7 @@ from tests.clients.harness import OtlpSink, Stack, require_clients_setup
 BLUEPRINTS = {name: Path(__file__).with_name(f"{file}.yaml") for name, file in (
     ("client_contract", "blueprint"),  # 2s window: each suite waits for its own label to join
     ("client_contract_mixed", "blueprint_mixed"),  # 60s window: outlasts the runs between decision and feedback
+    ("notification_send", "blueprint_quickstart"),  # what the SDK READMEs' quick starts decide on
 )}
 
 
