@@ -57,12 +57,15 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 240
     """Runs a suite; fails the test with its output when it fails. ``during(process)``, when
     given, is called while the suite runs (e.g. to answer its restart handshake)."""
     began = time.monotonic()
+    problem = None
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=True)
         try:
             if during is not None:
                 during(process)
             process.wait(max(1.0, timeout - (time.monotonic() - began)))
+        except (Exception, pytest.fail.Exception) as err:  # shown below, with the suite's output
+            problem = err
         finally:
             if process.poll() is None:
                 process.kill()
@@ -70,8 +73,9 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 240
         stdout.seek(0)
         stderr.seek(0)
         output = stdout.read() + stderr.read()
-    if process.returncode != 0:
-        pytest.fail(f"{' '.join(command)} in {cwd.relative_to(ROOT)} exited {process.returncode}:\n{output[-8000:]}")
+    if problem is not None or process.returncode != 0:
+        what = problem or f"exited {process.returncode}"
+        pytest.fail(f"{' '.join(command)} in {cwd.relative_to(ROOT)}: {what}\n{output[-8000:]}")
     print(f"{' '.join(command)[:160]}: {time.monotonic() - began:.1f}s")
     return output
 
