@@ -1,14 +1,22 @@
 """The cross-language client contract: the same scripted scenario in Go, Java and TypeScript
-against real services, and decisions made in one language that get their feedback from
-another.
+against the real services, the SDKs' retries, deadlines and trace propagation against them,
+and decisions made in one language that get their feedback from another.
 
-One `looper serve all` on free ports with a temporary data directory serves the whole module;
-the contract blueprint (tests/clients/blueprint.yaml) is applied through the Python client.
-Each language's suite then runs with LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR,
-LOOPER_TRAINER_ADDR, LOOPER_USE_CASE and LOOPER_RUN_ID (a per-run id prefix), and
-LOOPER_MIXED_DECIDE / LOOPER_MIXED_FEEDBACK naming the decisions it makes for, or gives
-feedback to, another language. The scenario of every suite (clients/go/contract,
-clients/java/src/test/.../ContractTest.java, clients/typescript/test/contract.test.mjs):
+The services are the package's stack (tests/clients/conftest.py): one `looper serve all` on
+free loopback ports, traced into a local OTLP sink, with the blueprints of tests/clients
+applied. Each test makes its own decisions under a fresh run id, so the tests pass in any
+order and alone. Each language's suite runs with LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR,
+LOOPER_TRAINER_ADDR, LOOPER_USE_CASE, LOOPER_MIXED_USE_CASE and LOOPER_RUN_ID (an id prefix),
+and:
+
+- LOOPER_RESTART_DIR, the directory of the restart handshake (see harness.py): the suite's
+  real-server test issues a Decide and a LogFeedback while the services are down, the
+  harness starts them again on the same ports, and the calls succeed, each written once;
+- LOOPER_TRACE_ID: the suite decides under this trace and reads it back from GetDecision's
+  traceparent; the harness then sees the Decision service export a span of that trace.
+
+The contract scenario of every suite (clients/go/contract, clients/java/src/test/.../
+ContractTest.java, clients/typescript/test/contract.test.mjs):
 
 1. decide (binary, subject user_id, context hour_of_day) and check the decision;
 2. decide again with the same decision_id: the logged decision is replayed;
@@ -20,118 +28,148 @@ clients/java/src/test/.../ContractTest.java, clients/typescript/test/contract.te
 8. GetDecision of an unknown id: the typed not-found error;
 9. after the window closes, GetLabel is JOINED with the click.
 
-Mixed runs use a second use case whose window (60s) outlasts the suites that run between a
-decision and its feedback, in this order: Python decides (feedback from Go), Go decides (feedback from
-Java), Java decides (feedback from TypeScript), TypeScript decides (feedback from Go); the
-tests below run in file order and build on each other. Each mixed decision is checked
-through GetLabel by the language that gave feedback, and JOINED at the end from Python.
+The mixed-language run is one test: Python decides (feedback from Go), Go decides (feedback
+from Java), Java decides (feedback from TypeScript), TypeScript decides (feedback from Go),
+each language's mixed tests run with LOOPER_MIXED_DECIDE / LOOPER_MIXED_FEEDBACK naming the
+decisions it makes or gives a click to; the mixed use case's window (60s) outlasts the runs
+between a decision and its feedback, and every mixed label joins at the end.
 """
 
 from __future__ import annotations
 
-import os
+import secrets
 import shutil
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-
 from looperpb.v1 import feedback_pb2
-from services.launcher import start_looper
-from tests.clients.harness import (CLIENTS, go_results, node_counts, require_clients_setup, run, 
-                                   surefire_results)
 
-BLUEPRINT = Path(__file__).with_name("blueprint.yaml")
-MIXED_BLUEPRINT = Path(__file__).with_name("blueprint_mixed.yaml")
-USE_CASE = "client_contract"  # 2s window: each suite waits for its own label to join
-MIXED_USE_CASE = "client_contract_mixed"  # 60s window: outlasts the suites between decision and feedback
-RUN_ID = f"r{uuid.uuid4().hex[:10]}"
-MIXED = {lang: f"{RUN_ID}-mixed-{lang}" for lang in ("py", "go", "java", "ts")}
+from tests.clients.harness import CLIENTS, go_results, node_results, run, surefire_results
+
+USE_CASE = "client_contract"
+MIXED_USE_CASE = "client_contract_mixed"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    require_clients_setup()
-    services = start_looper(tmp_path_factory.mktemp("looper-clients") / "data")
-    try:
-        client = services.client()
-        for path, name in ((BLUEPRINT, USE_CASE), (MIXED_BLUEPRINT, MIXED_USE_CASE)):
-            blueprint, _ = client.apply_blueprint(path.read_text())
-            assert blueprint.use_case == name
-        env = dict(os.environ, LOOPER_DECISION_ADDR=services.addresses["decision"],
-                   LOOPER_FEEDBACK_ADDR=services.addresses["feedback"],
-                   LOOPER_TRAINER_ADDR=services.addresses["trainer"], LOOPER_USE_CASE=USE_CASE, LOOPER_MIXED_USE_CASE=MIXED_USE_CASE, LOOPER_RUN_ID=RUN_ID,
-                   LOOPER_MIXED_DECIDE="", LOOPER_MIXED_FEEDBACK="")
-        yield client, env
-        client.close()
-    finally:
-        services.stop()
+def suite_env(stack, **extra: str) -> dict[str, str]:
+    """A language suite's environment; each test's decisions go under a run id of its own."""
+    return stack.env(**{"LOOPER_USE_CASE": USE_CASE, "LOOPER_MIXED_USE_CASE": MIXED_USE_CASE,
+                        "LOOPER_RUN_ID": f"r{uuid.uuid4().hex[:10]}", "LOOPER_MIXED_DECIDE": "",
+                        "LOOPER_MIXED_FEEDBACK": "", **extra})
 
 
-def test_python_decides_for_go(stack):
-    client, _ = stack
-    decision = client.decide(MIXED_USE_CASE, MIXED["py"], {"user_id": "mixed"}, {"hour_of_day": 12})
-    assert decision.decision_id == MIXED["py"]
+@pytest.fixture()
+def real_server_env(stack, tmp_path):
+    """A suite's environment with the restart handshake and a trace of its own."""
+    handshake = tmp_path / "restart"
+    handshake.mkdir()
+    trace_id = secrets.token_hex(16)
+    return suite_env(stack, LOOPER_RESTART_DIR=str(handshake), LOOPER_TRACE_ID=trace_id), handshake, trace_id
 
 
-def test_go_suite(stack):
-    _, env = stack
-    env = dict(env, LOOPER_MIXED_DECIDE=MIXED["go"], LOOPER_MIXED_FEEDBACK=MIXED["py"])
-    results = go_results(run(["go", "test", "-count=1", "-v", "./..."], CLIENTS / "go", env))
-    assert {name for name, outcome in results.items() if outcome != "PASS"} == set(), results
-    assert {"TestContract", "TestMixedDecide", "TestMixedFeedback", "TestRetriesUnavailableWithTheSameEventID",
-            "TestInvalidArgumentCarriesFieldViolations", "TestPropagatesTheCallersTraceAsTraceparent",
-            "TestDefaultDeadline"} <= set(results), results
-
-
-def test_java_suite(stack):
-    _, env = stack
-    env = dict(env, LOOPER_MIXED_DECIDE=MIXED["java"], LOOPER_MIXED_FEEDBACK=MIXED["go"])
-    reports = CLIENTS / "java" / "target" / "surefire-reports"
-    shutil.rmtree(reports, ignore_errors=True)
-    run(["mvn", "-B", "-q", "-o", "test"], CLIENTS / "java", env)
-    results = surefire_results(reports)
-    assert {name for name, outcome in results.items() if outcome != "passed"} == set(), results
-    assert {"ContractTest.contract", "ContractTest.mixedDecide", "ContractTest.mixedFeedback",
-            "ClientTest.retriesUnavailableWithTheSameEventId", "ClientTest.invalidArgumentCarriesFieldViolations",
-            "ClientTest.propagatesTheCurrentTraceAsTraceparent", "ClientTest.everyCallHasTheDefaultDeadline"
-            } <= set(results), results
-
-
-def test_typescript_suite(stack):
-    _, env = stack
-    env = dict(env, LOOPER_MIXED_DECIDE=MIXED["ts"], LOOPER_MIXED_FEEDBACK=MIXED["java"])
+def build_typescript(env: dict[str, str]) -> None:
     ts = CLIENTS / "typescript"
     run([str(ts / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], ts, env)
-    counts = node_counts(run(["node", "--test", "test/"], ts, env))
-    assert counts.get("fail") == 0 and counts.get("skipped") == 0 and counts.get("cancelled") == 0, counts
-    assert counts.get("pass", 0) >= 9, counts
 
 
-def test_go_gives_feedback_to_typescript(stack):
-    _, env = stack
-    env = dict(env, LOOPER_MIXED_FEEDBACK=MIXED["ts"])
-    results = go_results(run(["go", "test", "-count=1", "-v", "-run", "^TestMixedFeedback$", "./contract/"],
-                             CLIENTS / "go", env))
-    assert results == {"TestMixedFeedback": "PASS"}, results
+def test_go_suite(stack, real_server_env):
+    env, handshake, trace_id = real_server_env
+    results = go_results(run(["go", "test", "-count=1", "-v", "./..."], CLIENTS / "go", env,
+                             during=stack.restart_when_asked(handshake)))
+    mixed = {"TestMixedDecide", "TestMixedFeedback"}  # run by test_decisions_and_feedback_across_languages
+    assert {name for name, outcome in results.items() if outcome != "PASS" and name not in mixed} == set(), results
+    assert {name for name, outcome in results.items() if outcome == "PASS"} >= {
+        "TestContract", "TestRetriesUnavailableWithTheSameEventID", "TestMaxAttemptsMayExceedGRPCsDefaultCapOfFive",
+        "TestInvalidArgumentCarriesFieldViolations", "TestPropagatesTheCallersTraceAsTraceparent",
+        "TestDefaultDeadline", "TestUnavailableNamesTheServiceAndItsAddress",
+        "TestRetriesUnavailableAcrossARestart", "TestTheDeadlineFailsACallTheServerCannotAnswerInTime",
+        "TestTheCallersTraceReachesTheDecisionLog"}, results
+    stack.sink.wait_for_trace("looper-decision", trace_id)
 
 
-def test_mixed_decisions_are_logged_and_joined(stack):
+def test_java_suite(stack, real_server_env):
+    env, handshake, trace_id = real_server_env
+    reports = CLIENTS / "java" / "target" / "surefire-reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    run(["mvn", "-B", "-q", "-o", "test"], CLIENTS / "java", env, during=stack.restart_when_asked(handshake))
+    results = surefire_results(reports)
+    mixed = {"ContractTest.mixedDecide", "ContractTest.mixedFeedback"}
+    assert {name for name, outcome in results.items() if outcome != "passed" and name not in mixed} == set(), results
+    assert {name for name, outcome in results.items() if outcome == "passed"} >= {
+        "ContractTest.contract", "ClientTest.retriesUnavailableWithTheSameEventId",
+        "ClientTest.maxAttemptsMayExceedGrpcsDefaultCapOfFive", "ClientTest.invalidArgumentCarriesFieldViolations",
+        "ClientTest.propagatesTheCurrentTraceAsTraceparent", "ClientTest.everyCallHasTheDefaultDeadline",
+        "ClientTest.unavailableNamesTheServiceAndItsTarget", "RealServerTest.retriesUnavailableAcrossARestart",
+        "RealServerTest.theDeadlineFailsACallTheServerCannotAnswerInTime",
+        "RealServerTest.theCallersTraceReachesTheDecisionLog"}, results
+    stack.sink.wait_for_trace("looper-decision", trace_id)
+
+
+def test_typescript_suite(stack, real_server_env):
+    env, handshake, trace_id = real_server_env
+    build_typescript(env)
+    # One test file at a time: the restart must not meet another file's calls.
+    results = node_results(run(["node", "--test", "--test-concurrency=1", "test/"], CLIENTS / "typescript", env,
+                               during=stack.restart_when_asked(handshake)))
+    mixed = {"mixed: decide for other languages' feedback", "mixed: feedback on other languages' decisions"}
+    assert {name for name, outcome in results.items() if outcome != "pass" and name not in mixed} == set(), results
+    assert {name for name, outcome in results.items() if outcome == "pass"} >= {
+        "contract", "retries UNAVAILABLE with the same event id", "maxAttempts may exceed grpc-js's default cap of 5",
+        "UNAVAILABLE names the service and the address it tried", "INVALID_ARGUMENT carries the field violations",
+        "propagates the active trace as traceparent", "every call has the default deadline",
+        "retries UNAVAILABLE across a restart", "the deadline fails a call the server cannot answer in time",
+        "the caller's trace reaches the decision log"}, results
+    stack.sink.wait_for_trace("looper-decision", trace_id)
+
+
+def test_decisions_and_feedback_across_languages(stack):
     """Every mixed decision counts the other language's click, and joins when its window closes."""
-    client, _ = stack
-    for lang, decision_id in MIXED.items():
-        logged = client.get_decision(MIXED_USE_CASE, decision_id)
-        assert logged.subject["user_id"] == "mixed" and logged.features["hour_of_day"].int64_value == 12, lang
-        label = client.get_label(MIXED_USE_CASE, decision_id)
-        assert label.outcome_count == 1 and label.value == 1.0, (lang, label)
-    pending = dict(MIXED)
-    deadline = time.monotonic() + 90
-    while pending:
-        for lang, decision_id in list(pending.items()):
+    run_id = f"r{uuid.uuid4().hex[:10]}"
+    mixed = {lang: f"{run_id}-mixed-{lang}" for lang in ("py", "go", "java", "ts")}
+    env = suite_env(stack, LOOPER_RUN_ID=run_id)
+    client = stack.client()
+    try:
+        decision = client.decide(MIXED_USE_CASE, mixed["py"], {"user_id": "mixed"}, {"hour_of_day": 12})
+        assert decision.decision_id == mixed["py"]
+
+        go_mixed = ["go", "test", "-count=1", "-v", "-run", "^TestMixed", "./contract/"]
+        results = go_results(run(go_mixed, CLIENTS / "go",
+                                 dict(env, LOOPER_MIXED_DECIDE=mixed["go"], LOOPER_MIXED_FEEDBACK=mixed["py"])))
+        assert results == {"TestMixedDecide": "PASS", "TestMixedFeedback": "PASS"}, results
+
+        reports = CLIENTS / "java" / "target" / "surefire-reports"
+        shutil.rmtree(reports, ignore_errors=True)
+        run(["mvn", "-B", "-q", "-o", "test", "-Dtest=ContractTest#mixed*"], CLIENTS / "java",
+            dict(env, LOOPER_MIXED_DECIDE=mixed["java"], LOOPER_MIXED_FEEDBACK=mixed["go"]))
+        results = surefire_results(reports)
+        assert results == {"ContractTest.mixedDecide": "passed", "ContractTest.mixedFeedback": "passed"}, results
+
+        build_typescript(env)
+        results = node_results(run(["node", "--test", "--test-name-pattern=^mixed", "test/contract.test.mjs"],
+                                   CLIENTS / "typescript",
+                                   dict(env, LOOPER_MIXED_DECIDE=mixed["ts"], LOOPER_MIXED_FEEDBACK=mixed["java"])))
+        assert {name: outcome for name, outcome in results.items() if name.startswith("mixed")} == {
+            "mixed: decide for other languages' feedback": "pass",
+            "mixed: feedback on other languages' decisions": "pass"}, results
+
+        results = go_results(run(["go", "test", "-count=1", "-v", "-run", "^TestMixedFeedback$", "./contract/"],
+                                 CLIENTS / "go", dict(env, LOOPER_MIXED_FEEDBACK=mixed["ts"])))
+        assert results == {"TestMixedFeedback": "PASS"}, results
+
+        for lang, decision_id in mixed.items():
+            logged = client.get_decision(MIXED_USE_CASE, decision_id)
+            assert logged.subject["user_id"] == "mixed" and logged.features["hour_of_day"].int64_value == 12, lang
             label = client.get_label(MIXED_USE_CASE, decision_id)
-            if label.state == feedback_pb2.LABEL_STATE_JOINED:
-                assert label.outcome_count == 1 and label.value == 1.0, (lang, label)
-                del pending[lang]
-        assert time.monotonic() < deadline, f"labels still pending after 90s: {pending}"
-        time.sleep(0.5)
+            assert label.outcome_count == 1 and label.value == 1.0, (lang, label)
+        pending = dict(mixed)
+        deadline = time.monotonic() + 120
+        while pending:
+            for lang, decision_id in list(pending.items()):
+                label = client.get_label(MIXED_USE_CASE, decision_id)
+                if label.state == feedback_pb2.LABEL_STATE_JOINED:
+                    assert label.outcome_count == 1 and label.value == 1.0, (lang, label)
+                    del pending[lang]
+            assert time.monotonic() < deadline, f"labels still pending after 120s: {pending}"
+            time.sleep(0.5)
+    finally:
+        client.close()

@@ -96,7 +96,7 @@ func (c *Client) DecideReplay(ctx context.Context, req DecideRequest) (*looperv1
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Decision.Decide(ctx, msg)
-	return resp, fromRPC(err)
+	return resp, c.fail(decisionService, err)
 }
 
 // DecideBatch makes many decisions in one call; each result holds a response or an error.
@@ -112,7 +112,7 @@ func (c *Client) DecideBatch(ctx context.Context, reqs []DecideRequest) ([]*loop
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Decision.DecideBatch(ctx, msg)
-	return resp.GetResults(), fromRPC(err)
+	return resp.GetResults(), c.fail(decisionService, err)
 }
 
 // LogFeedback reports an outcome; accepted is false when the event id had been logged before.
@@ -120,7 +120,7 @@ func (c *Client) LogFeedback(ctx context.Context, o Outcome) (accepted bool, err
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Feedback.LogFeedback(ctx, &looperv1.LogFeedbackRequest{Event: o.Proto()})
-	return resp.GetStatus() == looperv1.FeedbackStatus_FEEDBACK_STATUS_ACCEPTED, fromRPC(err)
+	return resp.GetStatus() == looperv1.FeedbackStatus_FEEDBACK_STATUS_ACCEPTED, c.fail(feedbackService, err)
 }
 
 // LogFeedbackBatch reports many outcomes in one call; one accepted flag per event.
@@ -133,7 +133,7 @@ func (c *Client) LogFeedbackBatch(ctx context.Context, outcomes []Outcome) ([]bo
 	defer cancel()
 	resp, err := c.Feedback.LogFeedbackBatch(ctx, msg)
 	if err != nil {
-		return nil, fromRPC(err)
+		return nil, c.fail(feedbackService, err)
 	}
 	out := make([]bool, len(resp.GetStatuses()))
 	for i, s := range resp.GetStatuses() {
@@ -147,7 +147,7 @@ func (c *Client) GetDecision(ctx context.Context, useCase, decisionID string) (*
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Decision.GetDecision(ctx, &looperv1.GetDecisionRequest{UseCase: useCase, DecisionId: decisionID})
-	return resp, fromRPC(err)
+	return resp, c.fail(decisionService, err)
 }
 
 // GetLabel reads the label joined for a decision so far.
@@ -155,7 +155,7 @@ func (c *Client) GetLabel(ctx context.Context, useCase, decisionID string) (*loo
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Feedback.GetLabel(ctx, &looperv1.GetLabelRequest{UseCase: useCase, DecisionId: decisionID})
-	return resp, fromRPC(err)
+	return resp, c.fail(feedbackService, err)
 }
 
 // ApplyBlueprint applies a blueprint YAML document; created is false when it was unchanged.
@@ -163,7 +163,7 @@ func (c *Client) ApplyBlueprint(ctx context.Context, specYAML string) (bp *loope
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.Trainer.ApplyBlueprint(ctx, &looperv1.ApplyBlueprintRequest{SpecYaml: specYAML})
-	return resp.GetBlueprint(), resp.GetCreated(), fromRPC(err)
+	return resp.GetBlueprint(), resp.GetCreated(), c.fail(trainerService, err)
 }
 
 // FeatureValue converts a Go value to a typed FeatureValue.

@@ -6,7 +6,7 @@
 // retries UNAVAILABLE with exponential backoff (safe: each call carries an idempotency id,
 // decision_id or event_id, fixed before the first attempt), propagates the caller's
 // OpenTelemetry trace as a W3C traceparent, and returns *Error, which carries the
-// server's field violations.
+// server's field violations and, when a service cannot be reached, names it and its address.
 package looper
 
 import (
@@ -56,6 +56,10 @@ func WithTrainerAddr(addr string) Option { return func(c *config) { c.trainerAdd
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithMaxAttempts sets how many attempts a call gets on UNAVAILABLE (1 disables retries).
+// The waits between attempts grow from 50ms to 1s (see RetryServiceConfig) and no attempt
+// outlives the call's deadline, so n is the retry budget: the default 4 rides out a blip
+// of well under a second; riding out a service restart, which takes seconds, needs more
+// attempts and a deadline to match (e.g. 30 attempts and a 30s timeout).
 func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
 
 // WithTLS connects over TLS; a nil config uses the system roots.
@@ -108,6 +112,8 @@ func New(opts ...Option) (*Client, error) {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(cfg.creds),
 		grpc.WithDefaultServiceConfig(RetryServiceConfig(cfg.maxAttempts)),
+		// gRPC caps a retry policy at 5 attempts unless the channel allows more.
+		grpc.WithMaxCallAttempts(cfg.maxAttempts),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(cfg.propagator))),
 	}, cfg.dialOptions...)
 	c := &Client{cfg: cfg}
@@ -153,6 +159,28 @@ func RetryServiceConfig(maxAttempts int) string {
 	cfg := map[string]any{"methodConfig": []any{method}}
 	out, _ := json.Marshal(cfg)
 	return string(out)
+}
+
+// The services, as errors name them.
+const (
+	decisionService = "Decision"
+	feedbackService = "Feedback"
+	trainerService  = "Trainer"
+)
+
+// fail maps a failed call of a service to *Error, naming the service and its address.
+func (c *Client) fail(service string, err error) error {
+	if err == nil {
+		return nil
+	}
+	addr := c.cfg.trainerAddr
+	switch service {
+	case decisionService:
+		addr = c.cfg.decisionAddr
+	case feedbackService:
+		addr = c.cfg.feedbackAddr
+	}
+	return fromRPC(err, service, addr)
 }
 
 // withDeadline gives ctx the client's default deadline unless it already has one.

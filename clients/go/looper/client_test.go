@@ -112,6 +112,17 @@ func TestRetriesUnavailableWithTheSameEventID(t *testing.T) {
 	}
 }
 
+func TestMaxAttemptsMayExceedGRPCsDefaultCapOfFive(t *testing.T) {
+	f := &fakeServer{unavailable: 5}
+	client := start(t, f, looper.WithMaxAttempts(6))
+	if _, err := client.Decide(context.Background(), looper.DecideRequest{UseCase: "u", DecisionID: "d"}); err != nil {
+		t.Fatalf("Decide = %v; want success on the 6th attempt", err)
+	}
+	if got := len(f.traceparents); got != 6 {
+		t.Fatalf("server saw %d attempts, want 6", got)
+	}
+}
+
 func TestGivesUpAfterMaxAttemptsWithTypedError(t *testing.T) {
 	f := &fakeServer{unavailable: 100}
 	client := start(t, f, looper.WithMaxAttempts(2))
@@ -201,5 +212,38 @@ func TestFeatureValuesAreTyped(t *testing.T) {
 	}
 	if _, err := (looper.DecideRequest{Context: looper.Features{"bad": []int{1}}}).Proto(); err == nil {
 		t.Fatal("a slice feature value was accepted")
+	}
+}
+
+// closedAddr is a loopback address nothing listens on: a port that was just free.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+func TestUnavailableNamesTheServiceAndItsAddress(t *testing.T) {
+	addr := closedAddr(t)
+	client, err := looper.New(looper.WithDecisionAddr(addr), looper.WithFeedbackAddr(addr), looper.WithMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_, err = client.Decide(context.Background(), looper.DecideRequest{UseCase: "u", DecisionID: "d"})
+	if !errors.Is(err, looper.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if want := "looper: Decision service at " + addr + " is unavailable: "; !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %q, want it to start with %q", err, want)
+	}
+	_, err = client.LogFeedback(context.Background(), looper.Outcome{UseCase: "u", DecisionID: "d", Outcome: "clicked"})
+	if e, ok := looper.AsError(err); !ok || !errors.Is(err, looper.ErrUnavailable) || e.Service != "Feedback" || e.Addr != addr ||
+		!strings.HasPrefix(err.Error(), "looper: Feedback service at "+addr+" is unavailable: ") {
+		t.Fatalf("err = %v, want the Feedback service at %s named", err, addr)
 	}
 }

@@ -17,15 +17,24 @@ type FieldViolation struct {
 
 // Error is a failed Looper call: the gRPC code, the server's message and, for
 // INVALID_ARGUMENT, the field violations decoded from the google.rpc.BadRequest detail.
-// Match kinds with errors.Is(err, looper.ErrInvalidArgument) and friends.
+// Service and Addr name the service called and the address tried, so that an UNAVAILABLE
+// says which of the three could not be reached. Match kinds with
+// errors.Is(err, looper.ErrInvalidArgument) and friends.
 type Error struct {
 	Code       codes.Code
 	Message    string
 	Violations []FieldViolation
+	Service    string // "Decision", "Feedback" or "Trainer"
+	Addr       string // the address the client was given for it
 	cause      error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("looper: %s: %s", e.Code, e.Message) }
+func (e *Error) Error() string {
+	if e.Code == codes.Unavailable && e.Service != "" {
+		return fmt.Sprintf("looper: %s service at %s is unavailable: %s", e.Service, e.Addr, e.Message)
+	}
+	return fmt.Sprintf("looper: %s: %s", e.Code, e.Message)
+}
 
 // Unwrap returns the underlying gRPC status error.
 func (e *Error) Unwrap() error { return e.cause }
@@ -60,8 +69,9 @@ var (
 	ErrDeadlineExceeded   error = kind(codes.DeadlineExceeded)
 )
 
-// fromRPC maps a gRPC error to *Error, decoding grpc-status-details-bin.
-func fromRPC(err error) error {
+// fromRPC maps a gRPC error of a call to service at addr to *Error, decoding
+// grpc-status-details-bin.
+func fromRPC(err error, service, addr string) error {
 	if err == nil {
 		return nil
 	}
@@ -69,7 +79,7 @@ func fromRPC(err error) error {
 	if !ok {
 		return err
 	}
-	out := &Error{Code: st.Code(), Message: st.Message(), cause: err}
+	out := &Error{Code: st.Code(), Message: st.Message(), Service: service, Addr: addr, cause: err}
 	for _, detail := range st.Details() {
 		if bad, ok := detail.(*errdetails.BadRequest); ok {
 			for _, v := range bad.GetFieldViolations() {

@@ -9,7 +9,7 @@ import {
   type Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { fromServiceError } from "./errors.js";
+import { fromServiceError, type CallTarget } from "./errors.js";
 import {
   DecisionServiceClient,
   type DecideBatchResult,
@@ -119,7 +119,12 @@ export interface LooperClientOptions {
   trainer?: string;
   /** Deadline of each call in milliseconds (default 5000). */
   timeoutMs?: number;
-  /** Attempts per call on UNAVAILABLE, with exponential backoff (default 4; 1 disables retries). */
+  /**
+   * Attempts per call on UNAVAILABLE (default 4; 1 disables retries). The waits between
+   * attempts grow from 50ms to 1s and no attempt outlives the call's deadline, so this is the
+   * retry budget: the default rides out a blip of well under a second; riding out a service
+   * restart, which takes seconds, needs more attempts and a `timeoutMs` to match.
+   */
   maxAttempts?: number;
   /** TLS: true for the system roots, or PEM buffers. Ignored when `credentials` is given. */
   tls?: boolean | { rootCerts?: Buffer; privateKey?: Buffer; certChain?: Buffer };
@@ -165,13 +170,15 @@ type Unary<Req, Res> = (
  * happened. Create it once and reuse it: it holds one channel per service. Every call has a
  * deadline, is retried with backoff on UNAVAILABLE (safe: each request carries its
  * idempotency id), carries the active OpenTelemetry trace as W3C traceparent when
- * @opentelemetry/api is installed, and rejects with a typed LooperError.
+ * @opentelemetry/api is installed, and rejects with a typed LooperError, which names the
+ * service and its address when it could not be reached.
  */
 export class LooperClient {
   readonly decision: DecisionServiceClient;
   readonly feedback: FeedbackServiceClient;
   readonly trainer: TrainerServiceClient;
   private readonly timeoutMs: number;
+  private readonly targets: Map<Client, CallTarget>;
 
   constructor(options: LooperClientOptions = {}) {
     const maxAttempts = options.maxAttempts ?? 4;
@@ -189,11 +196,21 @@ export class LooperClient {
     const clientOptions: Partial<ClientOptions> = {
       "grpc.service_config": retryServiceConfig(maxAttempts),
       "grpc.enable_retries": maxAttempts > 1 ? 1 : 0,
+      // grpc-js caps a retry policy at 5 attempts unless the channel allows more.
+      "grpc-node.retry_max_attempts_limit": maxAttempts,
       ...options.clientOptions,
     };
-    this.decision = new DecisionServiceClient(options.decision ?? "127.0.0.1:50051", creds, clientOptions);
-    this.feedback = new FeedbackServiceClient(options.feedback ?? "127.0.0.1:50052", creds, clientOptions);
-    this.trainer = new TrainerServiceClient(options.trainer ?? "127.0.0.1:50053", creds, clientOptions);
+    const decision = options.decision ?? "127.0.0.1:50051";
+    const feedback = options.feedback ?? "127.0.0.1:50052";
+    const trainer = options.trainer ?? "127.0.0.1:50053";
+    this.decision = new DecisionServiceClient(decision, creds, clientOptions);
+    this.feedback = new FeedbackServiceClient(feedback, creds, clientOptions);
+    this.trainer = new TrainerServiceClient(trainer, creds, clientOptions);
+    this.targets = new Map<Client, CallTarget>([
+      [this.decision, { service: "Decision", address: decision }],
+      [this.feedback, { service: "Feedback", address: feedback }],
+      [this.trainer, { service: "Trainer", address: trainer }],
+    ]);
   }
 
   private call<Req, Res>(client: Client, method: Unary<Req, Res>, request: Req, options?: CallOptions): Promise<Res> {
@@ -206,7 +223,7 @@ export class LooperClient {
       }
       const call = method.call(client, request, metadata, { deadline }, (error, response) => {
         options?.signal?.removeEventListener("abort", cancel);
-        if (error) reject(fromServiceError(error));
+        if (error) reject(fromServiceError(error, this.targets.get(client)));
         else resolve(response);
       });
       const cancel = () => call.cancel();

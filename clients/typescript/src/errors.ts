@@ -8,22 +8,33 @@ export interface FieldViolation {
   description: string;
 }
 
+/** The service a call went to, as errors name it, and the address the client was given. */
+export interface CallTarget {
+  service: "Decision" | "Feedback" | "Trainer";
+  address: string;
+}
+
 /**
  * A failed Looper call: the gRPC status code, the server's message and, for
  * INVALID_ARGUMENT, the field violations decoded from the grpc-status-details-bin trailer.
+ * An UNAVAILABLE one names the service and the address it tried.
  * Test the kind with `instanceof InvalidArgumentError` (and friends) or by `code`.
  */
 export class LooperError extends Error {
   readonly code: status;
   readonly violations: FieldViolation[];
   readonly metadata?: Metadata;
+  readonly target?: CallTarget;
 
-  constructor(code: status, message: string, violations: FieldViolation[] = [], metadata?: Metadata) {
-    super(`${status[code] ?? code}: ${message}`);
+  constructor(code: status, message: string, violations: FieldViolation[] = [], metadata?: Metadata, target?: CallTarget) {
+    super(code === status.UNAVAILABLE && target
+      ? `${target.service} service at ${target.address} is unavailable: ${message}`
+      : `${status[code] ?? code}: ${message}`);
     this.name = new.target.name;
     this.code = code;
     this.violations = violations;
     this.metadata = metadata;
+    this.target = target;
   }
 
   /** The violation of one field, if there is one. */
@@ -75,11 +86,11 @@ export function fieldViolations(metadata: Metadata | undefined): FieldViolation[
   return violations;
 }
 
-/** Maps a gRPC error to its typed LooperError. */
-export function fromServiceError(error: unknown): LooperError | unknown {
+/** Maps a gRPC error (of a call to `target`, when given) to its typed LooperError. */
+export function fromServiceError(error: unknown, target?: CallTarget): LooperError | unknown {
   if (error instanceof LooperError) return error;
   const e = error as Partial<ServiceError>;
   if (typeof e?.code !== "number") return error;
   const Kind = BY_CODE[e.code as status] ?? LooperError;
-  return new Kind(e.code, e.details ?? e.message ?? "", fieldViolations(e.metadata), e.metadata);
+  return new Kind(e.code, e.details ?? e.message ?? "", fieldViolations(e.metadata), e.metadata, target);
 }

@@ -23,6 +23,7 @@ export {
   UnavailableError,
   fieldViolations,
   fromServiceError,
+  type CallTarget,
   type FieldViolation,
 } from "./errors.js";
 export { traceMetadata } from "./tracing.js";

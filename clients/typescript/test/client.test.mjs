@@ -1,5 +1,6 @@
 // The SDK against an in-process fake of the services that records what it receives.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, beforeEach, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { ROOT_CONTEXT, TraceFlags, context, trace } from "@opentelemetry/api";
@@ -94,6 +95,37 @@ test("retries UNAVAILABLE with the same event id", async () => {
   assert.equal(seen.eventIds.length, 3, "attempts");
   assert.ok(seen.eventIds[0].length > 0);
   assert.equal(new Set(seen.eventIds).size, 1, `one event id across retries: ${seen.eventIds}`);
+});
+
+test("maxAttempts may exceed grpc-js's default cap of 5", async () => {
+  seen.unavailable = 5;
+  const c = client({ maxAttempts: 6 });
+  try {
+    assert.equal(await c.logFeedback({ useCase: "u", decisionId: "d", outcome: "clicked" }), true);
+  } finally { c.close(); }
+  assert.equal(seen.eventIds.length, 6, "attempts");
+});
+
+test("UNAVAILABLE names the service and the address it tried", async () => {
+  const closed = net.createServer();
+  await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const target = `127.0.0.1:${closed.address().port}`;
+  await new Promise((resolve) => closed.close(resolve)); // free now: nothing listens there
+  const c = new LooperClient({ decision: target, feedback: target, maxAttempts: 1 });
+  try {
+    await assert.rejects(c.decide({ useCase: "u", decisionId: "d", subject: {} }), (error) => {
+      assert.ok(error instanceof UnavailableError && error instanceof LooperError, String(error));
+      assert.equal(error.code, grpc.status.UNAVAILABLE);
+      assert.ok(error.message.startsWith(`Decision service at ${target} is unavailable: `), error.message);
+      return true;
+    });
+    await assert.rejects(c.logFeedback({ useCase: "u", decisionId: "d", outcome: "clicked" }), (error) => {
+      assert.ok(error instanceof UnavailableError, String(error));
+      assert.ok(error.message.startsWith(`Feedback service at ${target} is unavailable: `), error.message);
+      assert.deepEqual(error.target, { service: "Feedback", address: target });
+      return true;
+    });
+  } finally { c.close(); }
 });
 
 test("gives up after maxAttempts with a typed error", async () => {

@@ -1,51 +1,69 @@
-// Command quickstart asks Looper for a decision and reports its outcome.
+// Command quickstart asks Looper whether to send a notification and reports that it was
+// opened. Start the services and apply the notification_send blueprint (see the top-level
+// README), then, from clients/go:
 //
-//	go run ./examples/quickstart -use-case notification_send -decision 127.0.0.1:50051 -feedback 127.0.0.1:50052
+//	go run ./examples/quickstart
+//
+// LOOPER_DECISION_ADDR and LOOPER_FEEDBACK_ADDR override the services' default addresses.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/looper-ml/looper/clients/go/looper"
 )
 
 func main() {
-	useCase := flag.String("use-case", "notification_send", "the use case (blueprint name)")
-	decisionAddr := flag.String("decision", "127.0.0.1:50051", "DecisionService address")
-	feedbackAddr := flag.String("feedback", "127.0.0.1:50052", "FeedbackService address")
-	user := flag.String("user", "42", "the user_id to decide for")
-	flag.Parse()
-
-	client, err := looper.New(looper.WithDecisionAddr(*decisionAddr), looper.WithFeedbackAddr(*feedbackAddr),
-		looper.WithTimeout(2*time.Second))
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	// One client for the whole program: it keeps a connection per service.
+	client, err := looper.New(
+		looper.WithDecisionAddr(envOr("LOOPER_DECISION_ADDR", "127.0.0.1:50051")),
+		looper.WithFeedbackAddr(envOr("LOOPER_FEEDBACK_ADDR", "127.0.0.1:50052")),
+		looper.WithTimeout(2*time.Second), // each call's deadline; add looper.WithTLS(nil) for TLS
+	)
+	if err != nil {
+		return err
 	}
 	defer client.Close()
 
-	ctx := context.Background()
-	decisionID := looper.NewID() // yours: the idempotency key and what feedback refers to
+	decisionID := looper.NewID() // yours: the idempotency key that feedback refers to
 	decision, err := client.Decide(ctx, looper.DecideRequest{
-		UseCase: *useCase, DecisionID: decisionID, Subject: map[string]string{"user_id": *user},
-		Context: looper.Features{"hour_of_day": time.Now().Hour(), "platform": "ios"},
+		UseCase:    "notification_send",
+		DecisionID: decisionID,
+		Subject:    map[string]string{"user_id": "42"},
+		Context:    looper.Features{"hour_of_day": time.Now().Hour(), "platform": "ios"},
 	})
-	if e, ok := looper.AsError(err); ok {
-		log.Fatalf("decide failed: %v (violations: %+v)", e, e.Violations)
+	if errors.Is(err, looper.ErrInvalidArgument) {
+		e, _ := looper.AsError(err)
+		return fmt.Errorf("bad request %v: %w", e.Violations, err)
 	} else if err != nil {
-		log.Fatal(err)
+		return err // e.g. looper.ErrUnavailable: the message names the service and its address
 	}
-	fmt.Printf("decision %s: action=%s score=%.3f model=%q\n", decisionID, decision.GetAction(),
-		decision.GetScore(), decision.GetModelVersion())
+	fmt.Printf("decision %s: action=%s\n", decisionID, decision.GetAction())
 
-	if decision.GetAction() == "true" { // we sent it, and the user opened it
-		if _, err := client.LogFeedback(ctx, looper.Outcome{UseCase: *useCase, DecisionID: decisionID,
+	if decision.GetAction() == "true" { // we sent the notification; later, the user opened it
+		if _, err := client.LogFeedback(ctx, looper.Outcome{UseCase: "notification_send", DecisionID: decisionID,
 			Outcome: "opened", Value: 1}); err != nil {
-			log.Fatal(err)
+			return err
 		}
 		fmt.Println("feedback logged")
 	}
+	return nil
+}
+
+func envOr(name, fallback string) string {
+	if value := os.Getenv(name); value != "" {
+		return value
+	}
+	return fallback
 }

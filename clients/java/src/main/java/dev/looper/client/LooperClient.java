@@ -45,13 +45,17 @@ import java.util.function.Function;
  * service and is thread-safe. Every call has a deadline, is retried with backoff on
  * UNAVAILABLE (safe: each request carries its idempotency id), carries the current
  * OpenTelemetry trace as W3C traceparent when the OpenTelemetry API is present, and fails
- * with a typed {@link LooperException}.
+ * with a typed {@link LooperException}; one for a service that cannot be reached names the
+ * service and its target.
  *
  * <p>Each call comes in two forms: {@code xAsync} returns a {@link CompletableFuture} that
  * completes exceptionally with a {@link LooperException}; {@code x} blocks and throws it.
  */
 public final class LooperClient implements AutoCloseable {
   private final Duration timeout;
+  private final String decisionTarget;
+  private final String feedbackTarget;
+  private final String trainerTarget;
   private final List<ManagedChannel> channels = new ArrayList<>();
   private final DecisionServiceGrpc.DecisionServiceFutureStub decision;
   private final FeedbackServiceGrpc.FeedbackServiceFutureStub feedback;
@@ -59,6 +63,9 @@ public final class LooperClient implements AutoCloseable {
 
   private LooperClient(Builder b) {
     this.timeout = b.timeout;
+    this.decisionTarget = b.decisionTarget;
+    this.feedbackTarget = b.feedbackTarget;
+    this.trainerTarget = b.trainerTarget;
     decision = DecisionServiceGrpc.newFutureStub(channel(b, b.decisionTarget));
     feedback = FeedbackServiceGrpc.newFutureStub(channel(b, b.feedbackTarget));
     trainer = TrainerServiceGrpc.newFutureStub(channel(b, b.trainerTarget));
@@ -72,7 +79,8 @@ public final class LooperClient implements AutoCloseable {
     ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, b.credentials)
         .defaultServiceConfig(retryServiceConfig(b.maxAttempts));
     if (b.maxAttempts > 1) {
-      builder.enableRetry();
+      // gRPC caps a retry policy at 5 attempts unless the channel allows more.
+      builder.enableRetry().maxRetryAttempts(b.maxAttempts);
     } else {
       builder.disableRetry();
     }
@@ -105,7 +113,8 @@ public final class LooperClient implements AutoCloseable {
     return stub.withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
 
-  private static <T, R> CompletableFuture<R> adapt(ListenableFuture<T> future, Function<T, R> map) {
+  private static <T, R> CompletableFuture<R> adapt(
+      ListenableFuture<T> future, Function<T, R> map, String service, String target) {
     CompletableFuture<R> out = new CompletableFuture<>() {
       @Override
       public boolean cancel(boolean mayInterruptIfRunning) {
@@ -125,7 +134,7 @@ public final class LooperClient implements AutoCloseable {
 
       @Override
       public void onFailure(Throwable error) {
-        out.completeExceptionally(LooperException.from(error));
+        out.completeExceptionally(LooperException.from(error, service, target));
       }
     }, MoreExecutors.directExecutor());
     return out;
@@ -143,7 +152,7 @@ public final class LooperClient implements AutoCloseable {
 
   /** Makes one decision; the whole response tells whether it was replayed. */
   public CompletableFuture<DecideResponse> decideAsync(DecideRequest request) {
-    return adapt(deadline(decision).decide(request), r -> r);
+    return adapt(deadline(decision).decide(request), r -> r, "Decision", decisionTarget);
   }
 
   /** Makes one decision (blocking); build the request with {@link Requests#decide}. */
@@ -154,7 +163,7 @@ public final class LooperClient implements AutoCloseable {
   /** Makes many decisions in one call; each result holds a response or an error. */
   public CompletableFuture<List<DecideBatchResult>> decideBatchAsync(List<DecideRequest> requests) {
     return adapt(deadline(decision).decideBatch(DecideBatchRequest.newBuilder().addAllRequests(requests).build()),
-        r -> r.getResultsList());
+        r -> r.getResultsList(), "Decision", decisionTarget);
   }
 
   public List<DecideBatchResult> decideBatch(List<DecideRequest> requests) {
@@ -164,7 +173,8 @@ public final class LooperClient implements AutoCloseable {
   /** Reads back a logged decision with the features it used. */
   public CompletableFuture<GetDecisionResponse> getDecisionAsync(String useCase, String decisionId) {
     return adapt(deadline(decision).getDecision(
-        GetDecisionRequest.newBuilder().setUseCase(useCase).setDecisionId(decisionId).build()), r -> r);
+        GetDecisionRequest.newBuilder().setUseCase(useCase).setDecisionId(decisionId).build()), r -> r,
+        "Decision", decisionTarget);
   }
 
   public GetDecisionResponse getDecision(String useCase, String decisionId) {
@@ -176,7 +186,7 @@ public final class LooperClient implements AutoCloseable {
   /** Logs an outcome; completes with false when its event id had been logged before. */
   public CompletableFuture<Boolean> logFeedbackAsync(OutcomeEvent event) {
     return adapt(deadline(feedback).logFeedback(LogFeedbackRequest.newBuilder().setEvent(event).build()),
-        r -> r.getStatus() == FeedbackStatus.FEEDBACK_STATUS_ACCEPTED);
+        r -> r.getStatus() == FeedbackStatus.FEEDBACK_STATUS_ACCEPTED, "Feedback", feedbackTarget);
   }
 
   /** Logs an outcome (blocking); build the event with {@link Requests#outcome}. */
@@ -187,7 +197,8 @@ public final class LooperClient implements AutoCloseable {
   /** Logs many outcomes in one call; one accepted flag per event. */
   public CompletableFuture<List<Boolean>> logFeedbackBatchAsync(List<OutcomeEvent> events) {
     return adapt(deadline(feedback).logFeedbackBatch(LogFeedbackBatchRequest.newBuilder().addAllEvents(events).build()),
-        r -> r.getStatusesList().stream().map(s -> s == FeedbackStatus.FEEDBACK_STATUS_ACCEPTED).toList());
+        r -> r.getStatusesList().stream().map(s -> s == FeedbackStatus.FEEDBACK_STATUS_ACCEPTED).toList(),
+        "Feedback", feedbackTarget);
   }
 
   public List<Boolean> logFeedbackBatch(List<OutcomeEvent> events) {
@@ -197,7 +208,8 @@ public final class LooperClient implements AutoCloseable {
   /** Reads the label joined for a decision so far. */
   public CompletableFuture<GetLabelResponse> getLabelAsync(String useCase, String decisionId) {
     return adapt(deadline(feedback).getLabel(
-        GetLabelRequest.newBuilder().setUseCase(useCase).setDecisionId(decisionId).build()), r -> r);
+        GetLabelRequest.newBuilder().setUseCase(useCase).setDecisionId(decisionId).build()), r -> r,
+        "Feedback", feedbackTarget);
   }
 
   public GetLabelResponse getLabel(String useCase, String decisionId) {
@@ -209,7 +221,7 @@ public final class LooperClient implements AutoCloseable {
   /** Applies a blueprint YAML document. */
   public CompletableFuture<ApplyBlueprintResponse> applyBlueprintAsync(String specYaml) {
     return adapt(deadline(trainer).applyBlueprint(ApplyBlueprintRequest.newBuilder().setSpecYaml(specYaml).build()),
-        r -> r);
+        r -> r, "Trainer", trainerTarget);
   }
 
   @Override
@@ -264,7 +276,12 @@ public final class LooperClient implements AutoCloseable {
       return this;
     }
 
-    /** Attempts per call on UNAVAILABLE (default 4; 1 disables retries). */
+    /**
+     * Attempts per call on UNAVAILABLE (default 4; 1 disables retries). The waits between
+     * attempts grow from 50ms to 1s (jittered) and no attempt outlives the call's deadline, so
+     * this is the retry budget: the default rides out a blip of well under a second; riding out
+     * a service restart, which takes seconds, needs more attempts and a timeout to match.
+     */
     public Builder maxAttempts(int maxAttempts) {
       if (maxAttempts < 1) {
         throw new IllegalArgumentException("maxAttempts must be at least 1");

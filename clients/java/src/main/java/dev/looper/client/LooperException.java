@@ -21,7 +21,11 @@ public class LooperException extends RuntimeException {
   private final List<FieldViolation> violations;
 
   public LooperException(Status.Code code, String message, List<FieldViolation> violations, Throwable cause) {
-    super(code + ": " + message, cause);
+    this(code, violations, cause, code + ": " + message);
+  }
+
+  private LooperException(Status.Code code, List<FieldViolation> violations, Throwable cause, String fullMessage) {
+    super(fullMessage, cause);
     this.code = code;
     this.violations = List.copyOf(violations);
   }
@@ -69,10 +73,14 @@ public class LooperException extends RuntimeException {
     }
   }
 
-  /** The service could not be reached, even after retries. */
+  /** The service could not be reached, even after retries; the message names it and its target. */
   public static final class UnavailableException extends LooperException {
     UnavailableException(String m, List<FieldViolation> v, Throwable c) {
       super(Status.Code.UNAVAILABLE, m, v, c);
+    }
+
+    UnavailableException(String service, String target, String m, List<FieldViolation> v, Throwable c) {
+      super(Status.Code.UNAVAILABLE, v, c, service + " service at " + target + " is unavailable: " + m);
     }
   }
 
@@ -85,6 +93,14 @@ public class LooperException extends RuntimeException {
 
   /** Maps any failure of a call to its typed LooperException. */
   public static LooperException from(Throwable error) {
+    return from(error, null, null);
+  }
+
+  /**
+   * Maps a failure of a call to {@code service} (e.g. "Decision") at {@code target} to its
+   * typed LooperException; an UNAVAILABLE one names the service and the target.
+   */
+  public static LooperException from(Throwable error, String service, String target) {
     while ((error instanceof CompletionException || error instanceof ExecutionException) && error.getCause() != null) {
       error = error.getCause();
     }
@@ -113,9 +129,19 @@ public class LooperException extends RuntimeException {
       case NOT_FOUND -> new NotFoundException(message, violations, error);
       case FAILED_PRECONDITION -> new FailedPreconditionException(message, violations, error);
       case RESOURCE_EXHAUSTED -> new ResourceExhaustedException(message, violations, error);
-      case UNAVAILABLE -> new UnavailableException(message, violations, error);
+      case UNAVAILABLE -> service == null ? new UnavailableException(message, violations, error)
+          : new UnavailableException(service, target, unavailableReason(message, error), violations, error);
       case DEADLINE_EXCEEDED -> new DeadlineExceededException(message, violations, error);
       default -> new LooperException(status.getCode(), message, violations, error);
     };
+  }
+
+  /** gRPC-Java says only "io exception" when a connection fails; its cause says why. */
+  private static String unavailableReason(String message, Throwable error) {
+    Throwable cause = error.getCause();
+    if (cause != null && cause.getMessage() != null && !message.contains(cause.getMessage())) {
+      return message + " (" + cause.getMessage() + ")";
+    }
+    return message;
   }
 }

@@ -35,6 +35,8 @@ import io.opentelemetry.api.trace.SpanContext;
 import io.opentelemetry.api.trace.TraceFlags;
 import io.opentelemetry.api.trace.TraceState;
 import io.opentelemetry.context.Scope;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -147,6 +149,36 @@ class ClientTest {
     assertEquals(3, eventIds.size(), "attempts");
     assertFalse(eventIds.get(0).isEmpty());
     assertEquals(1, eventIds.stream().distinct().count(), "one event id across retries: " + eventIds);
+  }
+
+  @Test
+  void maxAttemptsMayExceedGrpcsDefaultCapOfFive() {
+    unavailable.set(5);
+    try (LooperClient client = client(6, Duration.ofSeconds(10))) {
+      assertTrue(client.logFeedback(Requests.outcome("u", "d", "clicked").build()));
+    }
+    assertEquals(6, eventIds.size(), "attempts");
+  }
+
+  @Test
+  void unavailableNamesTheServiceAndItsTarget() throws Exception {
+    String target;
+    try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      target = "127.0.0.1:" + socket.getLocalPort(); // free now; nothing listens once it is closed
+    }
+    try (LooperClient client = LooperClient.builder().decisionTarget(target).feedbackTarget(target)
+        .maxAttempts(1).build()) {
+      LooperException.UnavailableException decide = assertThrows(LooperException.UnavailableException.class,
+          () -> client.decide(Requests.decide("u", "d").build()));
+      assertTrue(decide.getMessage().startsWith("Decision service at " + target + " is unavailable: "),
+          decide.getMessage());
+      assertEquals(Status.Code.UNAVAILABLE, decide.code());
+      ExecutionException feedback = assertThrows(ExecutionException.class,
+          () -> client.logFeedbackAsync(Requests.outcome("u", "d", "clicked").build()).get());
+      assertInstanceOf(LooperException.UnavailableException.class, feedback.getCause());
+      assertTrue(feedback.getCause().getMessage().startsWith("Feedback service at " + target + " is unavailable: "),
+          feedback.getCause().getMessage());
+    }
   }
 
   @Test
