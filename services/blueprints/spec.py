@@ -430,14 +430,14 @@ def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
 
 def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:
     """Feature and entity names become columns beside Looper's own: they must not take one."""
-    from services.labels.training_table import RESERVED_COLUMNS
+    from services.labels.training_table import RESERVED_COLUMNS, RESERVED_PREFIXES
 
     problems = []
     for section, names in (("entities", bp.entities), ("features.context", bp.features.context),
                            ("features.candidate", bp.features.candidate)):
         for i, name in enumerate(names):
             at = f"{section}[{i}]" if section == "entities" else f"{section}.{name}"
-            if name in RESERVED_COLUMNS:
+            if name in RESERVED_COLUMNS or name.startswith(RESERVED_PREFIXES):
                 problems.append(FieldViolation(at, f"{name!r} is a column Looper keeps itself; choose another name"))
             elif section != "entities" and name in bp.entities:
                 problems.append(FieldViolation(at, f"{name!r} is also an entity of the use case"))

@@ -147,7 +147,7 @@ class Decider:
             with tracer.start_as_current_span("looper.inference", attributes={
                     telemetry.MODEL_VERSION: model.version, "looper.rows": len(rows)}):
                 try:
-                    scores = model.score(rows)
+                    scores = predictions(blueprint, model, rows)
                 except Exception:  # a broken model must not fail the product: fall back
                     log.exception("model %s failed to score; using the default decision", model.version)
                     model, reason = None, DefaultReason.MODEL_UNAVAILABLE
@@ -156,13 +156,14 @@ class Decider:
                       default_reason=reason, decide_time=self.clock(), subject=dict(command.subject),
                       features=features, context=dict(command.context), traceparent=current_traceparent())
         if blueprint.decision_type == DecisionType.REGRESSION:
-            value = scores[0] if scores is not None else float(blueprint.default_decision)
+            value = scores[blueprint.primary_label.outcome][0] if scores else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
         with tracer.start_as_current_span("looper.policy"):
             choice = choose(blueprint, command.decision_id, actions, scores,
                             [dict(c.features) for c in command.candidates] if command.candidates else None)
         return DecisionRecord(action=choice.action, score=choice.score, propensity=choice.propensity,
-                              is_exploration=choice.is_exploration, ranking=choice.ranking, **common)
+                              is_exploration=choice.is_exploration, ranking=choice.ranking,
+                              predictions=choice.predictions, **common)
 
     def _model(self, blueprint: Blueprint) -> tuple[ScoringModel | None, DefaultReason]:
         if self.blueprints.is_paused(blueprint.name):
@@ -178,6 +179,21 @@ class Decider:
         attributes = {telemetry.USE_CASE: record.use_case, "looper.result": result}
         self.telemetry.decisions.add(1, attributes)
         self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
+
+
+def predictions(blueprint: Blueprint, model: ScoringModel, rows: list[dict]) -> dict[str, list[float]]:
+    """Per outcome the blueprint weighs, the model's predictions for the rows. A model that
+    predicts only one label (or predates naming it) predicts the primary one; a model that
+    lacks an outcome the blueprint now weighs cannot serve it (the blueprint gained a label
+    since it was trained): that raises, and the decision falls back to the default."""
+    predict = getattr(model, "predict", None)
+    predicted = predict(rows) if predict else {blueprint.primary_label.outcome: model.score(rows)}
+    if len(predicted) == 1 and blueprint.primary_label.outcome not in predicted:
+        predicted = {blueprint.primary_label.outcome: next(iter(predicted.values()))}
+    missing = set(blueprint.weights) - set(predicted)
+    if missing:
+        raise LookupError(f"model {model.version} predicts no {sorted(missing)}; it predates the blueprint")
+    return {outcome: predicted[outcome] for outcome in blueprint.weights}
 
 
 def decision_attributes(record: DecisionRecord) -> dict:

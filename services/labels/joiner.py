@@ -134,7 +134,7 @@ class LabelJoiner:
                 self.decisions.advance(position)
                 try:
                     blueprint = self._blueprint(record.use_case, record.blueprint_version)
-                    end = record.decide_time + blueprint.label.window
+                    end = record.decide_time + blueprint.longest_window
                 except Exception:  # noqa: BLE001 - one use case's bad data never stops the others
                     log.exception("decision %s of %s cannot be joined; skipped", record.decision_id, record.use_case)
                     self.skipped[record.use_case] += 1
@@ -245,14 +245,11 @@ class LabelJoiner:
     def _write_labels(self, use_case: str, due: list[tuple]) -> int:
         labeled, updates = [], []
         for _, decision_id, version, record_json in due:
-            spec = self._blueprint(use_case, version).label
-            outcomes = self._db.execute(
-                "SELECT event_time, value FROM outcomes WHERE use_case = ? AND decision_id = ? "
-                "AND status = ? AND outcome = ?",
-                (use_case, decision_id, OutcomeStatus.ATTRIBUTED.value, spec.outcome)).fetchall()
-            label = aggregate(spec.aggregation, outcomes, spec.missing_value)
-            labeled.append(LabeledDecision(DecisionRecord.from_dict(json.loads(record_json)), label, len(outcomes)))
-            updates.append((label, len(outcomes), use_case, decision_id))
+            record = DecisionRecord.from_dict(json.loads(record_json))
+            values = self._label_values(use_case, decision_id, self._blueprint(use_case, version), record)
+            labeled.append(LabeledDecision(record, values))
+            primary = next(iter(values.values()))
+            updates.append((primary[0], primary[1], use_case, decision_id))
         with self.tracer.start_as_current_span("looper.label_join", attributes={
                 "looper.use_case": use_case, "looper.labels": len(updates)}):
             self.training_table.append(use_case, labeled)  # before marking: a crash re-writes, never loses
@@ -261,6 +258,20 @@ class LabelJoiner:
                 self._db.executemany("UPDATE decisions SET joined = 1, label = ?, outcome_count = ? "
                                      "WHERE use_case = ? AND decision_id = ?", updates)
         return len(updates)
+
+    def _label_values(self, use_case: str, decision_id: str, blueprint: Blueprint,
+                      record: DecisionRecord) -> dict[str, tuple[float, int]]:
+        """Each label's value and outcome count, the primary label first: the outcomes
+        attributed to the decision that happened within that label's own window."""
+        rows = self._db.execute(
+            "SELECT outcome, event_time, value FROM outcomes WHERE use_case = ? AND decision_id = ? AND status = ?",
+            (use_case, decision_id, OutcomeStatus.ATTRIBUTED.value)).fetchall()
+        values = {}
+        for spec in blueprint.all_labels:
+            end = (record.decide_time + spec.window).timestamp()
+            outcomes = [(t, v) for outcome, t, v in rows if outcome == spec.outcome and t <= end]
+            values[spec.outcome] = (aggregate(spec.aggregation, outcomes, spec.missing_value), len(outcomes))
+        return values
 
     def label(self, use_case: str, decision_id: str) -> Label:
         """The decision's label: the written one once its window closed, else the label that
@@ -274,7 +285,7 @@ class LabelJoiner:
             if row is None:
                 raise NotFound(f"decision {decision_id!r} of use case {use_case!r} is not in the decision log")
             joined, value, count, window_end, version = row
-            spec = self._blueprint(use_case, version).label
+            spec = self._blueprint(use_case, version).primary_label
             if not joined:
                 so_far = self._db.execute(
                     "SELECT event_time, value FROM outcomes WHERE use_case = ? AND decision_id = ? "

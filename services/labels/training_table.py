@@ -27,24 +27,38 @@ DECISION_COLUMNS = ("decision_id", "event_timestamp", "action", "propensity", "i
 LABEL_COLUMNS = ("label", "outcome_count")
 # Names a blueprint's entities and features may not take (they would overwrite these).
 RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
+RESERVED_PREFIXES = ("label__", "outcome_count__")
+
+
+def label_column(outcome: str) -> str:
+    """The column of one label's value: ``label__<outcome>``."""
+    return f"label__{outcome}"
+
+
+def count_column(outcome: str) -> str:
+    return f"outcome_count__{outcome}"
 
 
 @dataclass(frozen=True)
 class LabeledDecision:
-    """A decision and its label: one row of the training table."""
+    """A decision and its labels (value and outcome count per outcome, the primary label
+    first): one row of the training table. ``label``/``outcome_count`` repeat the primary's."""
 
     decision: DecisionRecord
-    label: float
-    outcome_count: int
+    labels: dict[str, tuple[float, int]]
 
     def row(self) -> dict:
         d = self.decision
-        return {
+        primary_value, primary_count = next(iter(self.labels.values()))
+        row = {
             "decision_id": d.decision_id, "event_timestamp": d.decide_time, **d.subject, "action": d.action,
             "propensity": d.propensity, "is_default": d.is_default, "is_exploration": d.is_exploration,
             "model_version": d.model_version, "blueprint_version": d.blueprint_version, "arm": d.arm,
-            **d.features, "label": self.label, "outcome_count": self.outcome_count,
+            **d.features, "label": primary_value, "outcome_count": primary_count,
         }
+        for outcome, (value, count) in self.labels.items():
+            row[label_column(outcome)], row[count_column(outcome)] = value, count
+        return row
 
 
 class TrainingTable:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -49,7 +50,8 @@ class ModelMeta:
     kind: ModelKind
     feature_columns: list[str]
     categorical_columns: list[str]
-    label: str = ""  # the outcome whose label the model predicts
+    label: str = ""  # the outcome whose label the model predicts (the primary one)
+    other_labels: dict[str, ModelKind] = field(default_factory=dict)  # more outcomes, each its own artifact
     metrics: dict[str, float] = field(default_factory=dict)
     data_start_time: str = ""
     data_end_time: str = ""
@@ -60,13 +62,30 @@ class ModelMeta:
     def input(self) -> ModelInput:
         return ModelInput.from_meta(asdict(self))
 
+    @property
+    def labels(self) -> dict[str, ModelKind]:
+        """Every outcome the version predicts, the primary first, with what it predicts."""
+        return {self.label: self.kind, **self.other_labels}
+
+    def predicts(self, outcomes, primary: str) -> bool:
+        """Whether the version predicts every one of ``outcomes`` (a version that predates
+        naming its label predicts ``primary``, the blueprint's primary outcome)."""
+        return set(outcomes) <= {outcome or primary for outcome in self.labels}
+
     def to_json(self) -> bytes:
-        return json.dumps({**asdict(self), "kind": self.kind.value}, indent=1).encode()
+        return json.dumps({**asdict(self), "kind": self.kind.value,
+                           "other_labels": {o: k.value for o, k in self.other_labels.items()}}, indent=1).encode()
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMeta":
         data = json.loads(text)
-        return cls(**{**data, "kind": ModelKind(data["kind"])})
+        return cls(**{**data, "kind": ModelKind(data["kind"]),
+                      "other_labels": {o: ModelKind(k) for o, k in data.get("other_labels", {}).items()}})
+
+
+def artifact_name(meta: ModelMeta, outcome: str) -> str:
+    """The file of one label's model: ``model.cbm`` for the primary, ``model.<outcome>.cbm``."""
+    return "model.cbm" if outcome == meta.label else f"model.{outcome}.cbm"
 
 
 def check_version(version: str, field_name: str = "model_version") -> str:
@@ -80,9 +99,11 @@ class ModelRegistry:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def register(self, meta_fields: dict, save_model: Callable[[Path], None]) -> ModelMeta:
-        """Allocates the next version, lets ``save_model(path)`` write the artifact, then
-        writes meta.json last (a version without meta.json is incomplete and ignored)."""
+    def register(self, meta_fields: dict, save_model: Callable[[Path], None],
+                 other_artifacts: dict[str, Path] | None = None) -> ModelMeta:
+        """Allocates the next version, lets ``save_model(path)`` write the primary label's
+        artifact, copies the other labels' (``other_artifacts``: outcome -> file), then writes
+        meta.json last (a version without meta.json is incomplete and ignored)."""
         folder = self.root / meta_fields["use_case"]
         folder.mkdir(exist_ok=True)
         number = len(self._version_dirs(folder)) + 1
@@ -95,6 +116,8 @@ class ModelRegistry:
                 number += 1
         save_model(folder / version / "model.cbm")
         meta = ModelMeta(version=version, **meta_fields)
+        for outcome, source in (other_artifacts or {}).items():
+            shutil.copyfile(source, folder / version / artifact_name(meta, outcome))
         write_file_durably(folder / version / "meta.json", meta.to_json())
         return meta
 
@@ -116,8 +139,12 @@ class ModelRegistry:
         dirs = self._version_dirs(folder) if folder.exists() else []
         return [d.name for d in reversed(dirs) if (d / "meta.json").exists()]
 
-    def artifact(self, use_case: str, version: str) -> Path:
-        return self.root / use_case / check_version(version) / "model.cbm"
+    def artifact(self, use_case: str, version: str, outcome: str = "") -> Path:
+        """A label's model file (the primary label's by default)."""
+        folder = self.root / use_case / check_version(version)
+        if not outcome:
+            return folder / "model.cbm"
+        return folder / artifact_name(self.get(use_case, version), outcome)
 
     # --- deployment ----------------------------------------------------------------------
     def live_version(self, use_case: str) -> str | None:

@@ -30,7 +30,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     telemetry = telemetry_for("looper-trainer")
     features = feature_store(settings, data)
     runner = TrainingRunner(blueprints, runs, TrainingPipeline(table, registry, features, telemetry), telemetry)
-    scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval)
+    scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval, registry=registry)
     jobs = [
         PeriodicJob("retraining", settings.retrain_interval, scheduler.check_all).start(),
         PeriodicJob("runs-and-models-retention", settings.retention_interval,

@@ -11,17 +11,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from services.blueprints.spec import Blueprint
+from services.blueprints.spec import Blueprint, LabelSpec
 from services.features.store import LooperFeatureStore
 from services.labels.training_table import TrainingTable
-from services.models.registry import ModelKind, ModelMeta, ModelRegistry
+from services.models.registry import ModelKind, ModelMeta, ModelRegistry, artifact_name
 from services.models.runtime import ServingModel
 from services.platform import telemetry as otel
 from services.platform.errors import FailedPrecondition, LooperError
 from services.platform.telemetry import Telemetry
 from services.trainer.evaluation import evaluate
 from services.trainer.runs import RunState, TrainingRun, now_iso
-from services.trainer.training_set import TrainingSet, backfill_features, build_training_set, model_kind
+from services.trainer.training_set import TrainingSet, backfill_features, build_training_set, label_kind, model_kind
 
 MIN_TRAINING_ROWS = 20
 
@@ -42,25 +42,38 @@ class TrainingPipeline:
             dataset = build_training_set(blueprint, backfill_features(self.features, blueprint, table))
             train, holdout = dataset.split()
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
-        with tracer.start_as_current_span("looper.fit"):
-            model = fit(blueprint, train, FitLimit(blueprint.retraining.max_seconds, self.stopping))
+        limit = FitLimit(blueprint.retraining.max_seconds, self.stopping)
+        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(blueprint.all_labels)}):
+            models = {label.outcome: fit_label(blueprint, label, train, limit) for label in blueprint.all_labels}
         with tempfile.TemporaryDirectory() as scratch:
-            artifact = Path(scratch) / "model.cbm"
-            model.save_model(str(artifact))
+            artifacts = {}
+            for outcome, model in models.items():
+                artifacts[outcome] = Path(scratch) / f"{outcome}.cbm"
+                model.save_model(str(artifacts[outcome]))
+            primary = blueprint.primary_label.outcome
             fields = dict(
                 use_case=run.use_case, blueprint_version=blueprint.version, run_id=run.run_id,
-                create_time=now_iso(), kind=model_kind(blueprint), label=blueprint.label.outcome,
+                create_time=now_iso(), kind=model_kind(blueprint), label=primary,
+                other_labels={label.outcome: label_kind(blueprint, label) for label in blueprint.all_labels[1:]},
                 **dataset.input.to_meta(), data_start_time=str(dataset.times.iloc[0]),
                 data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent)
             with tracer.start_as_current_span("looper.evaluate"):
-                candidate = ServingModel(ModelMeta(version="candidate", **fields), artifact)
+                staged = Path(scratch) / "staged"
+                staged.mkdir()
+                candidate_meta = ModelMeta(version="candidate", **fields)
+                for outcome, path in artifacts.items():
+                    shutil.copyfile(path, staged / artifact_name(candidate_meta, outcome))
+                candidate = ServingModel(candidate_meta, staged / "model.cbm")
                 base_rate = float(train.targets.mean())
                 metrics = evaluate(blueprint, candidate, holdout, base_rate)
                 live = self._live_model(run.use_case)
-                live_metrics = evaluate(blueprint, live, _encoded_for(live, holdout), base_rate) if live else {}
+                # A live model that lacks a label the blueprint now weighs cannot serve it: the new one wins.
+                serves = live is not None and live.meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
+                live_metrics = evaluate(blueprint, live, _encoded_for(live, holdout), base_rate) if serves else {}
             with tracer.start_as_current_span("looper.register") as span:
                 meta = self.registry.register({**fields, "metrics": metrics},
-                                              lambda path: shutil.copyfile(artifact, path))
+                                              lambda path: shutil.copyfile(artifacts[primary], path),
+                                              {o: p for o, p in artifacts.items() if o != primary})
                 promoted = force_promote or wins(metrics, live_metrics)
                 if promoted:
                     self.registry.promote(run.use_case, meta.version)
@@ -103,18 +116,26 @@ class FitLimit:
 
 
 def fit(blueprint: Blueprint, train: TrainingSet, limit: FitLimit | None = None):
-    """Fits the blueprint's CatBoost model on the training part, within ``limit``."""
+    """Fits the model of the blueprint's primary label."""
+    return fit_label(blueprint, blueprint.primary_label, train, limit)
+
+
+def fit_label(blueprint: Blueprint, label: LabelSpec, train: TrainingSet, limit: FitLimit | None = None):
+    """Fits one label's CatBoost model on the training part, within ``limit``."""
     from catboost import CatBoostClassifier, CatBoostRegressor
 
     limit = limit or FitLimit(blueprint.retraining.max_seconds)
+    kind = label_kind(blueprint, label)
+    targets = train.targets_of(label.outcome, kind) if train.outcomes else train.targets
     params = {**blueprint.model_params, "verbose": False, "allow_writing_files": False}
-    if model_kind(blueprint) == ModelKind.CLASSIFIER:
-        if len(set(train.targets.tolist())) < 2:
-            raise FailedPrecondition("the training data has only one label class; collect more outcomes")
+    if kind == ModelKind.CLASSIFIER:
+        if len(set(targets.tolist())) < 2:
+            raise FailedPrecondition(f"the training data of label {label.outcome!r} has only one class; "
+                                     "collect more outcomes")
         model = CatBoostClassifier(**params)
     else:
         model = CatBoostRegressor(**params)
-    model.fit(train.features, train.targets, cat_features=train.input.categorical_columns, callbacks=[limit])
+    model.fit(train.features, targets, cat_features=train.input.categorical_columns, callbacks=[limit])
     if limit.reason:
         raise FailedPrecondition(f"training stopped: {limit.reason}")
     return model

@@ -10,6 +10,7 @@ from typing import Callable
 
 from services.blueprints.store import BlueprintStore
 from services.labels.training_table import TrainingTable
+from services.models.registry import ModelRegistry
 from services.trainer.runs import RunState, TrainingRunner, TrainingRunStore, Trigger
 
 log = logging.getLogger("looper.trainer")
@@ -18,8 +19,10 @@ log = logging.getLogger("looper.trainer")
 class RetrainingScheduler:
     def __init__(self, blueprints: BlueprintStore, table: TrainingTable, runs: TrainingRunStore,
                  runner: TrainingRunner, interval_seconds: float = 2.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 registry: ModelRegistry | None = None):
         self.blueprints, self.table, self.runs, self.runner = blueprints, table, runs, runner
+        self.registry = registry
         self.clock = clock
         self.failures: Counter[str] = Counter()
         self.retry_pause = timedelta(seconds=10 * interval_seconds)
@@ -55,7 +58,17 @@ class RetrainingScheduler:
         schedule = blueprint.retraining.schedule
         if schedule and self._since(succeeded[0].end_time) >= schedule and rows > succeeded[0].row_count:
             return Trigger.SCHEDULE
+        if self._live_model_lacks_a_label(use_case, blueprint) and self._since(runs[0].end_time
+                                                                               or runs[0].create_time) >= self.retry_pause:
+            return Trigger.SCHEDULE  # the blueprint gained a label since the live model was trained
         return None
+
+    def _live_model_lacks_a_label(self, use_case: str, blueprint) -> bool:
+        version = self.registry.live_version(use_case) if self.registry else None
+        if not version:
+            return False
+        meta = self.registry.get(use_case, version)
+        return not meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
 
     def _since(self, iso_time: str) -> timedelta:
         if not iso_time:

@@ -8,13 +8,14 @@ are backfilled from Feast by a point-in-time join at each decision's time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from services.blueprints.spec import Blueprint, DecisionType, feast_column
+from services.blueprints.spec import Blueprint, DecisionType, LabelKind, LabelSpec, feast_column
 from services.features.store import LooperFeatureStore
+from services.labels.training_table import label_column
 from services.models.encoding import ACTION_COLUMN, ModelInput
 from services.models.registry import ModelKind
 
@@ -27,11 +28,16 @@ class TrainingSet:
 
     input: ModelInput
     features: pd.DataFrame  # encoded model inputs, one column per input
-    labels: np.ndarray  # the raw label (aggregated outcome)
-    targets: np.ndarray  # what the model fits: 0/1 for classifiers, the label for regression
+    labels: np.ndarray  # the primary label (aggregated outcome)
+    targets: np.ndarray  # what the primary model fits: 0/1 for a probability, the label for a value
     actions: np.ndarray
     propensities: np.ndarray
     times: pd.Series
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict)  # every label's values, the primary first
+
+    def targets_of(self, outcome: str, kind: ModelKind) -> np.ndarray:
+        values = self.outcomes[outcome]
+        return (values > 0).astype(int) if kind == ModelKind.CLASSIFIER else values
 
     def split(self, fraction: float = HOLDOUT_FRACTION) -> tuple["TrainingSet", "TrainingSet"]:
         """The oldest rows for training, the newest for the holdout (time-based)."""
@@ -41,21 +47,42 @@ class TrainingSet:
     def _slice(self, part: slice) -> "TrainingSet":
         return TrainingSet(self.input, self.features.iloc[part].reset_index(drop=True), self.labels[part],
                            self.targets[part], self.actions[part], self.propensities[part],
-                           self.times.iloc[part].reset_index(drop=True))
+                           self.times.iloc[part].reset_index(drop=True),
+                           {outcome: values[part] for outcome, values in self.outcomes.items()})
+
+
+def label_kind(blueprint: Blueprint, label: LabelSpec) -> ModelKind:
+    """A regression use case predicts values; otherwise each label's kind says."""
+    if blueprint.decision_type == DecisionType.REGRESSION or label.model_kind == LabelKind.VALUE:
+        return ModelKind.REGRESSOR
+    return ModelKind.CLASSIFIER
 
 
 def model_kind(blueprint: Blueprint) -> ModelKind:
-    return ModelKind.REGRESSOR if blueprint.decision_type == DecisionType.REGRESSION else ModelKind.CLASSIFIER
+    """The primary label's model kind."""
+    return label_kind(blueprint, blueprint.primary_label)
 
 
 def build_training_set(blueprint: Blueprint, table: pd.DataFrame) -> TrainingSet:
-    """The blueprint's inputs from the table (absent columns are missing values)."""
+    """The blueprint's inputs from the table (absent columns are missing values) and every
+    label's values (a label the rows predate takes its missing value)."""
     model_input = ModelInput.for_table(blueprint, table)
-    labels = table["label"].to_numpy(dtype=float)
+    outcomes = {label.outcome: _label_values(table, label, primary=i == 0)
+                for i, label in enumerate(blueprint.all_labels)}
+    labels = next(iter(outcomes.values()))
     targets = labels if model_kind(blueprint) == ModelKind.REGRESSOR else (labels > 0).astype(int)
     return TrainingSet(model_input, model_input.frame(table), labels, targets,
                        table[ACTION_COLUMN].to_numpy(dtype=object), table["propensity"].to_numpy(dtype=float),
-                       table["event_timestamp"])
+                       table["event_timestamp"], outcomes)
+
+
+def _label_values(table: pd.DataFrame, label: LabelSpec, primary: bool) -> np.ndarray:
+    column = label_column(label.outcome)
+    if column not in table:
+        column = "label" if primary else None  # rows written before labels had their own columns
+    if column is None:
+        return np.full(len(table), label.missing_value, dtype=float)
+    return table[column].fillna(label.missing_value).to_numpy(dtype=float)
 
 
 def backfill_features(features: LooperFeatureStore | None, blueprint: Blueprint, table: pd.DataFrame) -> pd.DataFrame:

@@ -59,7 +59,7 @@ def test_a_feature_the_table_lacks_is_missing_not_an_error():
 
 def test_one_label_class_is_refused_with_a_reason():
     train, _ = build_training_set(BLUEPRINT, table([0.0] * 30)).split()
-    with pytest.raises(FailedPrecondition, match="only one label class"):
+    with pytest.raises(FailedPrecondition, match="has only one class"):
         fit(BLUEPRINT, train)
 
 
