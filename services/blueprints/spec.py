@@ -42,6 +42,7 @@ class DecisionType(enum.IntEnum):
     MULTI_ACTION = 2
     RANKING = 3
     REGRESSION = 4
+    NUMERIC = 5
 
     @property
     def spelling(self) -> str:

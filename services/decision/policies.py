@@ -8,6 +8,7 @@ a replayed request gets the same answer.
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -70,6 +71,8 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     outcome when several), or None to fall back to the blueprint's default decision;
     ``candidate_features`` (ranking) are logged with each candidate. The score shown for an
     action is its primary label's prediction."""
+    if blueprint.decision_type == DecisionType.RANKING:
+        return rank(blueprint, decision_id, actions, scores, candidate_features)
     greedy = greedy_order(blueprint, actions, scores)
     explore_draw, pick_draw = uniform_draws(decision_id)
     rate = blueprint.policy.exploration_rate
@@ -84,6 +87,33 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     return PolicyChoice(action=actions[first], score=float(shown[first]),
                         propensity=propensities[first], is_exploration=explored and first != greedy[0],
                         ranking=ranking, predictions={o: float(p[first]) for o, p in predictions.items()})
+
+
+def rank(blueprint: Blueprint, decision_id: str, items: list[str], scores: Scores | None,
+         candidate_features: list[dict] | None = None) -> PolicyChoice:
+    """Orders the items by expected value (as given without a model). With the exploration
+    rate's probability the whole order is shuffled instead (a uniformly random permutation,
+    drawn from the decision id), so that every slot's propensity is known: an item lands in
+    slot k with probability rate / n, plus (1 - rate) if the greedy order puts it there."""
+    greedy = greedy_order(blueprint, items, scores)
+    explore_draw, _ = uniform_draws(decision_id)
+    rate, n = blueprint.policy.exploration_rate, len(items)
+    order = shuffled(greedy, decision_id) if explore_draw < rate else greedy
+    predictions = predictions_of(blueprint, scores) if scores is not None else {}
+    shown = predictions.get(blueprint.primary_label.outcome, [0.0] * n)
+    extra = candidate_features or [{}] * n
+    ranking = tuple(ScoredCandidate(items[i], float(shown[i]), rate / n + (1 - rate) * (greedy[slot] == i), extra[i])
+                    for slot, i in enumerate(order))
+    first = order[0]
+    return PolicyChoice(action=items[first], score=float(shown[first]), propensity=ranking[0].propensity,
+                        is_exploration=order != greedy, ranking=ranking,
+                        predictions={o: float(p[first]) for o, p in predictions.items()})
+
+
+def shuffled(order: list[int], decision_id: str) -> list[int]:
+    """A uniformly random permutation of ``order``, the same for the same decision id."""
+    digest = hashlib.blake2b(f"{decision_id}:shuffle".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "little")).sample(order, len(order))
 
 
 def _default_order(blueprint: Blueprint, actions: list[str]) -> list[int]:

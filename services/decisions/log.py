@@ -197,6 +197,25 @@ class DecisionLog:
         return DecisionRecord.from_dict(data) if data else None
 
 
+class DecisionLookup:
+    """Read-only lookup of logged decisions by id, for other services (Feedback checks that
+    an outcome names one of its decision's items); it writes nothing."""
+
+    def __init__(self, paths: DecisionPaths):
+        self.paths = paths
+        self._index = IdempotencyIndex(paths.index)
+
+    def find(self, use_case: str, decision_id: str) -> DecisionRecord | None:
+        entry = self._index.get(use_case, decision_id)
+        if entry is None or not entry.done or entry.address is None:
+            return None
+        data = read_record(self.paths.log, entry.address)
+        return DecisionRecord.from_dict(data) if data else None
+
+    def close(self) -> None:
+        self._index.close()
+
+
 class DecisionStream:
     """A consumer's ordered view of the decision log (the label joiner's input)."""
 

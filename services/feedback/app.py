@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from services.blueprints.store import BlueprintStore
-from services.decisions.log import DecisionStream
+from services.decisions.log import DecisionLookup, DecisionStream
 from services.features.personalization import SubjectCounters
 from services.features.store import feature_store
 from services.feedback.server import binding
@@ -33,8 +33,9 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     counters = SubjectCounters(blueprints, feature_store(settings, data), joiner)
     joiner.on_activity = counters.refresh
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
+    lookup = DecisionLookup(data.decisions)
     recorder = OutcomeRecorder(blueprints, data.labels, telemetry, joiner.decision_traceparents, window=window,
-                               segment_seconds=settings.segment_seconds)
+                               segment_seconds=settings.segment_seconds, decisions=lookup.find)
     jobs = [
         PeriodicJob("label-joiner", settings.join_interval, joiner.run_once, final_run=True).start(),
         PeriodicJob("labels-retention", settings.retention_interval,
@@ -52,6 +53,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
             job.stop()
         telemetry.shutdown()  # its last export still reads the joiner's gauges
         joiner.close()
+        lookup.close()
 
     return [binding(recorder, joiner, shutdown, telemetry.server_interceptors())]
 

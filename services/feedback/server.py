@@ -36,7 +36,7 @@ def check_times(messages, field_prefix: str) -> None:
 def to_event(message: feedback_pb2.OutcomeEvent, received: datetime) -> OutcomeEvent:
     return OutcomeEvent(
         event_id=message.event_id, use_case=message.use_case, decision_id=message.decision_id,
-        outcome=message.outcome, value=message.value,
+        outcome=message.outcome, value=message.value, action_id=message.action_id,
         event_time=from_timestamp(message.event_time) if message.HasField("event_time") else received,
         receive_time=received,
     )

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from services.blueprints.spec import Aggregation, Blueprint
+from services.blueprints.spec import Aggregation, Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
 from services.decisions.log import DecisionStream
 from services.decisions.record import DecisionRecord
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
   use_case TEXT NOT NULL, event_id TEXT NOT NULL, decision_id TEXT NOT NULL,
   outcome TEXT NOT NULL, value REAL NOT NULL, event_time REAL NOT NULL,
   status TEXT NOT NULL,  -- an OutcomeStatus
+  action_id TEXT NOT NULL DEFAULT '',  -- the item it concerns (ranking), or ''
   PRIMARY KEY (use_case, event_id));
 CREATE INDEX IF NOT EXISTS outcomes_by_decision ON outcomes (use_case, decision_id);
 """
@@ -114,6 +115,7 @@ class LabelJoiner:
         self._db = sqlite3.connect(state, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        _add_missing_columns(self._db)
         self._reader = sqlite3.connect(state, check_same_thread=False)
         self._lock = threading.Lock()
 
@@ -154,10 +156,10 @@ class LabelJoiner:
             rows = []
             for event, position in chunk:
                 rows.append((event.use_case, event.event_id, event.decision_id, event.outcome,
-                             event.value, event.event_time.timestamp(), OutcomeStatus.ORPHAN.value))
+                             event.value, event.event_time.timestamp(), OutcomeStatus.ORPHAN.value, event.action_id))
                 self.outcomes.advance(position)
             self._commit(self.outcomes, "INSERT OR IGNORE INTO outcomes (use_case, event_id, decision_id, "
-                         "outcome, value, event_time, status) VALUES (?,?,?,?,?,?,?)", rows)
+                         "outcome, value, event_time, status, action_id) VALUES (?,?,?,?,?,?,?,?)", rows)
             arrived |= {(r[0], r[2]) for r in rows}
         self._attribute_orphans(arrived)
 
@@ -246,8 +248,11 @@ class LabelJoiner:
         labeled, updates = [], []
         for _, decision_id, version, record_json in due:
             record = DecisionRecord.from_dict(json.loads(record_json))
-            values = self._label_values(use_case, decision_id, self._blueprint(use_case, version), record)
-            labeled.append(LabeledDecision(record, values))
+            blueprint = self._blueprint(use_case, version)
+            values = self._label_values(use_case, decision_id, blueprint, record)
+            items = (self._item_label_values(use_case, decision_id, blueprint, record)
+                     if blueprint.decision_type == DecisionType.RANKING and record.ranking else None)
+            labeled.append(LabeledDecision(record, values, items))
             primary = next(iter(values.values()))
             updates.append((primary[0], primary[1], use_case, decision_id))
         with self.tracer.start_as_current_span("looper.label_join", attributes={
@@ -272,6 +277,25 @@ class LabelJoiner:
             outcomes = [(t, v) for outcome, t, v in rows if outcome == spec.outcome and t <= end]
             values[spec.outcome] = (aggregate(spec.aggregation, outcomes, spec.missing_value), len(outcomes))
         return values
+
+    def _item_label_values(self, use_case: str, decision_id: str, blueprint: Blueprint,
+                           record: DecisionRecord) -> dict[str, dict[str, tuple[float, int]]]:
+        """A ranking's labels per shown item: the outcomes that name the item (one that
+        names none concerns the first item)."""
+        rows = self._db.execute(
+            "SELECT outcome, event_time, value, action_id FROM outcomes WHERE use_case = ? AND decision_id = ? "
+            "AND status = ?", (use_case, decision_id, OutcomeStatus.ATTRIBUTED.value)).fetchall()
+        first = record.ranking[0].action_id
+        items = {}
+        for item in record.ranking:
+            values = {}
+            for spec in blueprint.all_labels:
+                end = (record.decide_time + spec.window).timestamp()
+                outcomes = [(t, v) for outcome, t, v, action in rows
+                            if outcome == spec.outcome and t <= end and (action or first) == item.action_id]
+                values[spec.outcome] = (aggregate(spec.aggregation, outcomes, spec.missing_value), len(outcomes))
+            items[item.action_id] = values
+        return items
 
     def label(self, use_case: str, decision_id: str) -> Label:
         """The decision's label: the written one once its window closed, else the label that
@@ -338,6 +362,13 @@ class LabelJoiner:
     def close(self) -> None:
         self._reader.close()
         self._db.close()
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A joiner database from before outcomes named their item gains the column."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outcomes)")}
+    if "action_id" not in columns:
+        db.execute("ALTER TABLE outcomes ADD COLUMN action_id TEXT NOT NULL DEFAULT ''")
 
 
 def _chunks(items: Iterator, size: int = INGEST_BATCH) -> Iterator[list]:

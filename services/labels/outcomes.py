@@ -66,12 +66,14 @@ class OutcomeRecorder:
     def __init__(self, blueprints: BlueprintStore, paths: LabelPaths, telemetry: Telemetry | None = None,
                  decision_traces: Callable[[str, list[str]], dict[str, str]] = lambda use_case, ids: {},
                  window: Callable[[], timedelta] = lambda: timedelta(days=1), segment_seconds: float = 3600.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 decisions: Callable[[str, str], object | None] = lambda use_case, decision_id: None):
         self.blueprints = blueprints
         self.paths = paths
         self.telemetry = telemetry or Telemetry()
         self.decision_traces = decision_traces  # the traceparents decisions were made under
         self.window, self.segment_seconds, self.clock = window, segment_seconds, clock
+        self.decisions = decisions  # (use case, decision id) -> the logged decision, when it is known
         self._index = IdempotencyIndex(paths.outcome_index)
         self._log = DurableLog(paths.outcome_log, PREFIX, segment_seconds=segment_seconds)
 
@@ -107,6 +109,21 @@ class OutcomeRecorder:
         v.raise_if_any()
         for event in events:  # NOT_FOUND for an unknown use case, after the syntax checks
             self.blueprints.latest_version(event.use_case)
+        self._check_items(events, field_prefix)
+
+    def _check_items(self, events: list[OutcomeEvent], field_prefix: str) -> None:
+        """An outcome that names an item must name one its decision showed (a decision not
+        logged yet cannot be checked; its outcome waits as an orphan)."""
+        v = Violations()
+        for i, event in enumerate(events):
+            if not event.action_id:
+                continue
+            decision = self.decisions(event.use_case, event.decision_id)
+            shown = [item.action_id for item in decision.ranking] if decision is not None else None
+            if shown is not None and event.action_id not in shown:
+                at = f"{field_prefix}[{i}]" if len(events) > 1 or field_prefix == "events" else field_prefix
+                v.add(f"{at}.action_id", f"is not one of the decision's items {shown[:20]}")
+        v.raise_if_any()
 
     def retention(self) -> int:
         """Deletes read segments older than the window and forgets event ids older than twice

@@ -22,8 +22,8 @@ from services.decisions.record import DecisionRecord
 from services.platform.files import fsync_dir
 
 # Looper's own columns; the others are the subject's keys and the logged features.
-DECISION_COLUMNS = ("decision_id", "event_timestamp", "action", "propensity", "is_default", "is_exploration",
-                    "model_version", "blueprint_version", "arm")
+DECISION_COLUMNS = ("row_id", "decision_id", "event_timestamp", "action", "propensity", "position", "is_default",
+                    "is_exploration", "model_version", "blueprint_version", "arm")
 LABEL_COLUMNS = ("label", "outcome_count")
 # Names a blueprint's entities and features may not take (they would overwrite these).
 RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
@@ -42,21 +42,32 @@ def count_column(outcome: str) -> str:
 @dataclass(frozen=True)
 class LabeledDecision:
     """A decision and its labels (value and outcome count per outcome, the primary label
-    first): one row of the training table. ``label``/``outcome_count`` repeat the primary's."""
+    first): its rows of the training table. A ranking has one row per shown item, with the
+    item's position, its features, its slot's propensity and its own labels (``items``)."""
 
     decision: DecisionRecord
     labels: dict[str, tuple[float, int]]
+    items: dict[str, dict[str, tuple[float, int]]] | None = None  # ranking: item -> its labels
 
-    def row(self) -> dict:
+    def rows(self) -> list[dict]:
+        if self.items is None:
+            return [self._row(self.decision.decision_id, {"action": self.decision.action,
+                                                          "propensity": self.decision.propensity}, self.labels)]
+        return [self._row(f"{self.decision.decision_id}/{item.action_id}",
+                          {"action": item.action_id, "propensity": item.propensity, "position": position,
+                           **item.features}, self.items[item.action_id])
+                for position, item in enumerate(self.decision.ranking)]
+
+    def _row(self, row_id: str, shown: dict, labels: dict[str, tuple[float, int]]) -> dict:
         d = self.decision
-        primary_value, primary_count = next(iter(self.labels.values()))
+        primary_value, primary_count = next(iter(labels.values()))
         row = {
-            "decision_id": d.decision_id, "event_timestamp": d.decide_time, **d.subject, "action": d.action,
-            "propensity": d.propensity, "is_default": d.is_default, "is_exploration": d.is_exploration,
-            "model_version": d.model_version, "blueprint_version": d.blueprint_version, "arm": d.arm,
-            **d.features, "label": primary_value, "outcome_count": primary_count,
+            "row_id": row_id, "decision_id": d.decision_id, "event_timestamp": d.decide_time, **d.subject,
+            "is_default": d.is_default, "is_exploration": d.is_exploration, "model_version": d.model_version,
+            "blueprint_version": d.blueprint_version, "arm": d.arm, **d.features, **shown,
+            "label": primary_value, "outcome_count": primary_count,
         }
-        for outcome, (value, count) in self.labels.items():
+        for outcome, (value, count) in labels.items():
             row[label_column(outcome)], row[count_column(outcome)] = value, count
         return row
 
@@ -72,7 +83,7 @@ class TrainingTable:
             return
         folder = self.root / use_case
         folder.mkdir(exist_ok=True)
-        frame = pd.DataFrame([r.row() for r in rows])
+        frame = pd.DataFrame([row for labeled in rows for row in labeled.rows()])
         frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
         name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
         tmp = folder / f".{name}.tmp"
@@ -90,8 +101,9 @@ class TrainingTable:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts(use_case))
 
     def read(self, use_case: str, max_rows: int | None = None) -> pd.DataFrame:
-        """Labeled decisions, oldest first, one row per decision id; with ``max_rows``, the
-        newest ones only (whole part files, newest first, until there are enough)."""
+        """Labeled decisions, oldest first, one row per decision (per shown item for a
+        ranking); with ``max_rows``, the newest ones only (whole part files, newest first,
+        until there are enough)."""
         parts = []
         rows = 0
         for path in reversed(self.parts(use_case)):
@@ -102,7 +114,8 @@ class TrainingTable:
         if not parts:
             return pd.DataFrame(columns=list(DECISION_COLUMNS + LABEL_COLUMNS))
         frame = pd.concat(reversed(parts), ignore_index=True)
-        frame = frame.drop_duplicates("decision_id", keep="last")
+        key = frame["row_id"].fillna(frame["decision_id"]) if "row_id" in frame else frame["decision_id"]
+        frame = frame[~key.duplicated(keep="last")]
         frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
         return frame.tail(max_rows).reset_index(drop=True) if max_rows is not None else frame
 

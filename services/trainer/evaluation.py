@@ -78,12 +78,77 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
         targets = holdout.targets_of(label.outcome, kind)
         extra = label_metrics(targets, values, np.array(predicted[label.outcome]), kind, float(targets.mean()))
         metrics.update({f"{label.outcome}.{name}": value for name, value in extra.items()})
+    if blueprint.decision_type == DecisionType.RANKING:
+        return {**metrics, **ranking_metrics(blueprint, model, holdout)}
     earned = rewards(blueprint, holdout.actions, holdout.outcomes or holdout.labels)
     metrics["logged_value"] = float(earned.mean())
-    if blueprint.choices:  # ranking candidates are not all logged; no off-policy estimate
+    if blueprint.choices:
         metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features),
                                                 holdout.actions, holdout.propensities, earned)
     return metrics
+
+
+def ranking_metrics(blueprint: Blueprint, model, holdout) -> dict[str, float]:
+    """NDCG@10 and MRR of the model's order against the items' labels, the logged value per
+    decision, and the product value of the model's greedy ranking estimated off-policy."""
+    if holdout.groups is None:
+        return {}
+    item_rewards = item_values(blueprint, holdout.outcomes or {blueprint.primary_label.outcome: holdout.labels})
+    predicted = {o: np.array(p) for o, p in _predict(blueprint, model, holdout.features).items()}
+    scores = predicted[blueprint.primary_label.outcome]
+    model_value = item_values(blueprint, predicted)  # what the model expects each item to earn
+    groups = [np.flatnonzero(holdout.groups == g) for g in dict.fromkeys(holdout.groups)]
+    return {
+        "ndcg_at_10": float(np.mean([ndcg_at_k(holdout.labels[g], scores[g], 10) for g in groups])),
+        "mrr": float(np.mean([reciprocal_rank(holdout.labels[g], scores[g]) for g in groups])),
+        "logged_value": float(np.mean([item_rewards[g].sum() for g in groups])),
+        "product_value": ranking_policy_value(groups, model_value, holdout.positions, holdout.propensities,
+                                              item_rewards),
+    }
+
+
+def item_values(blueprint: Blueprint, outcomes: dict[str, np.ndarray]) -> np.ndarray:
+    """What each shown item earned: its labels weighted by the product metric (a ranking
+    has no treatment cost)."""
+    return sum(blueprint.weights[o] * values for o, values in outcomes.items() if o in blueprint.weights)
+
+
+def ndcg_at_k(relevance: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Normalized discounted cumulative gain of the order ``scores`` give, over the first
+    ``k`` places; 1 when no item is relevant (every order is as good)."""
+    gains = np.asarray(relevance, dtype=float)
+    discounts = 1 / np.log2(np.arange(2, min(k, len(gains)) + 2))
+    ideal = (np.sort(gains)[::-1][:k] * discounts).sum()
+    if ideal == 0:
+        return 1.0
+    return float((gains[np.argsort(-scores, kind="stable")][:k] * discounts).sum() / ideal)
+
+
+def reciprocal_rank(relevance: np.ndarray, scores: np.ndarray) -> float:
+    """1 / the place of the first relevant item in the order ``scores`` give (0 if none)."""
+    ordered = np.asarray(relevance)[np.argsort(-scores, kind="stable")]
+    hits = np.flatnonzero(ordered > 0)
+    return float(1 / (hits[0] + 1)) if len(hits) else 0.0
+
+
+def ranking_policy_value(groups: list[np.ndarray], model_value: np.ndarray, positions: np.ndarray,
+                         propensities: np.ndarray, earned: np.ndarray) -> float:
+    """What the model's greedy ranking would earn per decision, estimated from rankings
+    logged by another policy, slot by slot (independent-slot IPS, self-normalized per slot):
+    a logged item counts where the target ranking puts the same item in the same slot,
+    weighted by 1 / the probability that the logging policy put it there."""
+    weighted, weights = {}, {}
+    for rows in groups:
+        target = rows[np.argsort(-model_value[rows], kind="stable")]  # the model's order of the shown items
+        for slot, row in enumerate(target):
+            logged = rows[positions[rows] == slot]
+            if len(logged) and logged[0] == row:
+                w = 1 / max(propensities[row], 1e-6)
+                weighted[slot] = weighted.get(slot, 0.0) + w * earned[row]
+                weights[slot] = weights.get(slot, 0.0) + w
+    if not weights:
+        return math.nan
+    return float(sum(weighted[slot] / weights[slot] for slot in weights))
 
 
 def label_metrics(targets: np.ndarray, labels: np.ndarray, predictions: np.ndarray, kind: ModelKind,

@@ -34,21 +34,28 @@ class TrainingSet:
     propensities: np.ndarray
     times: pd.Series
     outcomes: dict[str, np.ndarray] = field(default_factory=dict)  # every label's values, the primary first
+    groups: np.ndarray | None = None  # ranking: the decision each row (shown item) belongs to
+    positions: np.ndarray | None = None  # ranking: the slot the item was shown in
 
     def targets_of(self, outcome: str, kind: ModelKind) -> np.ndarray:
         values = self.outcomes[outcome]
         return (values > 0).astype(int) if kind == ModelKind.CLASSIFIER else values
 
     def split(self, fraction: float = HOLDOUT_FRACTION) -> tuple["TrainingSet", "TrainingSet"]:
-        """The oldest rows for training, the newest for the holdout (time-based)."""
+        """The oldest rows for training, the newest for the holdout (time-based; a ranking's
+        rows stay together, since they share their decision's time)."""
         cut = len(self.labels) - max(1, int(len(self.labels) * fraction))
+        while self.groups is not None and 0 < cut < len(self.groups) and self.groups[cut] == self.groups[cut - 1]:
+            cut -= 1
         return self._slice(slice(0, cut)), self._slice(slice(cut, None))
 
     def _slice(self, part: slice) -> "TrainingSet":
         return TrainingSet(self.input, self.features.iloc[part].reset_index(drop=True), self.labels[part],
                            self.targets[part], self.actions[part], self.propensities[part],
                            self.times.iloc[part].reset_index(drop=True),
-                           {outcome: values[part] for outcome, values in self.outcomes.items()})
+                           {outcome: values[part] for outcome, values in self.outcomes.items()},
+                           None if self.groups is None else self.groups[part],
+                           None if self.positions is None else self.positions[part])
 
 
 def label_kind(blueprint: Blueprint, label: LabelSpec) -> ModelKind:
@@ -71,9 +78,12 @@ def build_training_set(blueprint: Blueprint, table: pd.DataFrame) -> TrainingSet
                 for i, label in enumerate(blueprint.all_labels)}
     labels = next(iter(outcomes.values()))
     targets = labels if model_kind(blueprint) == ModelKind.REGRESSOR else (labels > 0).astype(int)
+    ranking = blueprint.decision_type == DecisionType.RANKING and "position" in table
     return TrainingSet(model_input, model_input.frame(table), labels, targets,
                        table[ACTION_COLUMN].to_numpy(dtype=object), table["propensity"].to_numpy(dtype=float),
-                       table["event_timestamp"], outcomes)
+                       table["event_timestamp"], outcomes,
+                       table["decision_id"].to_numpy(dtype=object) if ranking else None,
+                       table["position"].to_numpy(dtype=int) if ranking else None)
 
 
 def _label_values(table: pd.DataFrame, label: LabelSpec, primary: bool) -> np.ndarray:

@@ -76,7 +76,7 @@ class ScoredAction(_message.Message):
     def __init__(self, action_id: _Optional[str] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "use_case", "action", "score", "ranking", "model_version", "blueprint_version", "propensity", "is_default", "is_exploration", "decide_time", "default_reason")
+    __slots__ = ("decision_id", "use_case", "action", "score", "ranking", "model_version", "blueprint_version", "propensity", "is_default", "is_exploration", "decide_time", "default_reason", "value")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Decision(_message.Message):
     IS_EXPLORATION_FIELD_NUMBER: _ClassVar[int]
     DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     use_case: str
     action: str
@@ -101,7 +102,8 @@ class Decision(_message.Message):
     is_exploration: bool
     decide_time: _timestamp_pb2.Timestamp
     default_reason: DefaultReason
-    def __init__(self, decision_id: _Optional[str] = ..., use_case: _Optional[str] = ..., action: _Optional[str] = ..., score: _Optional[float] = ..., ranking: _Optional[_Iterable[_Union[ScoredAction, _Mapping]]] = ..., model_version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., propensity: _Optional[float] = ..., is_default: _Optional[bool] = ..., is_exploration: _Optional[bool] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_reason: _Optional[_Union[DefaultReason, str]] = ...) -> None: ...
+    value: float
+    def __init__(self, decision_id: _Optional[str] = ..., use_case: _Optional[str] = ..., action: _Optional[str] = ..., score: _Optional[float] = ..., ranking: _Optional[_Iterable[_Union[ScoredAction, _Mapping]]] = ..., model_version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., propensity: _Optional[float] = ..., is_default: _Optional[bool] = ..., is_exploration: _Optional[bool] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_reason: _Optional[_Union[DefaultReason, str]] = ..., value: _Optional[float] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decision", "replayed")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n\x0cOutcomeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x12LogFeedbackRequest\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.looper.v1.OutcomeEvent\"@\n\x13LogFeedbackResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.looper.v1.FeedbackStatus\"B\n\x17LogFeedbackBatchRequest\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.looper.v1.OutcomeEvent\"G\n\x18LogFeedbackBatchResponse\x12+\n\x08statuses\x18\x01 \x03(\x0e\x32\x19.looper.v1.FeedbackStatus\"8\n\x0fGetLabelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\"\x93\x01\n\x10GetLabelResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.looper.v1.LabelState\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x15\n\routcome_count\x18\x03 \x01(\x03\x12\x33\n\x0fwindow_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x13GetJoinStatsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"\xb0\x01\n\x14GetJoinStatsResponse\x12\x18\n\x10joined_decisions\x18\x01 \x01(\x03\x12\x19\n\x11pending_decisions\x18\x02 \x01(\x03\x12\x1b\n\x13\x61ttributed_outcomes\x18\x03 \x01(\x03\x12\x15\n\rlate_outcomes\x18\x04 \x01(\x03\x12\x17\n\x0forphan_outcomes\x18\x05 \x01(\x03\x12\x16\n\x0e\x65\x61rly_outcomes\x18\x06 \x01(\x03*n\n\x0e\x46\x65\x65\x64\x62\x61\x63kStatus\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_STATUS_DUPLICATE\x10\x02*Z\n\nLabelState\x12\x1b\n\x17LABEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_STATE_PENDING\x10\x01\x12\x16\n\x12LABEL_STATE_JOINED\x10\x02\x32\xd2\x02\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12L\n\x0bLogFeedback\x12\x1d.looper.v1.LogFeedbackRequest\x1a\x1e.looper.v1.LogFeedbackResponse\x12[\n\x10LogFeedbackBatch\x12\".looper.v1.LogFeedbackBatchRequest\x1a#.looper.v1.LogFeedbackBatchResponse\x12\x43\n\x08GetLabel\x12\x1a.looper.v1.GetLabelRequest\x1a\x1b.looper.v1.GetLabelResponse\x12O\n\x0cGetJoinStats\x12\x1e.looper.v1.GetJoinStatsRequest\x1a\x1f.looper.v1.GetJoinStatsResponseB]\n\rdev.looper.v1B\rFeedbackProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x0cOutcomeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\taction_id\x18\x07 \x01(\t\"<\n\x12LogFeedbackRequest\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.looper.v1.OutcomeEvent\"@\n\x13LogFeedbackResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.looper.v1.FeedbackStatus\"B\n\x17LogFeedbackBatchRequest\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.looper.v1.OutcomeEvent\"G\n\x18LogFeedbackBatchResponse\x12+\n\x08statuses\x18\x01 \x03(\x0e\x32\x19.looper.v1.FeedbackStatus\"8\n\x0fGetLabelRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\"\x93\x01\n\x10GetLabelResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.looper.v1.LabelState\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x15\n\routcome_count\x18\x03 \x01(\x03\x12\x33\n\x0fwindow_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x13GetJoinStatsRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\"\xb0\x01\n\x14GetJoinStatsResponse\x12\x18\n\x10joined_decisions\x18\x01 \x01(\x03\x12\x19\n\x11pending_decisions\x18\x02 \x01(\x03\x12\x1b\n\x13\x61ttributed_outcomes\x18\x03 \x01(\x03\x12\x15\n\rlate_outcomes\x18\x04 \x01(\x03\x12\x17\n\x0forphan_outcomes\x18\x05 \x01(\x03\x12\x16\n\x0e\x65\x61rly_outcomes\x18\x06 \x01(\x03*n\n\x0e\x46\x65\x65\x64\x62\x61\x63kStatus\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_STATUS_DUPLICATE\x10\x02*Z\n\nLabelState\x12\x1b\n\x17LABEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_STATE_PENDING\x10\x01\x12\x16\n\x12LABEL_STATE_JOINED\x10\x02\x32\xd2\x02\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12L\n\x0bLogFeedback\x12\x1d.looper.v1.LogFeedbackRequest\x1a\x1e.looper.v1.LogFeedbackResponse\x12[\n\x10LogFeedbackBatch\x12\".looper.v1.LogFeedbackBatchRequest\x1a#.looper.v1.LogFeedbackBatchResponse\x12\x43\n\x08GetLabel\x12\x1a.looper.v1.GetLabelRequest\x1a\x1b.looper.v1.GetLabelResponse\x12O\n\x0cGetJoinStats\x12\x1e.looper.v1.GetJoinStatsRequest\x1a\x1f.looper.v1.GetJoinStatsResponseB]\n\rdev.looper.v1B\rFeedbackProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +33,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'looper.v1.feedback_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.looper.v1B\rFeedbackProtoP\001Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1'
-  _globals['_FEEDBACKSTATUS']._serialized_start=923
-  _globals['_FEEDBACKSTATUS']._serialized_end=1033
-  _globals['_LABELSTATE']._serialized_start=1035
-  _globals['_LABELSTATE']._serialized_end=1125
+  _globals['_FEEDBACKSTATUS']._serialized_start=942
+  _globals['_FEEDBACKSTATUS']._serialized_end=1052
+  _globals['_LABELSTATE']._serialized_start=1054
+  _globals['_LABELSTATE']._serialized_end=1144
   _globals['_OUTCOMEEVENT']._serialized_start=73
-  _globals['_OUTCOMEEVENT']._serialized_end=224
-  _globals['_LOGFEEDBACKREQUEST']._serialized_start=226
-  _globals['_LOGFEEDBACKREQUEST']._serialized_end=286
-  _globals['_LOGFEEDBACKRESPONSE']._serialized_start=288
-  _globals['_LOGFEEDBACKRESPONSE']._serialized_end=352
-  _globals['_LOGFEEDBACKBATCHREQUEST']._serialized_start=354
-  _globals['_LOGFEEDBACKBATCHREQUEST']._serialized_end=420
-  _globals['_LOGFEEDBACKBATCHRESPONSE']._serialized_start=422
-  _globals['_LOGFEEDBACKBATCHRESPONSE']._serialized_end=493
-  _globals['_GETLABELREQUEST']._serialized_start=495
-  _globals['_GETLABELREQUEST']._serialized_end=551
-  _globals['_GETLABELRESPONSE']._serialized_start=554
-  _globals['_GETLABELRESPONSE']._serialized_end=701
-  _globals['_GETJOINSTATSREQUEST']._serialized_start=703
-  _globals['_GETJOINSTATSREQUEST']._serialized_end=742
-  _globals['_GETJOINSTATSRESPONSE']._serialized_start=745
-  _globals['_GETJOINSTATSRESPONSE']._serialized_end=921
-  _globals['_FEEDBACKSERVICE']._serialized_start=1128
-  _globals['_FEEDBACKSERVICE']._serialized_end=1466
+  _globals['_OUTCOMEEVENT']._serialized_end=243
+  _globals['_LOGFEEDBACKREQUEST']._serialized_start=245
+  _globals['_LOGFEEDBACKREQUEST']._serialized_end=305
+  _globals['_LOGFEEDBACKRESPONSE']._serialized_start=307
+  _globals['_LOGFEEDBACKRESPONSE']._serialized_end=371
+  _globals['_LOGFEEDBACKBATCHREQUEST']._serialized_start=373
+  _globals['_LOGFEEDBACKBATCHREQUEST']._serialized_end=439
+  _globals['_LOGFEEDBACKBATCHRESPONSE']._serialized_start=441
+  _globals['_LOGFEEDBACKBATCHRESPONSE']._serialized_end=512
+  _globals['_GETLABELREQUEST']._serialized_start=514
+  _globals['_GETLABELREQUEST']._serialized_end=570
+  _globals['_GETLABELRESPONSE']._serialized_start=573
+  _globals['_GETLABELRESPONSE']._serialized_end=720
+  _globals['_GETJOINSTATSREQUEST']._serialized_start=722
+  _globals['_GETJOINSTATSREQUEST']._serialized_end=761
+  _globals['_GETJOINSTATSRESPONSE']._serialized_start=764
+  _globals['_GETJOINSTATSRESPONSE']._serialized_end=940
+  _globals['_FEEDBACKSERVICE']._serialized_start=1147
+  _globals['_FEEDBACKSERVICE']._serialized_end=1485
 # @@protoc_insertion_point(module_scope)

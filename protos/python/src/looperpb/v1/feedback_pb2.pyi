@@ -29,20 +29,22 @@ LABEL_STATE_PENDING: LabelState
 LABEL_STATE_JOINED: LabelState
 
 class OutcomeEvent(_message.Message):
-    __slots__ = ("event_id", "use_case", "decision_id", "outcome", "value", "event_time")
+    __slots__ = ("event_id", "use_case", "decision_id", "outcome", "value", "event_time", "action_id")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     use_case: str
     decision_id: str
     outcome: str
     value: float
     event_time: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., use_case: _Optional[str] = ..., decision_id: _Optional[str] = ..., outcome: _Optional[str] = ..., value: _Optional[float] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action_id: str
+    def __init__(self, event_id: _Optional[str] = ..., use_case: _Optional[str] = ..., decision_id: _Optional[str] = ..., outcome: _Optional[str] = ..., value: _Optional[float] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class LogFeedbackRequest(_message.Message):
     __slots__ = ("event",)

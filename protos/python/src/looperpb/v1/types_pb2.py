@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15looper/v1/types.proto\x12\tlooper.v1\"s\n\x0c\x46\x65\x61tureValue\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x15\n\x0bint64_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind*\xa0\x01\n\x0c\x44\x65\x63isionType\x12\x1d\n\x19\x44\x45\x43ISION_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45\x43ISION_TYPE_BINARY\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_TYPE_MULTI_ACTION\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_TYPE_RANKING\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_TYPE_REGRESSION\x10\x04\x42Z\n\rdev.looper.v1B\nTypesProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15looper/v1/types.proto\x12\tlooper.v1\"s\n\x0c\x46\x65\x61tureValue\x12\x16\n\x0c\x64ouble_value\x18\x01 \x01(\x01H\x00\x12\x15\n\x0bint64_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind*\xbb\x01\n\x0c\x44\x65\x63isionType\x12\x1d\n\x19\x44\x45\x43ISION_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x45\x43ISION_TYPE_BINARY\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_TYPE_MULTI_ACTION\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_TYPE_RANKING\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_TYPE_REGRESSION\x10\x04\x12\x19\n\x15\x44\x45\x43ISION_TYPE_NUMERIC\x10\x05\x42Z\n\rdev.looper.v1B\nTypesProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.looper.v1B\nTypesProtoP\001Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1'
   _globals['_DECISIONTYPE']._serialized_start=154
-  _globals['_DECISIONTYPE']._serialized_end=314
+  _globals['_DECISIONTYPE']._serialized_end=341
   _globals['_FEATUREVALUE']._serialized_start=36
   _globals['_FEATUREVALUE']._serialized_end=151
 # @@protoc_insertion_point(module_scope)

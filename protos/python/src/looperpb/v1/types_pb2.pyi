@@ -12,11 +12,13 @@ class DecisionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DECISION_TYPE_MULTI_ACTION: _ClassVar[DecisionType]
     DECISION_TYPE_RANKING: _ClassVar[DecisionType]
     DECISION_TYPE_REGRESSION: _ClassVar[DecisionType]
+    DECISION_TYPE_NUMERIC: _ClassVar[DecisionType]
 DECISION_TYPE_UNSPECIFIED: DecisionType
 DECISION_TYPE_BINARY: DecisionType
 DECISION_TYPE_MULTI_ACTION: DecisionType
 DECISION_TYPE_RANKING: DecisionType
 DECISION_TYPE_REGRESSION: DecisionType
+DECISION_TYPE_NUMERIC: DecisionType
 
 class FeatureValue(_message.Message):
     __slots__ = ("double_value", "int64_value", "string_value", "bool_value")
