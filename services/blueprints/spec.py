@@ -189,6 +189,20 @@ class PersonalizationSpec(_Section):
         return f"{seconds}s"
 
 
+class NumericSpec(_Section):
+    """The values a numeric decision chooses among: ``min`` to ``max`` by ``step``."""
+
+    min: float
+    max: float
+    step: float = Field(gt=0)
+    exploration_width: int = Field(2, ge=1, le=100)  # steps either side of the best value that exploration tries
+
+    @property
+    def grid(self) -> list[float]:
+        count = int(round((self.max - self.min) / self.step)) + 1
+        return [round(self.min + i * self.step, 10) for i in range(count) if self.min + i * self.step <= self.max + 1e-9]
+
+
 class FeaturesSpec(_Section):
     feast: Annotated[list[Annotated[str, AfterValidator(lambda v: _feast_ref(v))]], AfterValidator(_unique)] = []
     context: dict[Name, FeatureTypeName] = {}
@@ -235,6 +249,7 @@ class Blueprint(_Section):
     retraining: RetrainingSpec = RetrainingSpec()
     product_metric: ProductMetric = ProductMetric()
     personalization: PersonalizationSpec | None = None
+    numeric: NumericSpec | None = None  # what a numeric decision chooses among
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
@@ -404,9 +419,16 @@ def _label_problems(bp: Blueprint) -> list[FieldViolation]:
     return problems
 
 
+MAX_NUMERIC_VALUES = 200
+
+
 def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
     """What a decision type allows: its actions and its default decision."""
     kind, default = bp.decision_type, bp.default_decision
+    if kind != DecisionType.NUMERIC and bp.numeric is not None:
+        return [FieldViolation("numeric", "is only for numeric use cases")]
+    if kind == DecisionType.NUMERIC:
+        return _numeric_problems(bp)
     if kind == DecisionType.BINARY:
         problems = [FieldViolation("actions", "is not allowed for binary use cases (actions are true/false)")
                     ] if bp.actions else []
@@ -446,6 +468,24 @@ def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:
     if count > MAX_FEATURES:
         problems.append(FieldViolation("features", f"must declare at most {MAX_FEATURES} features, got {count}"))
     return problems
+
+
+def _numeric_problems(bp: Blueprint) -> list[FieldViolation]:
+    spec = bp.numeric
+    if spec is None:
+        return [FieldViolation("numeric", "is required for a numeric use case: the range to choose in "
+                               "(min, max, step)")]
+    if spec.min >= spec.max:
+        return [FieldViolation("numeric.max", "must be greater than numeric.min")]
+    if (spec.max - spec.min) / spec.step + 1 > MAX_NUMERIC_VALUES:
+        return [FieldViolation("numeric.step", f"must leave at most {MAX_NUMERIC_VALUES} values between min and max")]
+    try:
+        default = float(bp.default_decision)
+    except ValueError:
+        return [FieldViolation("default_decision", "must be a number for a numeric use case")]
+    if not spec.min <= default <= spec.max:
+        return [FieldViolation("default_decision", f"must be between {spec.min} and {spec.max}")]
+    return []
 
 
 def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:

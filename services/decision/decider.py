@@ -11,10 +11,10 @@ from typing import Callable, Protocol
 
 from services.blueprints.spec import Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
-from services.decision.policies import choose
+from services.decision.policies import choose, choose_value
 from services.decisions.log import DecisionLog
 from services.decisions.record import DecisionRecord, DefaultReason, FeatureScalar
-from services.models.encoding import ACTION_COLUMN
+from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.platform import telemetry
 from services.platform.errors import NotFound
 from services.platform.telemetry import Telemetry, current_traceparent
@@ -159,11 +159,14 @@ class Decider:
             value = scores[blueprint.primary_label.outcome][0] if scores else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
         with tracer.start_as_current_span("looper.policy"):
-            choice = choose(blueprint, command.decision_id, actions, scores,
-                            [dict(c.features) for c in command.candidates] if command.candidates else None)
+            if blueprint.decision_type == DecisionType.NUMERIC:
+                choice = choose_value(blueprint, command.decision_id, scores)
+            else:
+                choice = choose(blueprint, command.decision_id, actions, scores,
+                                [dict(c.features) for c in command.candidates] if command.candidates else None)
         return DecisionRecord(action=choice.action, score=choice.score, propensity=choice.propensity,
                               is_exploration=choice.is_exploration, ranking=choice.ranking,
-                              predictions=choice.predictions, **common)
+                              predictions=choice.predictions, value=choice.value, **common)
 
     def _model(self, blueprint: Blueprint) -> tuple[ScoringModel | None, DefaultReason]:
         if self.blueprints.is_paused(blueprint.name):
@@ -210,6 +213,9 @@ def model_rows(blueprint: Blueprint, command: DecideCommand,
     the action (and, for candidates, the candidate's own features)."""
     if blueprint.decision_type == DecisionType.REGRESSION:
         return [], [dict(features)]
+    if blueprint.decision_type == DecisionType.NUMERIC:
+        grid = blueprint.numeric.grid
+        return [str(v) for v in grid], [{**features, VALUE_COLUMN: v} for v in grid]
     if command.candidates:
         return ([c.action_id for c in command.candidates],
                 [{**features, **c.features, ACTION_COLUMN: c.action_id} for c in command.candidates])
@@ -255,7 +261,7 @@ def validate_command(blueprint: Blueprint, command: DecideCommand) -> None:
 
 def _check_candidates(v: Violations, blueprint: Blueprint, candidates: tuple[CandidateInput, ...]) -> None:
     kind = blueprint.decision_type
-    if kind in (DecisionType.BINARY, DecisionType.REGRESSION) and candidates:
+    if kind in (DecisionType.BINARY, DecisionType.REGRESSION, DecisionType.NUMERIC) and candidates:
         v.add("candidates", f"are not allowed for a {kind.spelling} use case")
         return
     if kind == DecisionType.RANKING and not candidates:

@@ -24,6 +24,7 @@ class PolicyChoice:
     is_exploration: bool
     ranking: tuple[ScoredCandidate, ...]
     predictions: dict[str, float] = field(default_factory=dict)  # per outcome, for the chosen action
+    value: float | None = None  # a numeric decision's chosen value
 
 
 def uniform_draws(decision_id: str) -> tuple[float, float]:
@@ -48,9 +49,19 @@ def action_values(blueprint: Blueprint, actions: list[str], scores: Scores) -> l
     action costs ``treatment_cost``."""
     predictions = predictions_of(blueprint, scores)
     weights, cost = blueprint.weights, blueprint.product_metric.treatment_cost
-    baseline = "false" if blueprint.decision_type == DecisionType.BINARY else blueprint.default_decision
+    baseline = baseline_action(blueprint)
     return [sum(weight * predictions[outcome][i] for outcome, weight in weights.items())
             - (cost if action != baseline else 0.0) for i, action in enumerate(actions)]
+
+
+def baseline_action(blueprint: Blueprint) -> str:
+    """The action that costs nothing: not acting (binary), the default action, or the
+    default value (numeric)."""
+    if blueprint.decision_type == DecisionType.BINARY:
+        return "false"
+    if blueprint.decision_type == DecisionType.NUMERIC:
+        return value_text(float(blueprint.default_decision))
+    return blueprint.default_decision
 
 
 def greedy_order(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[int]:
@@ -108,6 +119,35 @@ def rank(blueprint: Blueprint, decision_id: str, items: list[str], scores: Score
     return PolicyChoice(action=items[first], score=float(shown[first]), propensity=ranking[0].propensity,
                         is_exploration=order != greedy, ranking=ranking,
                         predictions={o: float(p[first]) for o, p in predictions.items()})
+
+
+def choose_value(blueprint: Blueprint, decision_id: str, scores: Scores | None) -> PolicyChoice:
+    """A numeric decision: the value of the blueprint's grid with the best expected product
+    value (the default value without a model). With the exploration rate's probability it
+    tries a value around that one instead, uniformly among the ``exploration_width`` grid
+    steps either side; the logged propensity is the probability of the value chosen."""
+    grid, spec = blueprint.numeric.grid, blueprint.numeric
+    default = min(range(len(grid)), key=lambda i: abs(grid[i] - float(blueprint.default_decision)))
+    if scores is None:
+        best = default
+    else:
+        values = action_values(blueprint, [value_text(v) for v in grid], scores)
+        best = max(range(len(grid)), key=lambda i: values[i])
+    near = [i for i in range(len(grid)) if abs(i - best) <= spec.exploration_width]
+    explore_draw, pick_draw = uniform_draws(decision_id)
+    rate = blueprint.policy.exploration_rate
+    chosen = near[int(pick_draw * len(near))] if explore_draw < rate else best
+    propensity = rate / len(near) + (1 - rate) * (chosen == best)
+    predictions = predictions_of(blueprint, scores) if scores is not None else {}
+    return PolicyChoice(action=value_text(grid[chosen]), score=float(
+        predictions.get(blueprint.primary_label.outcome, [0.0] * len(grid))[chosen]), propensity=propensity,
+        is_exploration=chosen != best, ranking=(), value=grid[chosen],
+        predictions={o: float(p[chosen]) for o, p in predictions.items()})
+
+
+def value_text(value: float) -> str:
+    """A numeric decision's value as its action text (``800``, ``1.5``)."""
+    return f"{value:g}"
 
 
 def shuffled(order: list[int], decision_id: str) -> list[int]:

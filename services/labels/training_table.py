@@ -22,8 +22,8 @@ from services.decisions.record import DecisionRecord
 from services.platform.files import fsync_dir
 
 # Looper's own columns; the others are the subject's keys and the logged features.
-DECISION_COLUMNS = ("row_id", "decision_id", "event_timestamp", "action", "propensity", "position", "is_default",
-                    "is_exploration", "model_version", "blueprint_version", "arm")
+DECISION_COLUMNS = ("row_id", "decision_id", "event_timestamp", "action", "value", "propensity", "position",
+                    "is_default", "is_exploration", "model_version", "blueprint_version", "arm")
 LABEL_COLUMNS = ("label", "outcome_count")
 # Names a blueprint's entities and features may not take (they would overwrite these).
 RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
@@ -51,8 +51,10 @@ class LabeledDecision:
 
     def rows(self) -> list[dict]:
         if self.items is None:
-            return [self._row(self.decision.decision_id, {"action": self.decision.action,
-                                                          "propensity": self.decision.propensity}, self.labels)]
+            shown = {"action": self.decision.action, "propensity": self.decision.propensity}
+            if self.decision.value is not None:
+                shown["value"] = self.decision.value
+            return [self._row(self.decision.decision_id, shown, self.labels)]
         return [self._row(f"{self.decision.decision_id}/{item.action_id}",
                           {"action": item.action_id, "propensity": item.propensity, "position": position,
                            **item.features}, self.items[item.action_id])

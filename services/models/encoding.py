@@ -17,6 +17,9 @@ from services.decisions.record import FeatureScalar
 # The action (or ranked item) is an input too: one model scores every action, so the policy
 # can compare "send" with "don't send" for the same subject.
 ACTION_COLUMN = "action"
+# A numeric decision's chosen value is an input instead: the model predicts the outcomes of
+# each value, and the policy picks the best.
+VALUE_COLUMN = "value"
 
 
 def categorical_value(value: FeatureScalar) -> str:
@@ -44,7 +47,9 @@ class ModelInput:
         string or bool, when it is the action, or (Feast features, whose types the blueprint
         does not state) when the table holds text in it."""
         columns = list(blueprint.feature_names)
-        if blueprint.decision_type != DecisionType.REGRESSION:
+        if blueprint.decision_type == DecisionType.NUMERIC:
+            columns.append(VALUE_COLUMN)
+        elif blueprint.decision_type != DecisionType.REGRESSION:
             columns.append(ACTION_COLUMN)
         categorical = set()
         for column in columns:

@@ -11,8 +11,8 @@ import numpy as np
 from sklearn import metrics as sk
 
 from services.blueprints.spec import Blueprint, DecisionType
-from services.decision.policies import action_values, greedy_order
-from services.models.encoding import ACTION_COLUMN
+from services.decision.policies import action_values, greedy_order, value_text
+from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.models.registry import ModelKind
 from services.trainer.training_set import label_kind, model_kind
 
@@ -82,9 +82,8 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
         return {**metrics, **ranking_metrics(blueprint, model, holdout)}
     earned = rewards(blueprint, holdout.actions, holdout.outcomes or holdout.labels)
     metrics["logged_value"] = float(earned.mean())
-    if blueprint.choices:
-        metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features),
-                                                holdout.actions, holdout.propensities, earned)
+    metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features),
+                                            holdout.actions, holdout.propensities, earned)
     return metrics
 
 
@@ -161,9 +160,15 @@ def label_metrics(targets: np.ndarray, labels: np.ndarray, predictions: np.ndarr
 
 
 def greedy_actions(blueprint: Blueprint, model, features) -> np.ndarray:
-    """The action the policy (without exploration) would pick for each encoded row."""
-    actions = list(blueprint.choices)
-    per_action = [_predict(blueprint, model, features.assign(**{ACTION_COLUMN: a})) for a in actions]
+    """The action the policy (without exploration) would pick for each encoded row (for a
+    numeric decision: the best value of its grid, as the action text it is logged under)."""
+    if blueprint.decision_type == DecisionType.NUMERIC:
+        grid = blueprint.numeric.grid
+        actions = [value_text(v) for v in grid]
+        per_action = [_predict(blueprint, model, features.assign(**{VALUE_COLUMN: v})) for v in grid]
+    else:
+        actions = list(blueprint.choices)
+        per_action = [_predict(blueprint, model, features.assign(**{ACTION_COLUMN: a})) for a in actions]
     return np.array([actions[greedy_order(blueprint, actions, {o: [p[o][i] for p in per_action]
                                                                for o in per_action[0]})[0]]
                      for i in range(len(features))], dtype=object)
