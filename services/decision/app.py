@@ -15,6 +15,7 @@ from services.models.registry import ModelMeta, ModelRegistry
 from services.platform import telemetry as otel
 from services.platform.auth import CredentialStore
 from services.platform.data_dir import DataDir
+from services.platform.durable_log import Durability
 from services.platform.grpc_runtime import ServiceBinding
 from services.platform.jobs import PeriodicJob
 from services.platform.settings import Settings
@@ -26,7 +27,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     blueprints = BlueprintStore(data.blueprints)
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
     decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds,
-                               tracer=telemetry.tracer)
+                               tracer=telemetry.tracer, durability=Durability(settings.durability))
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
     decider = Decider(blueprints, decision_log, features=FeastFeatureSource(feature_store(settings, data)),
                       models=live_models, telemetry=telemetry)
@@ -40,7 +41,9 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         decision_log.close()
         telemetry.shutdown()
 
-    return [binding(decider, shutdown, telemetry.server_interceptors())]
+    service = binding(decider, shutdown, telemetry.server_interceptors())
+    service.serving = lambda: decision_log.writable
+    return [service]
 
 
 def reload_tracer(telemetry: Telemetry):

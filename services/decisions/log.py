@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 from services.decisions.record import DecisionRecord
 from services.platform.data_dir import DecisionPaths
-from services.platform.durable_log import (DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
+from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
                                           list_segments, read_record)
 from services.platform.errors import FailedPrecondition, Unavailable
 from services.platform.id_index import IdempotencyIndex, IndexEntry
@@ -44,7 +44,8 @@ class RetentionResult:
 class DecisionLog:
     def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
                  segment_seconds: float = 3600.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tracer=None):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tracer=None,
+                 durability: Durability = Durability.FSYNC):
         self.paths = paths
         self.tracer = tracer or OffTracer()
         self.window = window  # the idempotency window now (it grows with the longest label window)
@@ -52,7 +53,13 @@ class DecisionLog:
         self.segment_seconds = segment_seconds
         self._index = IdempotencyIndex(paths.index)
         self._in_process = KeyLocks()  # calls of this process with one id take turns
-        self._log = DurableLog(paths.log, PREFIX, segment_seconds=segment_seconds)
+        self._log = DurableLog(paths.log, PREFIX, segment_seconds=segment_seconds, durability=durability)
+
+    @property
+    def writable(self) -> bool:
+        """Whether decisions can be logged now (False after a failed write to the log or its
+        index, until there is room again)."""
+        return self._log.check_space() and self._index.health.check()
 
     def record_once(self, use_case: str, decision_id: str,
                     decide: Callable[[], DecisionRecord]) -> tuple[DecisionRecord, bool]:

@@ -17,6 +17,7 @@ from services.labels.training_table import TrainingTable
 from services.platform import telemetry as otel
 from services.platform.auth import CredentialStore
 from services.platform.data_dir import DataDir
+from services.platform.durable_log import Durability
 from services.platform.grpc_runtime import ServiceBinding
 from services.platform.jobs import PeriodicJob
 from services.platform.settings import Settings
@@ -35,7 +36,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
     lookup = DecisionLookup(data.decisions)
     recorder = OutcomeRecorder(blueprints, data.labels, telemetry, joiner.decision_traceparents, window=window,
-                               segment_seconds=settings.segment_seconds, decisions=lookup.find)
+                               segment_seconds=settings.segment_seconds, decisions=lookup.find,
+                               durability=Durability(settings.durability))
     jobs = [
         PeriodicJob("label-joiner", settings.join_interval, joiner.run_once, final_run=True).start(),
         PeriodicJob("labels-retention", settings.retention_interval,
@@ -55,7 +57,9 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         joiner.close()
         lookup.close()
 
-    return [binding(recorder, joiner, shutdown, telemetry.server_interceptors())]
+    service = binding(recorder, joiner, shutdown, telemetry.server_interceptors())
+    service.serving = lambda: recorder.writable
+    return [service]
 
 
 def retain_labels(recorder: OutcomeRecorder, joiner: LabelJoiner, table: TrainingTable,

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from services.blueprints.store import BlueprintStore
 from services.platform import telemetry as otel
 from services.platform.data_dir import LabelPaths
-from services.platform.durable_log import (DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
+from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
                                           list_segments)
 from services.platform.errors import Unavailable
 from services.platform.id_index import IdempotencyIndex
@@ -67,7 +67,8 @@ class OutcomeRecorder:
                  decision_traces: Callable[[str, list[str]], dict[str, str]] = lambda use_case, ids: {},
                  window: Callable[[], timedelta] = lambda: timedelta(days=1), segment_seconds: float = 3600.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 decisions: Callable[[str, str], object | None] = lambda use_case, decision_id: None):
+                 decisions: Callable[[str, str], object | None] = lambda use_case, decision_id: None,
+                 durability: Durability = Durability.FSYNC):
         self.blueprints = blueprints
         self.paths = paths
         self.telemetry = telemetry or Telemetry()
@@ -75,7 +76,12 @@ class OutcomeRecorder:
         self.window, self.segment_seconds, self.clock = window, segment_seconds, clock
         self.decisions = decisions  # (use case, decision id) -> the logged decision, when it is known
         self._index = IdempotencyIndex(paths.outcome_index)
-        self._log = DurableLog(paths.outcome_log, PREFIX, segment_seconds=segment_seconds)
+        self._log = DurableLog(paths.outcome_log, PREFIX, segment_seconds=segment_seconds, durability=durability)
+
+    @property
+    def writable(self) -> bool:
+        """Whether outcomes can be stored now (False after a failed write, until there is room)."""
+        return self._log.check_space() and self._index.health.check()
 
     def record(self, events: list[OutcomeEvent], field_prefix: str = "events") -> list[bool]:
         """Stores the events; returns, per event, True if new and False if a duplicate."""

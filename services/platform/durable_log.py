@@ -13,7 +13,9 @@ processed, and retention (``deletable_segments``) removes only what every consum
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import os
 import socket
 import struct
@@ -24,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from services.platform.files import fsync_dir, write_file_durably
+from services.platform.errors import Unavailable
+from services.platform.files import StorageHealth, fsync_dir, write_file_durably
+
+log = logging.getLogger("looper.log")
 
 _HEADER = struct.Struct("<II")  # payload length, crc32 of payload
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -54,23 +59,36 @@ def process_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+class Durability(str, enum.Enum):
+    """When an append is acknowledged."""
+
+    FSYNC = "fsync"  # once the bytes are on disk (group commit): survives a power loss
+    OS = "os"  # once the OS has them; synced right after: survives a process crash, not a power loss
+
+
 class DurableLog:
-    """Appends records to this process's segment in ``folder``; thread-safe."""
+    """Appends records to this process's segment in ``folder``; thread-safe.
+
+    A write that fails (a full disk) is cut back to the last whole record and its appenders
+    get ``Unavailable``; the log stays usable and ``healthy`` turns False until a write
+    succeeds again or ``check_space`` finds room."""
 
     def __init__(self, folder: Path, prefix: str, segment_bytes: int = 64 * 1024 * 1024,
-                 segment_seconds: float = 3600.0):
+                 segment_seconds: float = 3600.0, durability: Durability = Durability.FSYNC):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
+        self.durability = Durability(durability)
         # A segment is closed when it reaches either bound, so retention can delete it.
         self.segment_bytes, self.segment_seconds = segment_bytes, segment_seconds
+        self.health = StorageHealth(self.folder)
+        self.failed_writes = 0
         self._cond = threading.Condition()
         self._queue: list[tuple[int, list[bytes]]] = []
         self._queued_seq = 0
-        self._durable_seq = 0
-        self._addresses: dict[int, list[RecordAddress]] = {}
-        self._error: BaseException | None = None
+        self._answered: dict[int, list[RecordAddress] | OSError] = {}
         self._closed = False
+        self._after_failure = False
         self._segment_no = 0
         self._file = self._open_segment()
         self._writer = threading.Thread(target=self._write_loop, name=f"{prefix}-log-writer", daemon=True)
@@ -90,11 +108,23 @@ class DurableLog:
             seq = self._queued_seq
             self._queue.append((seq, frames))
             self._cond.notify_all()
-            while self._durable_seq < seq and self._error is None:
+            while seq not in self._answered:
                 self._cond.wait()
-            if self._error is not None:
-                raise RuntimeError(f"{self.prefix} log write failed") from self._error
-            return self._addresses.pop(seq)
+            answer = self._answered.pop(seq)
+        if isinstance(answer, OSError):
+            raise Unavailable(f"the {self.prefix} log cannot be written ({answer.strerror or answer}); "
+                              "nothing was stored, retry later") from answer
+        return answer
+
+    @property
+    def healthy(self) -> bool:
+        """False after a failed write, until there is room again (see ``check_space``)."""
+        return self.health.ok
+
+    def check_space(self) -> bool:
+        """After a failed write: healthy again once the file system has room (the next
+        append confirms it). Returns ``healthy``."""
+        return self.health.check()
 
     def close(self) -> None:
         """Waits for queued records to be durable, then closes the segment."""
@@ -125,35 +155,61 @@ class DurableLog:
                     return
                 batch, self._queue = self._queue, []
             try:
-                addresses = self._write(batch)
-            except BaseException as err:  # surfaced to every waiting appender
-                with self._cond:
-                    self._error = err
-                    self._cond.notify_all()
-                return
+                answers = self._write(batch)
+                self.health.ok = True
+            except OSError as err:  # the batch is cut back; its appenders are told, the log goes on
+                self.health.failed()
+                self.failed_writes += 1
+                log.error("writing %d records to the %s log failed: %s", len(batch), self.prefix, err)
+                answers = {seq: err for seq, _ in batch}
             with self._cond:
-                self._addresses.update(addresses)
-                self._durable_seq = batch[-1][0]
+                self._answered.update(answers)
                 self._cond.notify_all()
+            if self.durability == Durability.OS and not isinstance(next(iter(answers.values())), OSError):
+                self._sync_after_ack()
+
+    def _sync_after_ack(self) -> None:
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as err:  # acknowledged records may not survive a power loss: say so
+            self.health.failed()
+            self.failed_writes += 1
+            log.error("syncing the %s log failed after acknowledging: %s", self.prefix, err)
 
     def _write(self, batch: list[tuple[int, list[bytes]]]) -> dict[int, list[RecordAddress]]:
-        if time.monotonic() - self._segment_opened >= self.segment_seconds:
-            # Never append to a segment older than segment_seconds: retention relies on it.
+        if self._after_failure or time.monotonic() - self._segment_opened >= self.segment_seconds:
+            # Never append to a segment older than segment_seconds (retention relies on it), nor
+            # after a failed write (should cutting it back have failed, its tail is torn).
             self._file.close()
             self._file = self._open_segment()
-        segment, offset = Path(self._file.name).name, self._file.tell()
-        addresses = {}
+            self._after_failure = False
+        segment, start = Path(self._file.name).name, self._file.tell()
+        addresses, offset = {}, start
         for seq, frames in batch:
             addresses[seq] = []
             for frame in frames:
                 addresses[seq].append(RecordAddress(segment, offset))
                 offset += len(frame)
-        _write_all(self._file.fileno(), b"".join(f for _, frames in batch for f in frames))
-        os.fsync(self._file.fileno())
+        try:
+            _write_all(self._file.fileno(), b"".join(f for _, frames in batch for f in frames))
+            if self.durability == Durability.FSYNC:
+                os.fsync(self._file.fileno())
+        except OSError:
+            _truncate(self._file.fileno(), start)  # no torn record is left for a reader to stop at
+            self._after_failure = True
+            raise
         if self._file.tell() >= self.segment_bytes:
             self._file.close()
             self._file = self._open_segment()
         return addresses
+
+
+def _truncate(fd: int, length: int) -> None:
+    try:
+        os.ftruncate(fd, length)
+        os.fsync(fd)
+    except OSError as err:  # the reader still stops at the torn tail; recovery truncates it
+        log.error("could not cut a failed write back: %s", err)
 
 
 def _write_all(fd: int, data: bytes) -> None:

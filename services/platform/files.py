@@ -53,3 +53,21 @@ def exclusive_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
             yield False
             return
         yield True
+
+
+class StorageHealth:
+    """Whether a store can write: False from a failed write (a full disk) until its file
+    system has ``minimum_bytes`` free again (the next write confirms it)."""
+
+    def __init__(self, folder: Path, minimum_bytes: int = 1 << 20):
+        self.folder, self.minimum_bytes = Path(folder), minimum_bytes
+        self.ok = True
+
+    def failed(self) -> None:
+        self.ok = False
+
+    def check(self) -> bool:
+        if not self.ok:
+            stat = os.statvfs(self.folder)
+            self.ok = stat.f_bavail * stat.f_frsize >= self.minimum_bytes
+        return self.ok

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from services.platform.auth import AuthInterceptor, CredentialStore, Rule
+from services.platform.jobs import PeriodicJob
 from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 
 log = logging.getLogger("looper.grpc")
@@ -85,6 +86,11 @@ class ServiceBinding:
     on_shutdown: Callable[[], None] = lambda: None
     interceptors: tuple = ()  # e.g. the OpenTelemetry server interceptor
     auth_rules: dict[str, Rule] = field(default_factory=dict)  # RPC method -> what a call needs
+    # Whether the service can serve (False: its log cannot be written), and whether what it
+    # depends on answers (the feature store), shown on health as its own name and as
+    # "looper.dependencies"; checked every half second.
+    serving: Callable[[], bool] = lambda: True
+    dependencies: Callable[[], bool] = lambda: True
 
 
 @dataclass(frozen=True)
@@ -102,19 +108,33 @@ class Tls:
                                            root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
+DEPENDENCIES = "looper.dependencies"  # the health name of what the services depend on
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
     bindings: list[ServiceBinding] = field(default_factory=list)
+    health_job: PeriodicJob | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """Stops taking calls, drains in-flight ones, then flushes each service."""
+        if self.health_job:
+            self.health_job.stop()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         for binding in self.bindings:
             binding.on_shutdown()
+
+    def update_health(self) -> None:
+        status = {True: health_pb2.HealthCheckResponse.SERVING, False: health_pb2.HealthCheckResponse.NOT_SERVING}
+        serving = [binding.serving() for binding in self.bindings]
+        for binding, ok in zip(self.bindings, serving):
+            self.health.set(binding.name, status[ok])
+        self.health.set("", status[all(serving)])
+        self.health.set(DEPENDENCIES, status[all(binding.dependencies() for binding in self.bindings)])
 
 
 def start_server(bindings: list[ServiceBinding], host: str, port: int, credentials: CredentialStore,
@@ -151,8 +171,11 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
     bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
+    health_servicer.set(DEPENDENCIES, health_pb2.HealthCheckResponse.SERVING)
     server.start()
-    return RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
+    running = RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
+    running.health_job = PeriodicJob("health", 0.5, running.update_health).start()
+    return running
 
 
 def is_loopback(host: str) -> bool:

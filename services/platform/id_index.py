@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.platform.durable_log import RecordAddress, process_owner
+from services.platform.errors import Unavailable
+from services.platform.files import StorageHealth
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ids (
@@ -61,6 +63,7 @@ class IdempotencyIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self.health = StorageHealth(Path(path).parent)
 
     def claim(self, scope: str, keys: list[str], now: float) -> dict[str, IndexEntry]:
         """Claims every key nobody has used, in one transaction; returns the entries of the
@@ -122,18 +125,40 @@ class IdempotencyIndex:
         return IndexEntry(time=time, done=bool(done), address=address, owner=owner)
 
     def _transaction(self):
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.health)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error): the write lock is taken up front,
-    so two processes never deadlock upgrading a read to a write."""
+    so two processes never deadlock upgrading a read to a write. A database that cannot be
+    written (a full disk) makes the call Unavailable: retried later, nothing was stored."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, health: StorageHealth):
+        self.db, self.health = db, health
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        self._run("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind, *exc) -> None:
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self._run("COMMIT")
+            return
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        if isinstance(error, sqlite3.OperationalError):
+            self.health.failed()
+            raise Unavailable(f"the id index cannot be written ({error}); retry later") from error
+
+    def _run(self, statement: str) -> None:
+        try:
+            self.db.execute(statement)
+        except sqlite3.OperationalError as err:
+            if statement == "COMMIT":
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            self.health.failed()
+            raise Unavailable(f"the id index cannot be written ({err}); retry later") from err

@@ -40,12 +40,22 @@ class Settings(BaseModel):
     runs_kept: int = Field(200, ge=1)  # training runs kept per use case
     training_retention_days: float = Field(90.0, gt=0)  # training-table parts older than this go
     max_blueprint_versions: int = Field(10_000, ge=1)  # per use case
+    # When a decision or an outcome is acknowledged: "fsync" (on disk; the default) or "os"
+    # (the OS has the bytes: survives a crash of the process, not of the machine).
+    durability: str = "fsync"
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "Settings":
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         return self
+
+    @field_validator("durability")
+    @classmethod
+    def _durability(cls, value: str) -> str:
+        if value not in ("fsync", "os"):
+            raise ValueError("must be 'fsync' or 'os'")
+        return value
 
     @field_validator("feast_online_store")
     @classmethod

@@ -136,3 +136,53 @@ def test_segments_rotate_by_size(tmp_path):
     segments = list_segments(tmp_path, "t")
     assert len(segments) > 1
     assert [r["i"] for s in segments for r, _ in iter_records(s)] == list(range(10))
+
+
+def test_a_failed_write_is_refused_cut_back_and_the_log_goes_on(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from services.platform import durable_log
+    from services.platform.errors import Unavailable
+
+    log = DurableLog(tmp_path, "t")
+    log.append({"i": 0})
+    real_write_all = durable_log._write_all
+
+    def disk_full(fd, data):  # half the bytes reach the file, then the disk is full
+        real_write_all(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(durable_log, "_write_all", disk_full)
+    with pytest.raises(Unavailable, match="No space left"):
+        log.append({"i": 1, "payload": "x" * 100})
+    assert not log.healthy and log.failed_writes == 1
+    monkeypatch.setattr(durable_log, "_write_all", real_write_all)
+    log.append({"i": 2})  # space is back
+    assert log.healthy
+    log.close()
+    records = [r["i"] for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)]
+    assert records == [0, 2], "the refused record is not stored, and nothing after it is hidden"
+
+
+def test_os_durability_acknowledges_before_the_sync(tmp_path, monkeypatch):
+    from services.platform import durable_log
+    from services.platform.durable_log import Durability
+
+    synced = threading.Event()
+    gate = threading.Event()
+    real_fsync = durable_log.os.fsync
+
+    def slow_fsync(fd):
+        gate.wait(10)
+        real_fsync(fd)
+        synced.set()
+
+    log = DurableLog(tmp_path, "t", durability=Durability.OS)
+    monkeypatch.setattr(durable_log.os, "fsync", slow_fsync)
+    log.append({"i": 0})  # returns although the sync is held
+    assert not synced.is_set()
+    gate.set()
+    log.close()
+    assert synced.is_set() and [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}]
