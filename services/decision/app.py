@@ -29,8 +29,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds,
                                tracer=telemetry.tracer, durability=Durability(settings.durability))
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
-    decider = Decider(blueprints, decision_log, features=FeastFeatureSource(feature_store(settings, data)),
-                      models=live_models, telemetry=telemetry)
+    features = FeastFeatureSource(feature_store(settings, data))
+    decider = Decider(blueprints, decision_log, features=features, models=live_models, telemetry=telemetry)
     retention = PeriodicJob("decision-log-retention", settings.retention_interval, decision_log.retention,
                             lock=data.locks / "decision-retention.lock").start()
     telemetry.observe("looper.model.age", lambda: model_ages(live_models),
@@ -38,11 +38,13 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
 
     def shutdown() -> None:
         retention.stop()
+        decider.close()
         decision_log.close()
         telemetry.shutdown()
 
     service = binding(decider, shutdown, telemetry.server_interceptors())
     service.serving = lambda: decision_log.writable
+    service.dependencies = lambda: features.healthy
     return [service]
 
 

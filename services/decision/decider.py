@@ -9,14 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from opentelemetry.trace import StatusCode
+
 from services.blueprints.spec import Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
+from services.decision.batcher import BatchTimeout, MicroBatcher
 from services.decision.policies import choose, choose_value
 from services.decisions.log import DecisionLog
 from services.decisions.record import DecisionRecord, DefaultReason, FeatureScalar
 from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.platform import telemetry
-from services.platform.errors import NotFound
+from services.features.store import FeaturesUnavailable
+from services.platform.errors import DeadlineExceeded, NotFound
 from services.platform.telemetry import Telemetry, current_traceparent
 from services.platform.validation import MAX_KEY_VALUE, Violations
 
@@ -38,6 +42,10 @@ class DecideCommand:
     subject: dict[str, str]
     context: dict[str, FeatureScalar] = field(default_factory=dict)
     candidates: tuple[CandidateInput, ...] = ()
+    deadline: float | None = None  # time.monotonic() by which the caller needs the answer
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 class FeatureSource(Protocol):
@@ -76,6 +84,10 @@ class NoModels:
 
 
 class Decider:
+    """Decisions arriving together share one feature-store read and one model call (two
+    ``MicroBatcher``s); each waits no longer than its caller's deadline, and a decision whose
+    deadline has passed is not logged (its caller has given up on it)."""
+
     def __init__(self, blueprints: BlueprintStore, decision_log: DecisionLog,
                  features: FeatureSource | None = None, models: LiveModels | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -86,6 +98,12 @@ class Decider:
         self.models = models or NoModels()
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
+        self._fetching = MicroBatcher("feature-fetch", self._fetch_many)
+        self._scoring = MicroBatcher("inference", _predict_many)
+
+    def close(self) -> None:
+        self._fetching.close()
+        self._scoring.close()
 
     def decide(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
         """Returns the decision and whether it is a replay of an earlier one with this id."""
@@ -116,9 +134,10 @@ class Decider:
             except Exception as err:  # noqa: BLE001 - this item's own error
                 answers[i] = err
                 continue
-            requests.append((command.use_case, command.decision_id,
-                             lambda b=blueprint, c=command: self._decide(b, c)))
+            requests.append((blueprint, command))
             positions.append(i)
+        made = self._decide_together(requests)
+        requests = [(c.use_case, c.decision_id, lambda r=r: _returned(r)) for (_, c), r in zip(requests, made)]
         with self.telemetry.tracer.start_as_current_span("looper.decide_batch", attributes={
                 "looper.requests": len(commands)}):
             for i, answer in zip(positions, self.decision_log.record_many(requests)):
@@ -135,22 +154,81 @@ class Decider:
         return record
 
     def _decide(self, blueprint: Blueprint, command: DecideCommand) -> DecisionRecord:
+        """One decision, its feature read and model call batched with concurrent ones."""
         tracer = self.telemetry.tracer
-        with tracer.start_as_current_span("looper.feature_fetch") as fetch:
-            features = self.features.fetch(blueprint, command.subject)
-            fetch.set_attribute("looper.feature_count", len(features))
-        features.update(command.context)
-        model, reason = self._model(blueprint)
-        actions, rows = model_rows(blueprint, command, features)
+        with tracer.start_as_current_span("looper.feature_fetch") as span:
+            features, reason = self._fetched(lambda: self._fetching.submit((blueprint, command.subject),
+                                                                           command.remaining()), span)
+        model, rows, actions, reason = self._inputs(blueprint, command, features, reason)
         scores = None
         if model is not None:
             with tracer.start_as_current_span("looper.inference", attributes={
                     telemetry.MODEL_VERSION: model.version, "looper.rows": len(rows)}):
-                try:
-                    scores = predictions(blueprint, model, rows)
-                except Exception:  # a broken model must not fail the product: fall back
-                    log.exception("model %s failed to score; using the default decision", model.version)
-                    model, reason = None, DefaultReason.MODEL_UNAVAILABLE
+                scores, reason = self._scored(lambda: self._scoring.submit((blueprint, model, rows),
+                                                                           command.remaining()), model)
+        return self._record(blueprint, command, features, model if scores else None, reason, actions, scores)
+
+    def _decide_together(self, items: list[tuple[Blueprint, DecideCommand]]) -> list[DecisionRecord | Exception]:
+        """Several decisions of one call (DecideBatch): one feature read and one model call."""
+        with self.telemetry.tracer.start_as_current_span("looper.feature_fetch"):
+            fetched = self._fetch_many([(b, c.subject) for b, c in items])
+        prepared = []
+        for (blueprint, command), found in zip(items, fetched):
+            features, reason = self._fetched(lambda f=found: _returned(f))
+            prepared.append((blueprint, command, features, *self._inputs(blueprint, command, features, reason)))
+        with self.telemetry.tracer.start_as_current_span("looper.inference"):
+            scored = _predict_many([(b, m, rows) for b, _, _, m, rows, _, _ in prepared if m is not None])
+        records, answers = [], iter(scored)
+        for blueprint, command, features, model, rows, actions, reason in prepared:
+            scores = None
+            if model is not None:
+                scores, reason = self._scored(lambda a=next(answers): _returned(a), model)
+            try:
+                records.append(self._record(blueprint, command, features, model if scores else None, reason,
+                                            actions, scores))
+            except Exception as err:  # noqa: BLE001 - this item's own error
+                records.append(err)
+        return records
+
+    def _fetch_many(self, requests: list[tuple[Blueprint, dict[str, str]]]) -> list:
+        fetch_many = getattr(self.features, "fetch_many", None)
+        if fetch_many is not None:
+            return fetch_many(requests)
+        return [_attempt(lambda b=b, s=s: self.features.fetch(b, s)) for b, s in requests]
+
+    def _fetched(self, fetch: Callable[[], dict], span=None) -> tuple[dict, DefaultReason]:
+        """The features, or none and the reason to fall back: the feature store failed or
+        did not answer before the deadline."""
+        try:
+            features = dict(fetch())
+        except (FeaturesUnavailable, BatchTimeout) as err:
+            self.telemetry.feature_fetch_failures.add(1, {"looper.reason": type(err).__name__})
+            if span is not None:
+                span.set_status(StatusCode.ERROR, str(err))
+            return {}, DefaultReason.FEATURES_UNAVAILABLE
+        if span is not None:
+            span.set_attribute("looper.feature_count", len(features))
+        return features, DefaultReason.UNSPECIFIED
+
+    def _inputs(self, blueprint: Blueprint, command: DecideCommand, features: dict, reason: DefaultReason):
+        """The model to ask (None: decide by default) and its input rows."""
+        features.update(command.context)
+        model, reason = (None, reason) if reason != DefaultReason.UNSPECIFIED else self._model(blueprint)
+        actions, rows = model_rows(blueprint, command, features)
+        return model, rows, actions, reason
+
+    def _scored(self, score: Callable[[], dict], model: ScoringModel):
+        try:
+            return score(), DefaultReason.UNSPECIFIED
+        except Exception:  # a broken or slow model must not fail the product: fall back
+            log.exception("model %s failed to score; using the default decision", model.version)
+            return None, DefaultReason.MODEL_UNAVAILABLE
+
+    def _record(self, blueprint: Blueprint, command: DecideCommand, features: dict, model, reason,
+                actions: list[str], scores) -> DecisionRecord:
+        remaining = command.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("the call's deadline passed before the decision was made; it was not logged")
         common = dict(decision_id=command.decision_id, use_case=blueprint.name,
                       model_version=model.version if model else "", blueprint_version=blueprint.version,
                       default_reason=reason, decide_time=self.clock(), subject=dict(command.subject),
@@ -158,7 +236,7 @@ class Decider:
         if blueprint.decision_type == DecisionType.REGRESSION:
             value = scores[blueprint.primary_label.outcome][0] if scores else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
-        with tracer.start_as_current_span("looper.policy"):
+        with self.telemetry.tracer.start_as_current_span("looper.policy"):
             if blueprint.decision_type == DecisionType.NUMERIC:
                 choice = choose_value(blueprint, command.decision_id, scores)
             else:
@@ -184,19 +262,66 @@ class Decider:
         self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
 
 
-def predictions(blueprint: Blueprint, model: ScoringModel, rows: list[dict]) -> dict[str, list[float]]:
-    """Per outcome the blueprint weighs, the model's predictions for the rows. A model that
-    predicts only one label (or predates naming it) predicts the primary one; a model that
-    lacks an outcome the blueprint now weighs cannot serve it (the blueprint gained a label
-    since it was trained): that raises, and the decision falls back to the default."""
+def _returned(value):
+    """A precomputed result, or its error raised."""
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def _attempt(call: Callable):
+    try:
+        return call()
+    except Exception as err:  # noqa: BLE001 - returned, to be raised for its own item
+        return err
+
+
+def _predict_many(items: list[tuple[Blueprint, ScoringModel, list[dict]]]) -> list:
+    """One model call per model for the rows of every decision that uses it; each decision
+    gets its own predictions (or its own error)."""
+    results: list = [None] * len(items)
+    by_model: dict[int, list[int]] = {}
+    for i, (_, model, _) in enumerate(items):
+        by_model.setdefault(id(model), []).append(i)
+    for positions in by_model.values():
+        blueprint, model, _ = items[positions[0]]
+        rows = [row for i in positions for row in items[i][2]]
+        try:
+            predicted = _model_predictions(model, rows, blueprint)
+        except Exception as err:  # noqa: BLE001 - every decision of this model is told
+            for i in positions:
+                results[i] = err
+            continue
+        start = 0
+        for i in positions:
+            count = len(items[i][2])
+            part = {outcome: values[start:start + count] for outcome, values in predicted.items()}
+            results[i] = _attempt(lambda b=items[i][0], p=part: _weighed(b, p, model))
+            start += count
+    return results
+
+
+def _model_predictions(model: ScoringModel, rows: list[dict], blueprint: Blueprint) -> dict[str, list[float]]:
     predict = getattr(model, "predict", None)
-    predicted = predict(rows) if predict else {blueprint.primary_label.outcome: model.score(rows)}
+    return predict(rows) if predict else {blueprint.primary_label.outcome: model.score(rows)}
+
+
+def _weighed(blueprint: Blueprint, predicted: dict[str, list[float]], model: ScoringModel) -> dict[str, list[float]]:
+    """The predictions of every outcome the blueprint weighs (see ``predictions``)."""
     if len(predicted) == 1 and blueprint.primary_label.outcome not in predicted:
         predicted = {blueprint.primary_label.outcome: next(iter(predicted.values()))}
     missing = set(blueprint.weights) - set(predicted)
     if missing:
         raise LookupError(f"model {model.version} predicts no {sorted(missing)}; it predates the blueprint")
     return {outcome: predicted[outcome] for outcome in blueprint.weights}
+
+
+def predictions(blueprint: Blueprint, model: ScoringModel, rows: list[dict]) -> dict[str, list[float]]:
+    """Per outcome the blueprint weighs, the model's predictions for the rows. A model that
+    predicts only one label (or predates naming it) predicts the primary one; a model that
+    lacks an outcome the blueprint now weighs cannot serve it (the blueprint gained a label
+    since it was trained): that raises, and the decision falls back to the default."""
+    return _weighed(blueprint, _model_predictions(model, rows, blueprint), model)
 
 
 def decision_attributes(record: DecisionRecord) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from looperpb.v1 import decision_pb2, decision_pb2_grpc
 from looperpb.values import feature_value
 
@@ -16,14 +18,23 @@ from services.platform.wire import feature_map, to_timestamp
 MAX_BATCH = 1000
 
 
-def to_command(request: decision_pb2.DecideRequest) -> DecideCommand:
+def to_command(request: decision_pb2.DecideRequest, deadline: float | None = None) -> DecideCommand:
     return DecideCommand(
         use_case=request.use_case,
         decision_id=request.decision_id,
         subject=dict(request.subject),
         context=feature_map(request.context),
         candidates=tuple(CandidateInput(c.action_id, feature_map(c.features)) for c in request.candidates),
+        deadline=deadline,
     )
+
+
+def deadline_of(context) -> float | None:
+    """The call's deadline on this process's monotonic clock (None: the caller set none)."""
+    remaining = context.time_remaining() if context is not None else None
+    if remaining is None or remaining > 86400:  # no deadline is sent as a practically infinite one
+        return None
+    return time.monotonic() + remaining
 
 
 def decision_to_proto(record: DecisionRecord) -> decision_pb2.Decision:
@@ -48,14 +59,14 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
     def __init__(self, decider: Decider):
         self.decider = decider
 
-    def _decide(self, request: decision_pb2.DecideRequest) -> decision_pb2.DecideResponse:
+    def _decide(self, request: decision_pb2.DecideRequest, context=None) -> decision_pb2.DecideResponse:
         require_use_case(request.use_case)
-        record, replayed = self.decider.decide(to_command(request))
+        record, replayed = self.decider.decide(to_command(request, deadline_of(context)))
         return decision_pb2.DecideResponse(decision=decision_to_proto(record), replayed=replayed)
 
     @rpc_method
     def Decide(self, request, context):
-        return self._decide(request)
+        return self._decide(request, context)
 
     @rpc_method
     def DecideBatch(self, request, context):
@@ -63,7 +74,8 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
             raise InvalidArgument.single("requests", "must hold at least one request")
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument.single("requests", f"must hold at most {MAX_BATCH} requests")
-        commands = [to_command(r) for r in request.requests]
+        deadline = deadline_of(context)
+        commands = [to_command(r, deadline) for r in request.requests]
         answers = self.decider.decide_many(commands)
         return decision_pb2.DecideBatchResponse(results=[_batch_result(i, answer) for i, answer in enumerate(answers)])
 

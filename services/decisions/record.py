@@ -25,6 +25,7 @@ class DefaultReason(enum.IntEnum):
     NO_MODEL = 1  # no model is live yet
     MODEL_UNAVAILABLE = 2  # the live model failed to load or to score
     PAUSED = 3  # an administrator paused the use case
+    FEATURES_UNAVAILABLE = 4  # the feature store failed or did not answer in time
 
 
 @dataclass(frozen=True)

@@ -123,22 +123,29 @@ class LooperFeatureStore:
 
     # --- online ---------------------------------------------------------------------------
     def online_features(self, refs: list[str], entity_row: dict[str, str]) -> dict[str, FeatureScalar]:
-        """One entity's features by column name (``view__feature``); missing ones are None.
+        """One entity's features by column name (``view__feature``); missing ones are None."""
+        return self.online_features_many(refs, [entity_row])[0]
+
+    def online_features_many(self, refs: list[str], entity_rows: list[dict[str, str]]) -> list[dict[str, FeatureScalar]]:
+        """Several entities' features, one query a view for all of them.
 
         The decision hot path: it reads each feature view straight from the online store
-        (``provider.online_store.online_read``, one query a view), skipping the layers of
+        (``provider.online_store.online_read``), skipping the layers of
         ``get_online_features`` that cost about 0.6 ms of a 0.7 ms read on this machine.
         """
-        values: dict[str, FeatureScalar] = {}
+        values: list[dict[str, FeatureScalar]] = [{} for _ in entity_rows]
         with self._lock:
             for view, names, key_fields in self._read_plan(tuple(refs)):
-                key = EntityKeyProto(join_keys=[f.name for f in key_fields],
-                                     entity_values=[_entity_value(f, entity_row[f.name]) for f in key_fields])
-                _, row = self.store.provider.online_store.online_read(self.store.config, view, [key], names)[0]
-                for name in names:
-                    value = (row or {}).get(name)
-                    values[f"{view.name}__{name}"] = _scalar(feast_value_type_to_python_type(value)) if value else None
-        return {feast_column(ref): values[feast_column(ref)] for ref in refs}
+                keys = [EntityKeyProto(join_keys=[f.name for f in key_fields],
+                                       entity_values=[_entity_value(f, row[f.name]) for f in key_fields])
+                        for row in entity_rows]
+                read = self.store.provider.online_store.online_read(self.store.config, view, keys, names)
+                for found, (_, row) in zip(values, read):
+                    for name in names:
+                        value = (row or {}).get(name)
+                        found[f"{view.name}__{name}"] = (_scalar(feast_value_type_to_python_type(value))
+                                                        if value else None)
+        return [{feast_column(ref): found[feast_column(ref)] for ref in refs} for found in values]
 
     def _read_plan(self, refs: tuple[str, ...]) -> list:
         """Per view: the FeatureView, the requested feature names and the entity key fields.
@@ -221,22 +228,46 @@ def _scalar(value) -> FeatureScalar:
         return str(value)
 
 
+class FeaturesUnavailable(Exception):
+    """The feature store failed or did not answer in time: the decision falls back to the
+    use case's default, flagged, rather than scoring on features that silently went missing."""
+
+
 class FeastFeatureSource:
-    """The Decision service's view of Feast: the subject's features for a blueprint. A
-    feature store failure degrades to missing values rather than failing the product."""
+    """The Decision service's view of Feast: the subjects' features for their blueprints,
+    read together for decisions made at the same time. A failure of the feature store is
+    reported per decision (``FeaturesUnavailable``), counted, and shown as ``healthy``."""
 
     def __init__(self, store: LooperFeatureStore):
         self.store = store
+        self.failures = 0
+        self.healthy = True
 
     def fetch(self, blueprint: Blueprint, subject: dict[str, str]) -> dict[str, FeatureScalar]:
-        if not blueprint.feast_features:
-            return {}
-        row = {entity: subject[entity] for entity in blueprint.entities}
-        try:
-            return self.store.online_features(list(blueprint.feast_features), row)
-        except Exception:  # noqa: BLE001 - decide without features rather than not at all
-            log.exception("Feast online read failed for %s", blueprint.name)
-            return {feast_column(ref): None for ref in blueprint.feast_features}
+        result = self.fetch_many([(blueprint, subject)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def fetch_many(self, requests: list[tuple[Blueprint, dict[str, str]]]) -> list[dict | FeaturesUnavailable]:
+        results: list[dict | FeaturesUnavailable] = [{} for _ in requests]
+        by_refs: dict[tuple[str, ...], list[int]] = {}
+        for i, (blueprint, _) in enumerate(requests):
+            if blueprint.feast_features:
+                by_refs.setdefault(tuple(blueprint.feast_features), []).append(i)
+        for refs, positions in by_refs.items():
+            rows = [{e: requests[i][1][e] for e in requests[i][0].entities} for i in positions]
+            try:
+                for i, found in zip(positions, self.store.online_features_many(list(refs), rows)):
+                    results[i] = found
+                self.healthy = True
+            except Exception as err:  # noqa: BLE001 - each decision falls back on its own
+                log.exception("Feast online read of %s failed", refs)
+                self.failures += len(positions)
+                self.healthy = False
+                for i in positions:
+                    results[i] = FeaturesUnavailable(f"the feature store failed: {type(err).__name__}")
+        return results
 
 
 def feature_store(settings, data) -> LooperFeatureStore:

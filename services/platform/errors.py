@@ -46,3 +46,7 @@ class ResourceExhausted(LooperError):
 
 class Unavailable(LooperError):
     """The call could not be served now but may succeed if retried."""
+
+
+class DeadlineExceeded(LooperError):
+    """The caller's deadline passed before the work was done; nothing was stored."""

@@ -24,7 +24,8 @@ from grpc_status import rpc_status
 
 from services.platform.auth import AuthInterceptor, CredentialStore, Rule
 from services.platform.jobs import PeriodicJob
-from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.platform.errors import (DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound,
+                                     ResourceExhausted, Unavailable)
 
 log = logging.getLogger("looper.grpc")
 
@@ -47,6 +48,7 @@ _SIMPLE_CODES = {
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     Unavailable: code_pb2.UNAVAILABLE,
+    DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
 }
 
 

@@ -55,6 +55,8 @@ class Telemetry:
         self.outcomes = m.create_counter("looper.feedback.outcomes", description="Outcome events by join status")
         self.training_duration = m.create_histogram("looper.training.duration", unit="s",
                                                     description="Training run duration")
+        self.feature_fetch_failures = m.create_counter(
+            "looper.feature_fetch.failures", description="Decisions whose feature read failed or timed out")
 
     def server_interceptors(self) -> tuple:
         if not self.enabled:

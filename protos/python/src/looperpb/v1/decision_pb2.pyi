@@ -17,10 +17,12 @@ class DefaultReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEFAULT_REASON_NO_MODEL: _ClassVar[DefaultReason]
     DEFAULT_REASON_MODEL_UNAVAILABLE: _ClassVar[DefaultReason]
     DEFAULT_REASON_PAUSED: _ClassVar[DefaultReason]
+    DEFAULT_REASON_FEATURES_UNAVAILABLE: _ClassVar[DefaultReason]
 DEFAULT_REASON_UNSPECIFIED: DefaultReason
 DEFAULT_REASON_NO_MODEL: DefaultReason
 DEFAULT_REASON_MODEL_UNAVAILABLE: DefaultReason
 DEFAULT_REASON_PAUSED: DefaultReason
+DEFAULT_REASON_FEATURES_UNAVAILABLE: DefaultReason
 
 class Candidate(_message.Message):
     __slots__ = ("action_id", "features")
