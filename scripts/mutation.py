@@ -8,7 +8,10 @@ killed to ``tests/mutation/survivors.md`` and ends with one line:
     MUTATION RESULT killed=<n> survived=<n> timeout=<n> score=<pct>%
 
 where score = (killed + timeout) / (killed + timeout + survived). A mutant in code that no
-unit test runs ("no tests" in mutmut's words) counts as survived: nothing pins it.
+unit test runs ("no tests" in mutmut's words) counts as survived: nothing pins it. One kind
+of survivor is set apart as equivalent and listed, not scored: a change of letter case inside
+SQL text without quoted literals (SQLite keywords and names ignore case, so no behaviour can
+change).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ LOG = MUTANTS / "mutmut-run.log"
 KILLED = {"killed", "caught by type check"}
 TIMEOUT = {"timeout", "segfault"}  # the mutant hung or crashed the test process: detected
 SURVIVED = {"survived", "no tests"}
+EQUIVALENT = "equivalent (SQL case)"
+_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|BEGIN|WHERE|VALUES|AND|FROM)\b")
 
 
 def main() -> int:
@@ -53,6 +58,8 @@ def main() -> int:
     children = str(os.cpu_count() or 2)
     print(f"mutmut {version('mutmut')}: mutating {len(config['mutmut']['only_mutate'])} modules, "
           f"{children} workers; progress in {LOG.relative_to(ROOT)}", flush=True)
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # stopped as by Ctrl-C: clean up, then exit
+        signal.signal(stop, lambda number, frame: sys.exit(128 + number))
     with open(LOG, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", children],
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,9 +119,19 @@ def collect() -> tuple[Counter, dict[str, list[dict]]]:
             function = _function_name(name)
             diff = get_diff_for_mutant(name, path=Path(module))
             line, removed, added = _change(diff, functions.get(function, 0))
+            if status == "survived" and _sql_case_only(removed, added):
+                statuses[status] -= 1
+                statuses[EQUIVALENT] += 1
+                status = EQUIVALENT
             survivors[module].append(dict(name=name.rsplit(".", 1)[-1], function=function, status=status,
                                           line=line, removed=removed, added=added))
     return statuses, survivors
+
+
+def _sql_case_only(removed: str, added: str) -> bool:
+    """The mutant only changed the letter case of SQL text that holds no quoted literal."""
+    return (bool(added) and removed != added and removed.lower() == added.lower()
+            and bool(_SQL.search(removed)) and "'" not in removed)
 
 
 def _function_name(mutant: str) -> str:
@@ -193,7 +210,8 @@ def write_report(config: dict, reasons: dict, statuses: Counter, survivors: dict
         entries = survivors[module]
         tested = [e for e in entries if e["status"] == "survived"]
         untested = [e for e in entries if e["status"] == "no tests"]
-        out += [f"## `{module}`: {len(entries)}", ""]
+        equivalent = [e for e in entries if e["status"] == EQUIVALENT]
+        out += [f"## `{module}`: {len(tested) + len(untested)} survived", ""]
         for e in sorted(tested, key=lambda e: (e["line"], e["name"])):
             change = f"`{e['removed']}` → `{e['added']}`" if e["added"] else f"`{e['removed']}` removed"
             out.append(f"- line {e['line']} ({e['function']}): {change}")
@@ -202,6 +220,9 @@ def write_report(config: dict, reasons: dict, statuses: Counter, survivors: dict
             by_function[e["function"]].append(e["line"])
         for function, lines in sorted(by_function.items(), key=lambda kv: min(kv[1])):
             out.append(f"- no test runs `{function}` (from line {min(lines)}): {len(lines)} mutants")
+        if equivalent:
+            lines = ", ".join(str(n) for n in sorted({e["line"] for e in equivalent}))
+            out.append(f"- not scored, equivalent: {len(equivalent)} changes of SQL letter case (lines {lines})")
         out.append("")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(out))
