@@ -17,7 +17,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 .DEFAULT_GOAL := setup
 include mk/clients.mk
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory fuzz clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory fuzz mutation clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -73,7 +73,7 @@ stop-tracing:
 	$(PY) -c "from pathlib import Path; from services.tracing.backend import stop_detached; stop_detached(Path('$(DATA_DIR)/tracing'))"
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(DATA_DIR)
+	rm -rf $(VENV) $(TOOLS) $(DATA_DIR) mutants
 
 ## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
 bench: setup
@@ -82,6 +82,16 @@ bench: setup
 ## fuzz: the property-based fuzz of every RPC, longer than in `make test`
 fuzz: setup
 	LOOPER_FUZZ_EXAMPLES=$${LOOPER_FUZZ_EXAMPLES:-2000} $(PY) -m pytest -q -p no:randomly tests/contract/test_fuzz.py
+
+## mutation: mutation testing (mutmut, installed by the dev extra) of the decision-logic modules
+##           against tests/unit, on a copy in mutants/. Not part of `make test`: it takes about
+##           30 minutes on 2 cores. The modules are [tool.mutmut] only_mutate in pyproject.toml
+##           (policies, decider, decisions log, joiner, outcomes, models encoding/registry/live,
+##           durable_log, id_index, validation, blueprint spec, training set, evaluation,
+##           pipeline, scheduler); the mutants no test kills go to tests/mutation/survivors.md.
+##           Ends with: MUTATION RESULT killed=<n> survived=<n> timeout=<n> score=<pct>%
+mutation: $(VENV)/.installed
+	$(PY) scripts/mutation.py
 
 ## bench-memory: each service's resident memory after 0, 100k and 1M decisions (about 5 minutes)
 bench-memory: setup
