@@ -67,7 +67,9 @@ def serve_command(args) -> int:
     for name in names:
         create = _factory(name)
         running = start_server(create(settings, data, credentials), settings.host,
-                               getattr(settings, f"{name}_port"), credentials, settings.max_message_bytes, tls=tls)
+                               getattr(settings, f"{name}_port"), credentials, settings.max_message_bytes,
+                               workers=settings.threads, tls=tls, max_in_flight=settings.max_in_flight,
+                               use_case_limit=settings.use_case_max_in_flight)
         servers.append(running)
         print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
     wait_for_termination(servers, settings.grace_period)

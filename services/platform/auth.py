@@ -1,4 +1,4 @@
-"""Who may call Looper, checked by one server interceptor.
+"""Who may call Looper (checked for every call by ``services.platform.guard.CallGuard``).
 
 A caller is identified by a bearer token (``authorization: Bearer <token>``; Looper keeps
 only its SHA-256) or, under mutual TLS, by its certificate subject's common name. A
@@ -227,68 +227,54 @@ def bootstrap_admin(store: CredentialStore, token_file: Path) -> str | None:
     return token
 
 
-# --- the interceptor ------------------------------------------------------------------
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Authenticates every call to a Looper service and checks it against the service's
-    rules (method name -> what the request needs)."""
-
-    def __init__(self, store: CredentialStore, rules: dict[str, Rule], service_prefixes: tuple[str, ...]):
-        self.store, self.rules, self.prefixes = store, rules, service_prefixes
-
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
-        if handler is None or not details.method.startswith(self.prefixes):
-            return handler  # health checking and reflection stay open
-        rule = self.rules.get(details.method)
-        metadata = dict(details.invocation_metadata or ())
-        if handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-
-        def checked(request, context):
-            caller = self._authenticate(metadata, context)
-            if rule is None:
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{details.method} has no access rule")
-            self._authorize(caller, rule(request), context)
-            token = _current.set(caller)
-            try:
-                return inner(request, context)
-            finally:
-                _current.reset(token)
-
-        return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
-
-    def _authenticate(self, metadata: dict, context) -> Credential:
-        """The bearer token's credential when the call carries one, else the client
-        certificate's (mutual TLS)."""
-        header = metadata.get("authorization", "")
-        if header.startswith("Bearer "):
-            caller = self.store.by_token(header.removeprefix("Bearer ").strip())
-            if caller is None:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid (revoked or rotated?)")
-            return caller
-        subject = _certificate_subject(context)
-        if not subject:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "no credentials: send 'authorization: Bearer <token>' (the local development token is "
-                          "in <data dir>/looper-token) or a client certificate")
-        caller = self.store.by_subject(subject)
+# --- checking a call (the interceptor is services.platform.guard.CallGuard) --------------
+def authenticate(store: CredentialStore, metadata: dict, context) -> Credential:
+    """The bearer token's credential when the call carries one, else the client
+    certificate's (mutual TLS); aborts the call UNAUTHENTICATED otherwise."""
+    header = metadata.get("authorization", "")
+    if header.startswith("Bearer "):
+        caller = store.by_token(header.removeprefix("Bearer ").strip())
         if caller is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"client certificate {subject!r} is not a Looper credential")
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid (revoked or rotated?)")
         return caller
+    subject = _certificate_subject(context)
+    if not subject:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "no credentials: send 'authorization: Bearer <token>' (the local development token is "
+                      "in <data dir>/looper-token) or a client certificate")
+    caller = store.by_subject(subject)
+    if caller is None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"client certificate {subject!r} is not a Looper credential")
+    return caller
 
-    @staticmethod
-    def _authorize(caller: Credential, needs: Iterable[Need], context) -> None:
-        for need in needs:
-            if need.role is None and not caller.cluster_admin:
-                context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                              f"credential {caller.name!r} is not a cluster administrator")
-            if need.role == Role.UNSPECIFIED and not caller.can_read_something():
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} has no grants")
-            if need.role and not caller.allows(need.role, need.use_case):
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} lacks the "
-                              f"{need.role.name.lower()} role in use case {need.use_case!r}")
+
+def authorize(caller: Credential, needs: Iterable[Need], context) -> None:
+    """Aborts the call PERMISSION_DENIED unless ``caller`` has every need."""
+    for need in needs:
+        if need.role is None and not caller.cluster_admin:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"credential {caller.name!r} is not a cluster administrator")
+        if need.role == Role.UNSPECIFIED and not caller.can_read_something():
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} has no grants")
+        if need.role and not caller.allows(need.role, need.use_case):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} lacks the "
+                          f"{need.role.name.lower()} role in use case {need.use_case!r}")
+
+
+def calling_as(caller: Credential):
+    """Makes ``caller`` the current caller for the block (``current_caller``)."""
+    return _CallingAs(caller)
+
+
+class _CallingAs:
+    def __init__(self, caller: Credential):
+        self.caller = caller
+
+    def __enter__(self):
+        self.token = _current.set(self.caller)
+
+    def __exit__(self, *exc) -> None:
+        _current.reset(self.token)
 
 
 def _certificate_subject(context) -> str:

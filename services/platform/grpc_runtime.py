@@ -22,7 +22,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from services.platform.auth import AuthInterceptor, CredentialStore, Rule
+from services.platform.auth import CredentialStore, Rule
+from services.platform.guard import Admission, CallGuard
 from services.platform.jobs import PeriodicJob
 from services.platform.errors import (DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound,
                                      ResourceExhausted, Unavailable)
@@ -141,7 +142,8 @@ class RunningServer:
 
 def start_server(bindings: list[ServiceBinding], host: str, port: int, credentials: CredentialStore,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, workers: int = 16,
-                 tls: Tls | None = None) -> RunningServer:
+                 tls: Tls | None = None, max_in_flight: int = 64, use_case_limit: int = 12,
+                 reuse_port: bool = False) -> RunningServer:
     """Starts a gRPC server with the bindings, health checking and reflection; every call
     to a Looper service is authenticated and authorized against the bindings' rules.
     Without TLS it binds only a loopback address: bearer tokens never cross a network in
@@ -150,15 +152,16 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
         raise OSError(f"refusing to serve {host} without TLS: bearer tokens would cross the network in the clear; "
                       "set --tls-cert and --tls-key, or bind 127.0.0.1")
     rules = {f"/{b.name}/{method}": rule for b in bindings for method, rule in b.auth_rules.items()}
-    authorization = AuthInterceptor(credentials, rules, ("/looper.v1.",))
+    guard = CallGuard(credentials, rules, Admission(use_case_limit))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[*(i for b in bindings for i in b.interceptors), authorization],
+        interceptors=[*(i for b in bindings for i in b.interceptors), guard],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),  # several worker processes on one port
         ],
+        maximum_concurrent_rpcs=max_in_flight,  # beyond it gRPC answers RESOURCE_EXHAUSTED at once
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -22,6 +22,11 @@ class Settings(BaseModel):
     feedback_port: int = Field(50052, ge=0, le=65535)
     trainer_port: int = Field(50053, ge=0, le=65535)
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Load: calls handled at once per process (its threads), calls accepted at once (more are
+    # shed with RESOURCE_EXHAUSTED), and how many one use case may hold while being handled.
+    threads: int = Field(16, ge=1, le=256)
+    max_in_flight: int = Field(64, ge=1)
+    use_case_max_in_flight: int = Field(12, ge=1)
     join_interval: float = Field(0.5, gt=0)  # seconds between label-joiner passes
     join_grace: float = Field(1.0, ge=0)  # seconds a closed window still waits for outcomes in transit
     retrain_interval: float = Field(2.0, gt=0)  # seconds between retraining checks

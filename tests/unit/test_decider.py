@@ -182,3 +182,51 @@ def test_a_paused_use_case_answers_its_default_and_still_logs(stores):
     blueprints.set_paused("contract_test", False)
     record, _ = Decider(*stores, models=FakeModels(FakeModel(scores=[0.9, 0.1]))).decide(command(decision_id="p-2"))
     assert record.model_version == "m000007"
+
+
+class BrokenFeatures:
+    def fetch(self, blueprint, subject):
+        from services.features.store import FeaturesUnavailable
+
+        raise FeaturesUnavailable("the online store's table is gone")
+
+
+class StuckFeatures:
+    def __init__(self):
+        self.release = __import__("threading").Event()
+
+    def fetch(self, blueprint, subject):
+        self.release.wait(10)
+        return {}
+
+
+def test_a_failed_feature_store_gives_the_default_flagged_never_a_model_on_missing_features(stores):
+    model = FakeModel(scores=[0.9, 0.1])
+    record, _ = Decider(*stores, features=BrokenFeatures(), models=FakeModels(model)).decide(command())
+    assert record.default_reason == DefaultReason.FEATURES_UNAVAILABLE and record.model_version == ""
+    assert model.rows == [], "the model never scored"
+
+
+def test_a_stuck_feature_store_costs_a_decision_its_deadline_not_more(stores):
+    import time
+
+    features = StuckFeatures()
+    decider = Decider(*stores, features=features, models=FakeModels(FakeModel()))
+    try:
+        started = time.monotonic()
+        record, _ = decider.decide(command(deadline=time.monotonic() + 0.3))
+        assert record.default_reason == DefaultReason.FEATURES_UNAVAILABLE
+        assert time.monotonic() - started < 5  # generous: it returned at its deadline, not after the store
+    finally:
+        features.release.set()
+
+
+def test_a_decision_whose_deadline_passed_is_not_logged(stores):
+    import time
+
+    from services.platform.errors import DeadlineExceeded
+
+    with pytest.raises(DeadlineExceeded):
+        Decider(*stores).decide(command(decision_id="late", deadline=time.monotonic() - 1))
+    assert stores[1].find("contract_test", "late") is None
+    assert Decider(*stores).decide(command(decision_id="late"))[1] is False  # the id is free
