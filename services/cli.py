@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 SERVICES = ("decision", "feedback", "trainer")
+SCALED = ("decision", "feedback")  # services that run as several worker processes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         serve.add_argument(f"--{name}-port", type=int)
     for name in ("cert", "key", "client-ca"):
         serve.add_argument(f"--tls-{name}", type=Path, help=f"TLS: a PEM file ({name})")
+    serve.add_argument("--workers", type=int, help="processes per Decision and Feedback service (default 1)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a supervisor
     apply = commands.add_parser("apply", help="apply a blueprint YAML file through the Trainer")
     apply.add_argument("file", type=Path)
     apply.add_argument("--trainer", default="127.0.0.1:50053", help="Trainer address host:port")
@@ -59,21 +62,54 @@ def serve_command(args) -> int:
               "the clear): set --tls-cert and --tls-key, or bind 127.0.0.1", file=sys.stderr)
         return 2
     credentials = CredentialStore(data.access.credentials)
-    with exclusive_lock(data.locks / "bootstrap.lock"):  # services started together make one administrator
-        if bootstrap_admin(credentials, data.access.local_token):
-            print(f"looper: created a cluster administrator; its token is in {data.access.local_token}", flush=True)
+    if not args.worker:
+        with exclusive_lock(data.locks / "bootstrap.lock"):  # services started together make one administrator
+            if bootstrap_admin(credentials, data.access.local_token):
+                print(f"looper: created a cluster administrator; its token is in {data.access.local_token}",
+                      flush=True)
     names = SERVICES if args.service == "all" else (args.service,)
+    if settings.workers > 1 and not args.worker and set(names) & set(SCALED):
+        return supervise(names, settings)
     servers = []
     for name in names:
         create = _factory(name)
         running = start_server(create(settings, data, credentials), settings.host,
                                getattr(settings, f"{name}_port"), credentials, settings.max_message_bytes,
                                workers=settings.threads, tls=tls, max_in_flight=settings.max_in_flight,
-                               use_case_limit=settings.use_case_max_in_flight)
+                               use_case_limit=settings.use_case_max_in_flight, reuse_port=args.worker)
         servers.append(running)
         print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
     wait_for_termination(servers, settings.grace_period)
     return 0
+
+
+def supervise(names: tuple[str, ...], settings) -> int:
+    """Runs the Decision and Feedback services as ``settings.workers`` processes each on a
+    shared port, the Trainer as one (its scheduler trains one run per use case at a time)."""
+    from services.platform.supervisor import Supervisor, Worker, reserve_port
+
+    workers, reservations = [], []
+    for name in names:
+        try:
+            reservation = reserve_port(settings.host, getattr(settings, f"{name}_port"))
+        except OSError as err:
+            print(f"looper: cannot serve {name} on {settings.host}:{getattr(settings, f'{name}_port')}: {err}",
+                  file=sys.stderr)
+            return 2
+        reservations.append(reservation)
+        command = [sys.executable, "-m", "services.cli", "serve", name, "--worker", "--workers", "1",
+                   "--data-dir", str(settings.data_dir), "--host", settings.host,
+                   f"--{name}-port", str(reservation.getsockname()[1])]
+        for option in ("tls_cert", "tls_key", "tls_client_ca"):
+            if getattr(settings, option):
+                command += [f"--{option.replace('_', '-')}", str(getattr(settings, option))]
+        count = settings.workers if name in SCALED else 1
+        workers += [Worker(name, number, command) for number in range(1, count + 1)]
+    try:
+        return Supervisor(workers, grace=settings.grace_period).run()
+    finally:
+        for reservation in reservations:
+            reservation.close()
 
 
 def features_command(args) -> int:

@@ -240,6 +240,10 @@ class DecisionStream:
         """Saves the progress: what was advanced over is not handed out again."""
         self._consumer.save()
 
+    def reload(self) -> None:
+        """Picks up the progress another process saved."""
+        self._consumer.reload()
+
     def backlog_bytes(self) -> int:
         return self._consumer.backlog_bytes()
 

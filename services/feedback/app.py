@@ -30,7 +30,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     decisions = DecisionStream(data.decisions, CONSUMER)
     table = TrainingTable(data.labels.training)
     joiner = LabelJoiner(blueprints, decisions, OutcomeStream(data.labels, CONSUMER), data.labels.joiner, table,
-                         tracer=telemetry.tracer, grace=timedelta(seconds=settings.join_grace))
+                         tracer=telemetry.tracer, grace=timedelta(seconds=settings.join_grace),
+                         pass_lock=data.locks / "label-joiner.lock")
     counters = SubjectCounters(blueprints, feature_store(settings, data), joiner)
     joiner.on_activity = counters.refresh
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731

@@ -7,6 +7,9 @@ the joiner got), keeps its working state in SQLite, and never drops an outcome: 
 the window are kept as ``late``, those with no known decision as ``orphan`` (and joined if
 the decision shows up while its window is still open). Counters are in ``stats``; the
 subjects whose activity changed are reported after each pass (personalization).
+
+Several Feedback workers may share one data directory: with ``pass_lock`` their passes take
+turns under an flock, and each starts from the progress the last one saved.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections import Counter
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +34,7 @@ from services.decisions.record import DecisionRecord
 from services.labels.outcomes import OutcomeStream
 from services.labels.training_table import LabeledDecision, TrainingTable
 from services.platform.errors import NotFound
+from services.platform.files import exclusive_lock
 from services.platform.telemetry import OffTracer
 
 log = logging.getLogger("looper.joiner")
@@ -98,7 +103,7 @@ class LabelJoiner:
                  state: Path, training_table: TrainingTable,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  on_activity: Callable[[str, list[str]], None] | None = None,
-                 tracer=None, grace: timedelta = timedelta(seconds=1)):
+                 tracer=None, grace: timedelta = timedelta(seconds=1), pass_lock: Path | None = None):
         self.blueprints = blueprints
         self.decisions, self.outcomes = decisions, outcomes
         self.training_table = training_table
@@ -118,15 +123,32 @@ class LabelJoiner:
         _add_missing_columns(self._db)
         self._reader = sqlite3.connect(state, check_same_thread=False)
         self._lock = threading.Lock()
+        self.pass_lock = pass_lock
 
     def run_once(self) -> int:
         """Ingests new decisions and outcomes, attributes outcomes, closes due windows;
-        returns the number of labels written."""
-        with self._lock:
+        returns the number of labels written (0 when another process is in its pass)."""
+        with self._pass(wait=False) as mine:
+            if not mine:
+                return 0
             self._ingest_decisions()
             self._ingest_outcomes()
             self._report_activity()
             return self._close_windows()
+
+    @contextmanager
+    def _pass(self, wait: bool) -> Iterator[bool]:
+        """This thread's turn at the logs and the state; yields False when ``wait`` is off
+        and another process has the turn."""
+        with self._lock:
+            if self.pass_lock is None:
+                yield True
+                return
+            with exclusive_lock(self.pass_lock, blocking=wait) as mine:
+                if mine:
+                    self.decisions.reload()
+                    self.outcomes.reload()
+                yield mine
 
     # --- ingesting -------------------------------------------------------------------------
     def _ingest_decisions(self) -> None:
@@ -300,7 +322,7 @@ class LabelJoiner:
     def label(self, use_case: str, decision_id: str) -> Label:
         """The decision's label: the written one once its window closed, else the label that
         the outcomes attributed so far would give."""
-        with self._lock:
+        with self._pass(wait=True):
             self._ingest_decisions()
             self._ingest_outcomes()
             row = self._db.execute(

@@ -238,6 +238,10 @@ class OutcomeStream:
     def commit(self) -> None:
         self._consumer.save()
 
+    def reload(self) -> None:
+        """Picks up the progress another process saved."""
+        self._consumer.reload()
+
 
 def _group(keys: list[tuple[str, str]]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}

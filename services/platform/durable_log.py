@@ -281,8 +281,14 @@ class LogConsumer:
         self.log_folder, self.prefix, self.name = Path(log_folder), prefix, name
         self.path = Path(consumers_folder) / f"{name}.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.offsets: dict[str, int] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Reads the saved progress again: another process may have consumed since (the
+        readers take turns under a lock, see LabelJoiner)."""
         try:
-            self.offsets: dict[str, int] = json.loads(self.path.read_text())
+            self.offsets = json.loads(self.path.read_text())
         except FileNotFoundError:
             self.offsets = {}
 

@@ -25,6 +25,9 @@ class Settings(BaseModel):
     # Load: calls handled at once per process (its threads), calls accepted at once (more are
     # shed with RESOURCE_EXHAUSTED), and how many one use case may hold while being handled.
     threads: int = Field(16, ge=1, le=256)
+    # Worker processes per Decision and Feedback service, sharing its port (SO_REUSEPORT):
+    # Python runs one call's code at a time per process, so more cores need more processes.
+    workers: int = Field(1, ge=1, le=64)
     max_in_flight: int = Field(64, ge=1)
     use_case_max_in_flight: int = Field(12, ge=1)
     join_interval: float = Field(0.5, gt=0)  # seconds between label-joiner passes

@@ -1,10 +1,12 @@
 """The Looper client: ``decide`` at a decision point, ``log_feedback`` when you learn what
-happened. One reusable channel per service, default deadlines, retries on UNAVAILABLE
-(safe: every call carries an idempotency id), TLS and OpenTelemetry propagation."""
+happened. Reusable channels per service (several for a service that runs several worker
+processes), default deadlines, retries on UNAVAILABLE (safe: every call carries an
+idempotency id), TLS and OpenTelemetry propagation."""
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import uuid
@@ -153,7 +155,24 @@ class ServiceAddress:
 
 def service_of(services: list[ServiceAddress], method) -> ServiceAddress | None:
     """The service a stub method belongs to; looked up only when a call failed."""
-    return next((s for s in services if any(m is method for m in vars(s.stub).values())), None)
+    for service in services:
+        stubs = service.stub.stubs if isinstance(service.stub, RoundRobinStub) else [service.stub]
+        if any(m is method for stub in stubs for m in vars(stub).values()):
+            return service
+    return None
+
+
+class RoundRobinStub:
+    """Stubs of one service over several channels, taken in turn call by call: a service
+    running as several worker processes gets a connection to each (the kernel gives each
+    new connection to one worker)."""
+
+    def __init__(self, stubs: list):
+        self.stubs = stubs
+        self._next = itertools.cycle(stubs)
+
+    def __getattr__(self, method: str):
+        return getattr(next(self._next), method)
 
 
 class LooperClient:
@@ -162,23 +181,33 @@ class LooperClient:
     def __init__(self, decision: str = "127.0.0.1:50051", feedback: str = "127.0.0.1:50052",
                  trainer: str = "127.0.0.1:50053", *, timeout: float = DEFAULT_TIMEOUT,
                  credentials: grpc.ChannelCredentials | None = None, max_attempts: int = 4,
-                 tracer_provider=None, token: str | None = None, token_file: str | os.PathLike | None = None):
+                 tracer_provider=None, token: str | None = None, token_file: str | os.PathLike | None = None,
+                 connections: int = 1):
         """Calls carry the bearer token ``token`` (or the one in ``token_file``, or in the
         LOOPER_TOKEN / LOOPER_TOKEN_FILE variables); with ``credentials`` (TLS) the channels
         are encrypted. Calls are traced (client spans, W3C traceparent) with
         ``tracer_provider``, or with OpenTelemetry's global provider when one was installed
-        before this client was created (see ``looper.tracing.configure_tracing``)."""
+        before this client was created (see ``looper.tracing.configure_tracing``).
+        ``connections`` to each of the Decision and Feedback services spread the calls over
+        their worker processes (``looper serve --workers N``); use as many as workers."""
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
         self._metadata = token_metadata(resolve_token(token, token_file), [decision, feedback, trainer],
                                         credentials)
         options = ([("grpc.service_config", retry_service_config(max_attempts)), ("grpc.enable_retries", 1)]
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
+        # A connection of this client's own: channels with equal arguments would share one.
+        options.append(("grpc.use_local_subchannel_pool", 1))
         self.timeout = timeout
-        self._channels = [_channel(t, credentials, options, tracer_provider, self._metadata)
-                          for t in (decision, feedback, trainer)]
-        self.decision = decision_pb2_grpc.DecisionServiceStub(self._channels[0])
-        self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[1])
-        self.trainer = trainer_pb2_grpc.TrainerServiceStub(self._channels[2])
-        self.access = access_pb2_grpc.AccessServiceStub(self._channels[2])  # hosted beside the Trainer
+        open_channels = lambda target, count: [  # noqa: E731
+            _channel(target, credentials, options, tracer_provider, self._metadata) for _ in range(count)]
+        decision_channels, feedback_channels = open_channels(decision, connections), open_channels(feedback, connections)
+        trainer_channel = open_channels(trainer, 1)[0]
+        self._channels = [*decision_channels, *feedback_channels, trainer_channel]
+        self.decision = RoundRobinStub([decision_pb2_grpc.DecisionServiceStub(c) for c in decision_channels])
+        self.feedback = RoundRobinStub([feedback_pb2_grpc.FeedbackServiceStub(c) for c in feedback_channels])
+        self.trainer = trainer_pb2_grpc.TrainerServiceStub(trainer_channel)
+        self.access = access_pb2_grpc.AccessServiceStub(trainer_channel)  # hosted beside the Trainer
         self._services = [ServiceAddress("Decision", decision, self.decision),
                           ServiceAddress("Feedback", feedback, self.feedback),
                           ServiceAddress("Trainer", trainer, self.trainer),
