@@ -28,10 +28,10 @@ def looper(tmp_path):
     server.stop()
 
 
-def learns(client, product, phase_two_decisions: int) -> Comparison:
+def learns(client, product, example: str, phase_two_decisions: int) -> Comparison:
     comparison = learn_and_compare(client, product, phase_one_decisions=12000,
                                    phase_two_decisions=phase_two_decisions, training_timeout=60)
-    print(comparison.result_line(product.use_case))
+    print(comparison.result_line(example))
     assert comparison.learned.model_decisions == comparison.learned.decisions
     reachable = (comparison.best_value - comparison.default.mean) / 3
     assert comparison.difference >= reachable, (
@@ -44,13 +44,13 @@ def learns(client, product, phase_two_decisions: int) -> Comparison:
 def test_a_multi_action_use_case_learns_the_best_layout_per_user(looper):
     with looper.client(timeout=10) as client:
         client.apply_blueprint(layouts_demo.BLUEPRINT.read_text())
-        learns(client, layouts.LayoutProduct.build(client, seed=11), phase_two_decisions=2000)
+        learns(client, layouts.LayoutProduct.build(client, seed=11), "layouts", phase_two_decisions=2000)
 
 
 def test_a_ranking_use_case_learns_the_order_from_candidate_and_user_features(looper):
     with looper.client(timeout=10) as client:
         client.apply_blueprint(feed_demo.BLUEPRINT.read_text())
-        comparison = learns(client, feed.FeedProduct.build(client, seed=12), phase_two_decisions=1500)
+        comparison = learns(client, feed.FeedProduct.build(client, seed=12), "feed_ranking", phase_two_decisions=1500)
 
         # The live model scores each candidate by its own features and the user's: posts that
         # differ only in topic, quality or age get different scores.
@@ -72,7 +72,7 @@ def test_a_ranking_use_case_learns_the_order_from_candidate_and_user_features(lo
 def test_a_numeric_use_case_with_two_outcomes_learns_the_value_per_subject(looper):
     with looper.client(timeout=10) as client:
         client.apply_blueprint(bitrate_demo.BLUEPRINT.read_text())
-        learns(client, bitrate.PlayerProduct.build(client, seed=13), phase_two_decisions=2500)
+        learns(client, bitrate.PlayerProduct.build(client, seed=13), "bitrate", phase_two_decisions=2500)
 
         def chosen(bandwidth: float) -> float:
             """The learned policy's value for a TV session at ``bandwidth`` (the first of a few
