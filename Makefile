@@ -59,9 +59,18 @@ release-contract: $(BUF)
 test: setup setup-clients lint breaking
 	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q --durations=10
 
-## demo: start the services on embedded defaults and run the main job
+## demo: start the services on embedded defaults and run the main job (the notification story);
+##       `make demo EXAMPLE=<name>` runs another example of examples/ instead (layouts, feed_ranking, bitrate)
+EXAMPLE ?= notifications
+EXAMPLES := $(patsubst examples/%/demo.py,%,$(wildcard examples/*/demo.py))
 demo: setup
+ifeq ($(EXAMPLE),notifications)
 	$(PY) -m examples.notifications.demo --data-dir $(DATA_DIR)/demo
+else ifneq ($(filter $(EXAMPLE),$(EXAMPLES)),)
+	$(PY) -m examples.$(EXAMPLE).demo --data-dir $(DATA_DIR)/demo-$(EXAMPLE)
+else
+	@echo "make demo: no example '$(EXAMPLE)'; EXAMPLE is one of: $(EXAMPLES)" >&2; exit 2
+endif
 
 ## run: prepare $(DATA_DIR)/run for the README quick start (the example's Feast definitions and profiles),
 ##      then start all services (and the tracing UI) for your own calls; Ctrl-C stops them
