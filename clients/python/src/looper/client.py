@@ -291,6 +291,12 @@ class LooperClient:
     def rollback_model(self, use_case: str) -> trainer_pb2.Model:
         return self._call(self.trainer.RollbackModel, trainer_pb2.RollbackModelRequest(use_case=use_case), None).model
 
+    def experiment_report(self, use_case: str, experiment_id: str = "") -> trainer_pb2.ExperimentReport:
+        """The running experiment's report (or an ended one's, by id; without one and with none
+        running, the last that ended): per arm its value with intervals, and the verdict."""
+        return self._call(self.trainer.GetExperimentReport, trainer_pb2.GetExperimentReportRequest(
+            use_case=use_case, experiment_id=experiment_id), None).report
+
     def close(self) -> None:
         for channel in self._channels:
             channel.close()
