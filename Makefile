@@ -17,7 +17,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 .DEFAULT_GOAL := setup
 include mk/clients.mk
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory fuzz clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-loadgen bench-peers bench-memory fuzz clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -75,9 +75,28 @@ stop-tracing:
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DATA_DIR)
 
-## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
-bench: setup
+## bench: Decide beside the Python gRPC echo (its ceiling) and the peer stack (feast listen + MLServer),
+##        interleaved, with DecideBatch, ranking 100 candidates, tracing 1% vs off and --workers 2 vs 1;
+##        prints a table and a BENCH RESULT line, writes benchmarks/results/bench-<time>.json (about 5 minutes)
+bench: setup bench-loadgen bench-peers
 	$(PY) -m benchmarks.bench
+
+## bench-loadgen: the Go load generator (grpc-go from the Go module proxy)
+bench-loadgen: $(TOOLS)/bench/loadgen
+
+$(TOOLS)/bench/loadgen: benchmarks/loadgen/main.go benchmarks/loadgen/go.mod benchmarks/loadgen/go.sum
+	mkdir -p $(@D)
+	cd benchmarks/loadgen && go vet ./... && go build -o $(abspath $@) .
+
+## bench-peers: MLServer 1.7.1 and its CatBoost runtime in their own virtualenv (they conflict with Feast 0.67)
+PEERS_VENV := $(TOOLS)/peers
+bench-peers: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --disable-pip-version-check -q -r benchmarks/peers/requirements.txt
+	touch $@
 
 ## fuzz: the property-based fuzz of every RPC, longer than in `make test`
 fuzz: setup
