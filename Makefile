@@ -84,9 +84,9 @@ bench: setup bench-loadgen bench-peers
 ## bench-loadgen: the Go load generator (grpc-go from the Go module proxy)
 bench-loadgen: $(TOOLS)/bench/loadgen
 
-$(TOOLS)/bench/loadgen: benchmarks/loadgen/main.go benchmarks/loadgen/go.mod benchmarks/loadgen/go.sum
+$(TOOLS)/bench/loadgen: $(wildcard benchmarks/loadgen/*.go) benchmarks/loadgen/go.mod benchmarks/loadgen/go.sum
 	mkdir -p $(@D)
-	cd benchmarks/loadgen && go vet ./... && go build -o $(abspath $@) .
+	cd benchmarks/loadgen && go vet ./... && go test -count=1 ./... && go build -o $(abspath $@) .
 
 ## bench-peers: MLServer 1.7.1 and its CatBoost runtime in their own virtualenv (they conflict with Feast 0.67)
 PEERS_VENV := $(TOOLS)/peers

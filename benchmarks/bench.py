@@ -369,6 +369,8 @@ def measure(workload: Workload, concurrency: int, calls: int, sequence: int, war
     result = generator.run(job)
     workload.runs.setdefault(concurrency, []).append(result)
     note = f"  {result['errors']} ERRORS: {result.get('first_error', '')}" if result["errors"] else ""
+    if result.get("shed"):
+        note += f"  {result['shed']} answers RESOURCE_EXHAUSTED, retried after the server's hint"
     print(f"   {workload.key:<15} c{concurrency:<3} p50 {result['latency_ms']['p50']:7.2f} ms  "
           f"p99 {result['latency_ms']['p99']:7.2f} ms  {result['calls_per_s']:8,.0f} calls/s  "
           f"{result['calls_per_server_cpu_s']:7,.0f} per server CPU-s  others busy "
@@ -416,6 +418,8 @@ def _get(run: dict, key: str) -> float:
         return run["latency_ms"][key]
     if key == "others_cores":  # what the rest of the machine used meanwhile, in cores
         return max(0.0, run["machine_busy_cpu_s"] - run["server_cpu_s"] - run["client_cpu_s"]) / run["elapsed_s"]
+    if key == "shed_per_call":
+        return run.get("shed", 0) / run["calls"]
     if key == "generator_share":
         return run["client_cpu_s"] / run["server_cpu_s"] if run["server_cpu_s"] else math.nan
     return run[key]
@@ -480,6 +484,8 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
                ("calls_per_server_cpu_s", "calls per server CPU-s", 0, True),
                ("generator_share", "generator CPU/server CPU", 2, False),
                ("others_cores", "others' cores busy", 2, False))
+    if any(run.get("shed") for w in plan.compared for runs in w.runs.values() for run in runs):
+        figures += (("shed_per_call", "shed, retried (per call)", 2, False),)
     # (title, the figure's column, then (column, ratio's name, ratio = first / second))
     tables = [("Decide beside its baselines", "decide", [("echo", "Decide/echo", ("decide", "echo")),
                                                          ("pair", "Decide/peer", ("decide", "pair"))]),
@@ -501,6 +507,9 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
                 print(line)
     print("  columns: " + "; ".join(w.label for w in plan.compared))
     print("  others' cores busy: CPU the rest of the machine used during the calls (/proc/stat), per second")
+    if figures[-1][0] == "shed_per_call":
+        print("  shed: answers of RESOURCE_EXHAUSTED, each call sent again after the server's RetryInfo hint "
+              "(its latency includes the wait)")
     print(f"\nOther figures (Decide with {workers} process{'es' if workers > 1 else ''})")
     batch_rate = summary["decide_batch_decisions_per_s"]
     print(f"  DecideBatch of {plan.batch_size}, {BATCH_CONCURRENCY} concurrent calls: {_fmt(batch_rate, 0)} "

@@ -29,7 +29,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -69,7 +71,7 @@ type Result struct {
 	Concurrency          int                `json:"concurrency"`
 	Conns                int                `json:"conns"`
 	Calls                int                `json:"calls"`
-	Errors               int                `json:"errors"`
+	Errors               int                `json:"errors"` // failed calls (shed calls are retried, not failed)
 	FirstError           string             `json:"first_error,omitempty"`
 	ElapsedS             float64            `json:"elapsed_s"`
 	CallsPerS            float64            `json:"calls_per_s"`
@@ -83,6 +85,8 @@ type Result struct {
 	// MachineBusyCPUS is the CPU time every process on the machine used during the measured
 	// calls (/proc/stat): beside the server's and the generator's, it shows other load.
 	MachineBusyCPUS float64 `json:"machine_busy_cpu_s"`
+	// Shed counts answers of RESOURCE_EXHAUSTED (load shedding), each retried after the hint.
+	Shed int `json:"shed"`
 }
 
 // rawCodec passes serialized messages through; the name keeps the standard content type.
@@ -114,6 +118,30 @@ type runner struct {
 	errors     int
 	firstError string
 	respBytes  atomic.Int64
+	shed       atomic.Int64 // calls answered RESOURCE_EXHAUSTED and sent again
+}
+
+// wait sleeps for d unless ctx ends first; it reports whether it slept.
+func wait(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// retryDelay is the server's RetryInfo hint, or 50 ms without one (at most a second).
+func retryDelay(err error) time.Duration {
+	delay := 50 * time.Millisecond
+	for _, detail := range status.Convert(err).Details() {
+		if info, ok := detail.(*errdetails.RetryInfo); ok && info.GetRetryDelay() != nil {
+			delay = info.GetRetryDelay().AsDuration()
+		}
+	}
+	return min(max(delay, time.Millisecond), time.Second)
 }
 
 func main() {
@@ -157,6 +185,7 @@ func run(jobPath string) error {
 	}
 	r.errors, r.firstError = 0, ""
 	r.respBytes.Store(0)
+	r.shed.Store(0)
 
 	machineBefore := machineBusyCPU()
 	serverBefore := serverCPU(job.ServerPids)
@@ -175,6 +204,7 @@ func run(jobPath string) error {
 		ClientCPUS: clientUsed, ServerCPUByPid: map[string]float64{},
 		ResponseBytesPerCall: float64(r.respBytes.Load()) / float64(job.Calls),
 		MachineBusyCPUS:      machineUsed,
+		Shed:                 int(r.shed.Load()),
 	}
 	for _, l := range stepLatencies {
 		result.StepP50Ms = append(result.StepP50Ms, summarize(l)["p50"])
@@ -300,6 +330,13 @@ func (r *runner) call(s *step, g, i int, reply *[]byte) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	err := s.conns[g%len(s.conns)].Invoke(ctx, s.Method, &request, reply)
+	// A server that sheds load answers RESOURCE_EXHAUSTED, with a RetryInfo hint; a shed call
+	// did nothing, so it is sent again after the hint, as a product would, until its deadline.
+	// Its latency includes the waits.
+	for status.Code(err) == codes.ResourceExhausted && wait(ctx, retryDelay(err)) {
+		r.shed.Add(1)
+		err = s.conns[g%len(s.conns)].Invoke(ctx, s.Method, &request, reply)
+	}
 	if err != nil {
 		r.mu.Lock()
 		r.errors++
