@@ -101,7 +101,7 @@ class Clock:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2000, help="measured calls per figure at concurrency 16 and 64")
     parser.add_argument("--calls-c1", type=int, default=500, help="measured calls per figure at concurrency 1")
     parser.add_argument("--workers", type=int, default=0,
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     scaling_reason = no_workers_reason if not has_workers else "--workers is 1" if workers == 1 else ""
     clock, stamp, machine = Clock(), datetime.now(timezone.utc), machine_facts()
     print(f"== {stamp:%Y-%m-%d %H:%M} UTC, {machine['cpus']} CPUs, load average {machine['loadavg_start']} at start "
-          f"(other processes may share the machine); about {1.5 + 1.2 * args.rounds:.0f} minutes", flush=True)
+          f"(other processes may share the machine); about {1 + 0.6 * args.rounds:.0f} minutes on 2 cores", flush=True)
     work = Path(tempfile.mkdtemp(prefix="looper-bench-"))
     started: list = []
     sink = OtlpSink()
@@ -549,6 +549,7 @@ def machine_facts() -> dict:
     return {"cpus": os.cpu_count(), "loadavg_start": loadavg(), "kernel": platform.release(),
             "python": platform.python_version(), "go": version(["go", "version"]),
             "commit": version(["git", "rev-parse", "--short", "HEAD"]),
+            "uncommitted": version(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines(),
             "packages": {p: package(p) for p in ("grpcio", "feast", "catboost", "opentelemetry-sdk")},
             "peer_packages": version([str(servers.PEERS_VENV / "bin" / "python"), "-c",
                                       "import mlserver, catboost; print('mlserver', mlserver.__version__, "
