@@ -77,7 +77,7 @@ clean:
 
 ## bench: Decide beside the Python gRPC echo (its ceiling) and the peer stack (feast listen + MLServer),
 ##        interleaved, with DecideBatch, ranking 100 candidates, tracing 1% vs off and --workers 2 vs 1;
-##        prints a table and a BENCH RESULT line, writes benchmarks/results/bench-<time>.json (about 4 minutes on 2 cores)
+##        prints a table and a BENCH RESULT line, writes benchmarks/results/bench-<time>.json (4-5 minutes on 2 cores)
 bench: setup bench-loadgen bench-peers
 	$(PY) -m benchmarks.bench
 
