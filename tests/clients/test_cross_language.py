@@ -103,7 +103,9 @@ def test_java_suite(stack, real_server_env):
         "ClientTest.propagatesTheCurrentTraceAsTraceparent", "ClientTest.everyCallHasTheDefaultDeadline",
         "ClientTest.unavailableNamesTheServiceAndItsTarget", "RealServerTest.retriesUnavailableAcrossARestart",
         "RealServerTest.theDeadlineFailsACallTheServerCannotAnswerInTime",
-        "RealServerTest.theCallersTraceReachesTheDecisionLog"}, results
+        "RealServerTest.theCallersTraceReachesTheDecisionLog", "ClientTest.everyAttemptCarriesTheBearerToken",
+        "ClientTest.refusesToSendATokenInTheClearToAnotherHost",
+        "RealServerTest.callsWithoutTheRightCredentialFailWithTypedExceptions"}, results
     stack.sink.wait_for_trace("looper-decision", trace_id)
 
 
