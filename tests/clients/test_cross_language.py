@@ -122,7 +122,9 @@ def test_typescript_suite(stack, real_server_env):
         "UNAVAILABLE names the service and the address it tried", "INVALID_ARGUMENT carries the field violations",
         "propagates the active trace as traceparent", "every call has the default deadline",
         "retries UNAVAILABLE across a restart", "the deadline fails a call the server cannot answer in time",
-        "the caller's trace reaches the decision log"}, results
+        "the caller's trace reaches the decision log", "every attempt carries the bearer token",
+        "refuses to send a token in the clear to another host",
+        "calls without the right credential fail with typed errors"}, results
     stack.sink.wait_for_trace("looper-decision", trace_id)
 
 
