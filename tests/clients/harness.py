@@ -219,9 +219,10 @@ class Stack:
             self._process.stop()
             self._process = None
 
-    def client(self):
+    def client(self, **kwargs):
+        """A Python client of the services, with the administrator's token unless ``kwargs`` say otherwise."""
         assert self._process is not None, "the services are stopped"
-        return self._process.client()
+        return self._process.client(**kwargs)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a language suite: the services' addresses, the administrator's
