@@ -200,13 +200,16 @@ func TestCallsWithoutTheRightCredentialFailWithTypedErrors(t *testing.T) {
 	e := setup(t) // the administrator's token, from LOOPER_TOKEN
 	ctx := context.Background()
 	req := looper.DecideRequest{UseCase: e.useCase, DecisionID: e.runID + "-go-denied", Subject: map[string]string{"user_id": "u-go"}}
-	created, err := e.client.Access.CreateCredential(ctx, &looperv1.CreateCredentialRequest{Name: e.runID + "-go-reader",
-		Grants: []*looperv1.Grant{{UseCase: e.useCase, Roles: []looperv1.Role{looperv1.Role_ROLE_READ}}}})
+	// The Trainer (and Access) service starts last after a restart: wait for it to be ready.
+	ready, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	created, err := e.client.Access.CreateCredential(ready, &looperv1.CreateCredentialRequest{Name: e.runID + "-go-reader",
+		Grants: []*looperv1.Grant{{UseCase: e.useCase, Roles: []looperv1.Role{looperv1.Role_ROLE_READ}}}}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("CreateCredential: %v", err)
 	}
 	defer func() {
-		_, _ = e.client.Access.RevokeCredential(ctx, &looperv1.RevokeCredentialRequest{CredentialId: created.GetCredential().GetCredentialId()})
+		_, _ = e.client.Access.RevokeCredential(ready, &looperv1.RevokeCredentialRequest{CredentialId: created.GetCredential().GetCredentialId()})
 	}()
 	client := func(opts ...looper.Option) *looper.Client {
 		c, err := looper.New(append([]looper.Option{looper.WithDecisionAddr(os.Getenv("LOOPER_DECISION_ADDR")),

@@ -7,6 +7,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
+import { Metadata } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, TraceFlags, context, trace } from "@opentelemetry/api";
 import {
   DeadlineExceededError,
@@ -127,8 +128,9 @@ test("calls without the right credential fail with typed errors", { skip }, asyn
   const runId = env("LOOPER_RUN_ID");
   const input = { useCase, decisionId: `${runId}-ts-denied`, subject: { user_id: "u-ts" } };
   const admin = client();
-  const unary = (method, request) => new Promise((resolve, reject) =>
-    method.call(admin.access, request, { deadline: new Date(Date.now() + 10_000) }, (e, r) => (e ? reject(e) : resolve(r))));
+  // The Trainer (and Access) service starts last after a restart: wait for it to be ready.
+  const unary = (method, request) => new Promise((resolve, reject) => method.call(admin.access, request,
+    new Metadata({ waitForReady: true }), { deadline: new Date(Date.now() + 60_000) }, (e, r) => (e ? reject(e) : resolve(r))));
   const reader = await unary(admin.access.createCredential, CreateCredentialRequest.fromPartial({
     name: `${runId}-ts-reader`, grants: [{ useCase, roles: [Role.ROLE_READ] }],
   }));

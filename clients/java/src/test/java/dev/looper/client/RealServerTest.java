@@ -185,8 +185,9 @@ class RealServerTest {
     ManagedChannel channel = Grpc.newChannelBuilder(env("LOOPER_TRAINER_ADDR"), InsecureChannelCredentials.create())
         .intercept(new BearerToken(env("LOOPER_TOKEN"))).build();
     try {
+      // The Trainer (and Access) service starts last after a restart: wait for it to be ready.
       AccessServiceGrpc.AccessServiceBlockingStub access = AccessServiceGrpc.newBlockingStub(channel)
-          .withDeadlineAfter(10, TimeUnit.SECONDS);
+          .withWaitForReady().withDeadlineAfter(60, TimeUnit.SECONDS);
       CreateCredentialResponse reader = access.createCredential(CreateCredentialRequest.newBuilder()
           .setName(env("LOOPER_RUN_ID") + "-java-reader")
           .addGrants(Grant.newBuilder().setUseCase(useCase).addRoles(Role.ROLE_READ)).build());
