@@ -32,6 +32,8 @@ const (
 	DefaultReason_DEFAULT_REASON_NO_MODEL DefaultReason = 1
 	// The live model could not be loaded or could not score; the on-call engineer should look.
 	DefaultReason_DEFAULT_REASON_MODEL_UNAVAILABLE DefaultReason = 2
+	// An administrator paused the use case (PauseUseCase).
+	DefaultReason_DEFAULT_REASON_PAUSED DefaultReason = 3
 )
 
 // Enum value maps for DefaultReason.
@@ -40,11 +42,13 @@ var (
 		0: "DEFAULT_REASON_UNSPECIFIED",
 		1: "DEFAULT_REASON_NO_MODEL",
 		2: "DEFAULT_REASON_MODEL_UNAVAILABLE",
+		3: "DEFAULT_REASON_PAUSED",
 	}
 	DefaultReason_value = map[string]int32{
 		"DEFAULT_REASON_UNSPECIFIED":       0,
 		"DEFAULT_REASON_NO_MODEL":          1,
 		"DEFAULT_REASON_MODEL_UNAVAILABLE": 2,
+		"DEFAULT_REASON_PAUSED":            3,
 	}
 )
 
@@ -933,11 +937,12 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x17.looper.v1.FeatureValueR\x05value:\x028\x01\x1a:\n" +
 	"\fSubjectEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*r\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x8d\x01\n" +
 	"\rDefaultReason\x12\x1e\n" +
 	"\x1aDEFAULT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DEFAULT_REASON_NO_MODEL\x10\x01\x12$\n" +
-	" DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x022\xec\x01\n" +
+	" DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x02\x12\x19\n" +
+	"\x15DEFAULT_REASON_PAUSED\x10\x032\xec\x01\n" +
 	"\x0fDecisionService\x12=\n" +
 	"\x06Decide\x12\x18.looper.v1.DecideRequest\x1a\x19.looper.v1.DecideResponse\x12L\n" +
 	"\vDecideBatch\x12\x1d.looper.v1.DecideBatchRequest\x1a\x1e.looper.v1.DecideBatchResponse\x12L\n" +

@@ -591,8 +591,10 @@ type GetJoinStatsResponse struct {
 	LateOutcomes int64 `protobuf:"varint,4,opt,name=late_outcomes,json=lateOutcomes,proto3" json:"late_outcomes,omitempty"`
 	// Outcome events whose decision id is unknown; kept, joined if the decision shows up.
 	OrphanOutcomes int64 `protobuf:"varint,5,opt,name=orphan_outcomes,json=orphanOutcomes,proto3" json:"orphan_outcomes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Outcomes dated before the decision they name: kept and counted, never labeled.
+	EarlyOutcomes int64 `protobuf:"varint,6,opt,name=early_outcomes,json=earlyOutcomes,proto3" json:"early_outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetJoinStatsResponse) Reset() {
@@ -660,6 +662,13 @@ func (x *GetJoinStatsResponse) GetOrphanOutcomes() int64 {
 	return 0
 }
 
+func (x *GetJoinStatsResponse) GetEarlyOutcomes() int64 {
+	if x != nil {
+		return x.EarlyOutcomes
+	}
+	return 0
+}
+
 var File_looper_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_looper_v1_feedback_proto_rawDesc = "" +
@@ -692,13 +701,14 @@ const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\routcome_count\x18\x03 \x01(\x03R\foutcomeCount\x12B\n" +
 	"\x0fwindow_end_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rwindowEndTime\"0\n" +
 	"\x13GetJoinStatsRequest\x12\x19\n" +
-	"\buse_case\x18\x01 \x01(\tR\auseCase\"\xed\x01\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\"\x94\x02\n" +
 	"\x14GetJoinStatsResponse\x12)\n" +
 	"\x10joined_decisions\x18\x01 \x01(\x03R\x0fjoinedDecisions\x12+\n" +
 	"\x11pending_decisions\x18\x02 \x01(\x03R\x10pendingDecisions\x12/\n" +
 	"\x13attributed_outcomes\x18\x03 \x01(\x03R\x12attributedOutcomes\x12#\n" +
 	"\rlate_outcomes\x18\x04 \x01(\x03R\flateOutcomes\x12'\n" +
-	"\x0forphan_outcomes\x18\x05 \x01(\x03R\x0eorphanOutcomes*n\n" +
+	"\x0forphan_outcomes\x18\x05 \x01(\x03R\x0eorphanOutcomes\x12%\n" +
+	"\x0eearly_outcomes\x18\x06 \x01(\x03R\rearlyOutcomes*n\n" +
 	"\x0eFeedbackStatus\x12\x1f\n" +
 	"\x1bFEEDBACK_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FEEDBACK_STATUS_ACCEPTED\x10\x01\x12\x1d\n" +

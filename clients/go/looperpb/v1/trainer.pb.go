@@ -492,7 +492,11 @@ func (x *GetBlueprintResponse) GetBlueprint() *Blueprint {
 
 // ListBlueprintsRequest lists every use case.
 type ListBlueprintsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,11 +531,27 @@ func (*ListBlueprintsRequest) Descriptor() ([]byte, []int) {
 	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{5}
 }
 
+func (x *ListBlueprintsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBlueprintsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListBlueprintsResponse carries the latest version of each use case.
 type ListBlueprintsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The blueprints, by use case name.
-	Blueprints    []*Blueprint `protobuf:"bytes,1,rep,name=blueprints,proto3" json:"blueprints,omitempty"`
+	Blueprints []*Blueprint `protobuf:"bytes,1,rep,name=blueprints,proto3" json:"blueprints,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +591,13 @@ func (x *ListBlueprintsResponse) GetBlueprints() []*Blueprint {
 		return x.Blueprints
 	}
 	return nil
+}
+
+func (x *ListBlueprintsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // A training run.
@@ -926,8 +953,10 @@ type ListTrainingRunsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The use case.
 	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
-	// At most this many runs; 0 means 50.
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// At most this many runs; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -976,11 +1005,20 @@ func (x *ListTrainingRunsRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListTrainingRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListTrainingRunsResponse carries the runs, newest first.
 type ListTrainingRunsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The runs.
-	Runs          []*TrainingRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	Runs []*TrainingRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,6 +1058,13 @@ func (x *ListTrainingRunsResponse) GetRuns() []*TrainingRun {
 		return x.Runs
 	}
 	return nil
+}
+
+func (x *ListTrainingRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // A registered model version.
@@ -1153,7 +1198,11 @@ func (x *Model) GetRowCount() int64 {
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The use case.
-	UseCase       string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1195,11 +1244,27 @@ func (x *ListModelsRequest) GetUseCase() string {
 	return ""
 }
 
+func (x *ListModelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListModelsResponse carries the model versions, newest first.
 type ListModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The models.
-	Models        []*Model `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	Models []*Model `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1239,6 +1304,13 @@ func (x *ListModelsResponse) GetModels() []*Model {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *ListModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // PromoteModelRequest names the version to make live.
@@ -1434,6 +1506,199 @@ func (x *RollbackModelResponse) GetModel() *Model {
 	return nil
 }
 
+// PauseUseCaseRequest names the use case to pause.
+type PauseUseCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// Why, for the audit log and for whoever resumes it.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseUseCaseRequest) Reset() {
+	*x = PauseUseCaseRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseUseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseUseCaseRequest) ProtoMessage() {}
+
+func (x *PauseUseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseUseCaseRequest.ProtoReflect.Descriptor instead.
+func (*PauseUseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PauseUseCaseRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *PauseUseCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// PauseUseCaseResponse confirms the pause.
+type PauseUseCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the use case is paused now (true).
+	Paused        bool `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseUseCaseResponse) Reset() {
+	*x = PauseUseCaseResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseUseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseUseCaseResponse) ProtoMessage() {}
+
+func (x *PauseUseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseUseCaseResponse.ProtoReflect.Descriptor instead.
+func (*PauseUseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PauseUseCaseResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// ResumeUseCaseRequest names the use case to resume.
+type ResumeUseCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase       string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeUseCaseRequest) Reset() {
+	*x = ResumeUseCaseRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeUseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeUseCaseRequest) ProtoMessage() {}
+
+func (x *ResumeUseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeUseCaseRequest.ProtoReflect.Descriptor instead.
+func (*ResumeUseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResumeUseCaseRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+// ResumeUseCaseResponse confirms the resumption.
+type ResumeUseCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the use case is paused now (false).
+	Paused        bool `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeUseCaseResponse) Reset() {
+	*x = ResumeUseCaseResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeUseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeUseCaseResponse) ProtoMessage() {}
+
+func (x *ResumeUseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeUseCaseResponse.ProtoReflect.Descriptor instead.
+func (*ResumeUseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResumeUseCaseResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 var File_looper_v1_trainer_proto protoreflect.FileDescriptor
 
 const file_looper_v1_trainer_proto_rawDesc = "" +
@@ -1457,12 +1722,16 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"J\n" +
 	"\x14GetBlueprintResponse\x122\n" +
-	"\tblueprint\x18\x01 \x01(\v2\x14.looper.v1.BlueprintR\tblueprint\"\x17\n" +
-	"\x15ListBlueprintsRequest\"N\n" +
+	"\tblueprint\x18\x01 \x01(\v2\x14.looper.v1.BlueprintR\tblueprint\"S\n" +
+	"\x15ListBlueprintsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"v\n" +
 	"\x16ListBlueprintsResponse\x124\n" +
 	"\n" +
 	"blueprints\x18\x01 \x03(\v2\x14.looper.v1.BlueprintR\n" +
-	"blueprints\"\xc9\x05\n" +
+	"blueprints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc9\x05\n" +
 	"\vTrainingRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\buse_case\x18\x02 \x01(\tR\auseCase\x12+\n" +
@@ -1493,12 +1762,15 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x15GetTrainingRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"B\n" +
 	"\x16GetTrainingRunResponse\x12(\n" +
-	"\x03run\x18\x01 \x01(\v2\x16.looper.v1.TrainingRunR\x03run\"Q\n" +
+	"\x03run\x18\x01 \x01(\v2\x16.looper.v1.TrainingRunR\x03run\"p\n" +
 	"\x17ListTrainingRunsRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"F\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x18ListTrainingRunsResponse\x12*\n" +
-	"\x04runs\x18\x01 \x03(\v2\x16.looper.v1.TrainingRunR\x04runs\"\x80\x04\n" +
+	"\x04runs\x18\x01 \x03(\v2\x16.looper.v1.TrainingRunR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x04\n" +
 	"\x05Model\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
@@ -1514,11 +1786,15 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	" \x01(\x03R\browCount\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\".\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"j\n" +
 	"\x11ListModelsRequest\x12\x19\n" +
-	"\buse_case\x18\x01 \x01(\tR\auseCase\">\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListModelsResponse\x12(\n" +
-	"\x06models\x18\x01 \x03(\v2\x10.looper.v1.ModelR\x06models\"U\n" +
+	"\x06models\x18\x01 \x03(\v2\x10.looper.v1.ModelR\x06models\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
 	"\x13PromoteModelRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\">\n" +
@@ -1527,7 +1803,16 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x14RollbackModelRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\"?\n" +
 	"\x15RollbackModelResponse\x12&\n" +
-	"\x05model\x18\x01 \x01(\v2\x10.looper.v1.ModelR\x05model*\xb6\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x10.looper.v1.ModelR\x05model\"H\n" +
+	"\x13PauseUseCaseRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\".\n" +
+	"\x14PauseUseCaseResponse\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\"1\n" +
+	"\x14ResumeUseCaseRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\"/\n" +
+	"\x15ResumeUseCaseResponse\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused*\xb6\x01\n" +
 	"\x10TrainingRunState\x12\"\n" +
 	"\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n" +
@@ -1544,7 +1829,7 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MODEL_STAGE_CANDIDATE\x10\x01\x12\x14\n" +
 	"\x10MODEL_STAGE_LIVE\x10\x02\x12\x17\n" +
-	"\x13MODEL_STAGE_RETIRED\x10\x032\x90\x06\n" +
+	"\x13MODEL_STAGE_RETIRED\x10\x032\xb5\a\n" +
 	"\x0eTrainerService\x12U\n" +
 	"\x0eApplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n" +
 	"\fGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n" +
@@ -1555,7 +1840,9 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\n" +
 	"ListModels\x12\x1c.looper.v1.ListModelsRequest\x1a\x1d.looper.v1.ListModelsResponse\x12O\n" +
 	"\fPromoteModel\x12\x1e.looper.v1.PromoteModelRequest\x1a\x1f.looper.v1.PromoteModelResponse\x12R\n" +
-	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponseB\\\n" +
+	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponse\x12O\n" +
+	"\fPauseUseCase\x12\x1e.looper.v1.PauseUseCaseRequest\x1a\x1f.looper.v1.PauseUseCaseResponse\x12R\n" +
+	"\rResumeUseCase\x12\x1f.looper.v1.ResumeUseCaseRequest\x1a .looper.v1.ResumeUseCaseResponseB\\\n" +
 	"\rdev.looper.v1B\fTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3"
 
 var (
@@ -1571,7 +1858,7 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_looper_v1_trainer_proto_goTypes = []any{
 	(TrainingRunState)(0),            // 0: looper.v1.TrainingRunState
 	(TrainingTrigger)(0),             // 1: looper.v1.TrainingTrigger
@@ -1597,32 +1884,36 @@ var file_looper_v1_trainer_proto_goTypes = []any{
 	(*PromoteModelResponse)(nil),     // 21: looper.v1.PromoteModelResponse
 	(*RollbackModelRequest)(nil),     // 22: looper.v1.RollbackModelRequest
 	(*RollbackModelResponse)(nil),    // 23: looper.v1.RollbackModelResponse
-	nil,                              // 24: looper.v1.TrainingRun.MetricsEntry
-	nil,                              // 25: looper.v1.TrainingRun.LiveMetricsEntry
-	nil,                              // 26: looper.v1.Model.MetricsEntry
-	(DecisionType)(0),                // 27: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(*PauseUseCaseRequest)(nil),      // 24: looper.v1.PauseUseCaseRequest
+	(*PauseUseCaseResponse)(nil),     // 25: looper.v1.PauseUseCaseResponse
+	(*ResumeUseCaseRequest)(nil),     // 26: looper.v1.ResumeUseCaseRequest
+	(*ResumeUseCaseResponse)(nil),    // 27: looper.v1.ResumeUseCaseResponse
+	nil,                              // 28: looper.v1.TrainingRun.MetricsEntry
+	nil,                              // 29: looper.v1.TrainingRun.LiveMetricsEntry
+	nil,                              // 30: looper.v1.Model.MetricsEntry
+	(DecisionType)(0),                // 31: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	27, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	28, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	31, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	32, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	3,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	3,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	28, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	28, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
-	24, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
-	25, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
+	32, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	32, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	28, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
+	29, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
 	10, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	10, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	10, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
 	2,  // 14: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
-	26, // 15: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	28, // 16: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	28, // 17: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	28, // 18: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	30, // 15: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
+	32, // 16: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	32, // 17: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	32, // 18: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
 	17, // 19: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
 	17, // 20: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
 	17, // 21: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
@@ -1635,17 +1926,21 @@ var file_looper_v1_trainer_proto_depIdxs = []int32{
 	18, // 28: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
 	20, // 29: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
 	22, // 30: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	5,  // 31: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	7,  // 32: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	9,  // 33: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	12, // 34: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	14, // 35: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	16, // 36: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	19, // 37: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	21, // 38: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	23, // 39: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	31, // [31:40] is the sub-list for method output_type
-	22, // [22:31] is the sub-list for method input_type
+	24, // 31: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	26, // 32: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	5,  // 33: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	7,  // 34: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	9,  // 35: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	12, // 36: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	14, // 37: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	16, // 38: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	19, // 39: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	21, // 40: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	23, // 41: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	25, // 42: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	27, // 43: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -1663,7 +1958,7 @@ func file_looper_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

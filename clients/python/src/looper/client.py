@@ -185,7 +185,9 @@ class LooperClient:
                  connections: int = 1):
         """Calls carry the bearer token ``token`` (or the one in ``token_file``, or in the
         LOOPER_TOKEN / LOOPER_TOKEN_FILE variables); with ``credentials`` (TLS) the channels
-        are encrypted. Calls are traced (client spans, W3C traceparent) with
+        are encrypted. ``max_attempts`` (on UNAVAILABLE) is at most 5 in effect: gRPC's C core
+        clamps a retry policy at 5 attempts and, unlike gRPC-Go, -Java and grpc-js, has no
+        channel option that raises the cap. Calls are traced (client spans, W3C traceparent) with
         ``tracer_provider``, or with OpenTelemetry's global provider when one was installed
         before this client was created (see ``looper.tracing.configure_tracing``).
         ``connections`` to each of the Decision and Feedback services spread the calls over

@@ -33,6 +33,8 @@ export enum DefaultReason {
   DEFAULT_REASON_NO_MODEL = 1,
   /** DEFAULT_REASON_MODEL_UNAVAILABLE - The live model could not be loaded or could not score; the on-call engineer should look. */
   DEFAULT_REASON_MODEL_UNAVAILABLE = 2,
+  /** DEFAULT_REASON_PAUSED - An administrator paused the use case (PauseUseCase). */
+  DEFAULT_REASON_PAUSED = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -47,6 +49,9 @@ export function defaultReasonFromJSON(object: any): DefaultReason {
     case 2:
     case "DEFAULT_REASON_MODEL_UNAVAILABLE":
       return DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE;
+    case 3:
+    case "DEFAULT_REASON_PAUSED":
+      return DefaultReason.DEFAULT_REASON_PAUSED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -62,6 +67,8 @@ export function defaultReasonToJSON(object: DefaultReason): string {
       return "DEFAULT_REASON_NO_MODEL";
     case DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE:
       return "DEFAULT_REASON_MODEL_UNAVAILABLE";
+    case DefaultReason.DEFAULT_REASON_PAUSED:
+      return "DEFAULT_REASON_PAUSED";
     case DefaultReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -191,6 +191,8 @@ export interface GetJoinStatsResponse {
   lateOutcomes: number;
   /** Outcome events whose decision id is unknown; kept, joined if the decision shows up. */
   orphanOutcomes: number;
+  /** Outcomes dated before the decision they name: kept and counted, never labeled. */
+  earlyOutcomes: number;
 }
 
 function createBaseOutcomeEvent(): OutcomeEvent {
@@ -940,7 +942,14 @@ export const GetJoinStatsRequest: MessageFns<GetJoinStatsRequest> = {
 };
 
 function createBaseGetJoinStatsResponse(): GetJoinStatsResponse {
-  return { joinedDecisions: 0, pendingDecisions: 0, attributedOutcomes: 0, lateOutcomes: 0, orphanOutcomes: 0 };
+  return {
+    joinedDecisions: 0,
+    pendingDecisions: 0,
+    attributedOutcomes: 0,
+    lateOutcomes: 0,
+    orphanOutcomes: 0,
+    earlyOutcomes: 0,
+  };
 }
 
 export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
@@ -959,6 +968,9 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     }
     if (message.orphanOutcomes !== 0) {
       writer.uint32(40).int64(message.orphanOutcomes);
+    }
+    if (message.earlyOutcomes !== 0) {
+      writer.uint32(48).int64(message.earlyOutcomes);
     }
     return writer;
   },
@@ -1016,6 +1028,14 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
             message.orphanOutcomes = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.earlyOutcomes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1055,6 +1075,11 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
         : isSet(object.orphan_outcomes)
         ? globalThis.Number(object.orphan_outcomes)
         : 0,
+      earlyOutcomes: isSet(object.earlyOutcomes)
+        ? globalThis.Number(object.earlyOutcomes)
+        : isSet(object.early_outcomes)
+        ? globalThis.Number(object.early_outcomes)
+        : 0,
     };
   },
 
@@ -1075,6 +1100,9 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     if (message.orphanOutcomes !== 0) {
       obj.orphanOutcomes = Math.round(message.orphanOutcomes);
     }
+    if (message.earlyOutcomes !== 0) {
+      obj.earlyOutcomes = Math.round(message.earlyOutcomes);
+    }
     return obj;
   },
 
@@ -1088,6 +1116,7 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     message.attributedOutcomes = object.attributedOutcomes ?? 0;
     message.lateOutcomes = object.lateOutcomes ?? 0;
     message.orphanOutcomes = object.orphanOutcomes ?? 0;
+    message.earlyOutcomes = object.earlyOutcomes ?? 0;
     return message;
   },
 };

@@ -230,12 +230,18 @@ export interface GetBlueprintResponse {
 
 /** ListBlueprintsRequest lists every use case. */
 export interface ListBlueprintsRequest {
+  /** At most this many items; 0 means 50, and more than 1000 is refused. */
+  pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListBlueprintsResponse carries the latest version of each use case. */
 export interface ListBlueprintsResponse {
   /** The blueprints, by use case name. */
   blueprints: Blueprint[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
 }
 
 /** A training run. */
@@ -315,14 +321,18 @@ export interface GetTrainingRunResponse {
 export interface ListTrainingRunsRequest {
   /** The use case. */
   useCase: string;
-  /** At most this many runs; 0 means 50. */
+  /** At most this many runs; 0 means 50, and more than 1000 is refused. */
   pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListTrainingRunsResponse carries the runs, newest first. */
 export interface ListTrainingRunsResponse {
   /** The runs. */
   runs: TrainingRun[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
 }
 
 /** A registered model version. */
@@ -364,12 +374,18 @@ export interface Model_MetricsEntry {
 export interface ListModelsRequest {
   /** The use case. */
   useCase: string;
+  /** At most this many items; 0 means 50, and more than 1000 is refused. */
+  pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListModelsResponse carries the model versions, newest first. */
 export interface ListModelsResponse {
   /** The models. */
   models: Model[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
 }
 
 /** PromoteModelRequest names the version to make live. */
@@ -396,6 +412,32 @@ export interface RollbackModelRequest {
 export interface RollbackModelResponse {
   /** The live model. */
   model: Model | undefined;
+}
+
+/** PauseUseCaseRequest names the use case to pause. */
+export interface PauseUseCaseRequest {
+  /** The use case. */
+  useCase: string;
+  /** Why, for the audit log and for whoever resumes it. */
+  reason: string;
+}
+
+/** PauseUseCaseResponse confirms the pause. */
+export interface PauseUseCaseResponse {
+  /** Whether the use case is paused now (true). */
+  paused: boolean;
+}
+
+/** ResumeUseCaseRequest names the use case to resume. */
+export interface ResumeUseCaseRequest {
+  /** The use case. */
+  useCase: string;
+}
+
+/** ResumeUseCaseResponse confirms the resumption. */
+export interface ResumeUseCaseResponse {
+  /** Whether the use case is paused now (false). */
+  paused: boolean;
 }
 
 function createBaseBlueprint(): Blueprint {
@@ -886,11 +928,17 @@ export const GetBlueprintResponse: MessageFns<GetBlueprintResponse> = {
 };
 
 function createBaseListBlueprintsRequest(): ListBlueprintsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
-  encode(_: ListBlueprintsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListBlueprintsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -907,6 +955,22 @@ export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -919,32 +983,54 @@ export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListBlueprintsRequest {
-    return {};
+  fromJSON(object: any): ListBlueprintsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListBlueprintsRequest): unknown {
+  toJSON(message: ListBlueprintsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(base?: I): ListBlueprintsRequest {
     return ListBlueprintsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(_: I): ListBlueprintsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(object: I): ListBlueprintsRequest {
     const message = createBaseListBlueprintsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListBlueprintsResponse(): ListBlueprintsResponse {
-  return { blueprints: [] };
+  return { blueprints: [], nextPageToken: "" };
 }
 
 export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
   encode(message: ListBlueprintsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.blueprints) {
       Blueprint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -970,6 +1056,14 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
             message.blueprints.push(Blueprint.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -987,6 +1081,11 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
       blueprints: globalThis.Array.isArray(object?.blueprints)
         ? object.blueprints.map((e: any) => Blueprint.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -994,6 +1093,9 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
     const obj: any = {};
     if (message.blueprints?.length) {
       obj.blueprints = message.blueprints.map((e) => Blueprint.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1004,6 +1106,7 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListBlueprintsResponse>, I>>(object: I): ListBlueprintsResponse {
     const message = createBaseListBlueprintsResponse();
     message.blueprints = object.blueprints?.map((e) => Blueprint.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -1851,7 +1954,7 @@ export const GetTrainingRunResponse: MessageFns<GetTrainingRunResponse> = {
 };
 
 function createBaseListTrainingRunsRequest(): ListTrainingRunsRequest {
-  return { useCase: "", pageSize: 0 };
+  return { useCase: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
@@ -1861,6 +1964,9 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     }
     if (message.pageSize !== 0) {
       writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -1894,6 +2000,14 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
             message.pageSize = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1918,6 +2032,11 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
         : isSet(object.page_size)
         ? globalThis.Number(object.page_size)
         : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1929,6 +2048,9 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     if (message.pageSize !== 0) {
       obj.pageSize = Math.round(message.pageSize);
     }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1939,18 +2061,22 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     const message = createBaseListTrainingRunsRequest();
     message.useCase = object.useCase ?? "";
     message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListTrainingRunsResponse(): ListTrainingRunsResponse {
-  return { runs: [] };
+  return { runs: [], nextPageToken: "" };
 }
 
 export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   encode(message: ListTrainingRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.runs) {
       TrainingRun.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1976,6 +2102,14 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
             message.runs.push(TrainingRun.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1989,13 +2123,23 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   },
 
   fromJSON(object: any): ListTrainingRunsResponse {
-    return { runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => TrainingRun.fromJSON(e)) : [] };
+    return {
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => TrainingRun.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListTrainingRunsResponse): unknown {
     const obj: any = {};
     if (message.runs?.length) {
       obj.runs = message.runs.map((e) => TrainingRun.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2006,6 +2150,7 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListTrainingRunsResponse>, I>>(object: I): ListTrainingRunsResponse {
     const message = createBaseListTrainingRunsResponse();
     message.runs = object.runs?.map((e) => TrainingRun.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -2378,13 +2523,19 @@ export const Model_MetricsEntry: MessageFns<Model_MetricsEntry> = {
 };
 
 function createBaseListModelsRequest(): ListModelsRequest {
-  return { useCase: "" };
+  return { useCase: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListModelsRequest: MessageFns<ListModelsRequest> = {
   encode(message: ListModelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.useCase !== "") {
       writer.uint32(10).string(message.useCase);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -2410,6 +2561,22 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
             message.useCase = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2429,6 +2596,16 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
         : isSet(object.use_case)
         ? globalThis.String(object.use_case)
         : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -2436,6 +2613,12 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
     const obj: any = {};
     if (message.useCase !== "") {
       obj.useCase = message.useCase;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -2446,18 +2629,23 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
   fromPartial<I extends Exact<DeepPartial<ListModelsRequest>, I>>(object: I): ListModelsRequest {
     const message = createBaseListModelsRequest();
     message.useCase = object.useCase ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListModelsResponse(): ListModelsResponse {
-  return { models: [] };
+  return { models: [], nextPageToken: "" };
 }
 
 export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   encode(message: ListModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.models) {
       Model.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2483,6 +2671,14 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
             message.models.push(Model.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2496,13 +2692,23 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   },
 
   fromJSON(object: any): ListModelsResponse {
-    return { models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [] };
+    return {
+      models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListModelsResponse): unknown {
     const obj: any = {};
     if (message.models?.length) {
       obj.models = message.models.map((e) => Model.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2513,6 +2719,7 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListModelsResponse>, I>>(object: I): ListModelsResponse {
     const message = createBaseListModelsResponse();
     message.models = object.models?.map((e) => Model.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -2817,6 +3024,302 @@ export const RollbackModelResponse: MessageFns<RollbackModelResponse> = {
   },
 };
 
+function createBasePauseUseCaseRequest(): PauseUseCaseRequest {
+  return { useCase: "", reason: "" };
+}
+
+export const PauseUseCaseRequest: MessageFns<PauseUseCaseRequest> = {
+  encode(message: PauseUseCaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseUseCaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseUseCaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseUseCaseRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: PauseUseCaseRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PauseUseCaseRequest>, I>>(base?: I): PauseUseCaseRequest {
+    return PauseUseCaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseUseCaseRequest>, I>>(object: I): PauseUseCaseRequest {
+    const message = createBasePauseUseCaseRequest();
+    message.useCase = object.useCase ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePauseUseCaseResponse(): PauseUseCaseResponse {
+  return { paused: false };
+}
+
+export const PauseUseCaseResponse: MessageFns<PauseUseCaseResponse> = {
+  encode(message: PauseUseCaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paused !== false) {
+      writer.uint32(8).bool(message.paused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseUseCaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseUseCaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseUseCaseResponse {
+    return { paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false };
+  },
+
+  toJSON(message: PauseUseCaseResponse): unknown {
+    const obj: any = {};
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PauseUseCaseResponse>, I>>(base?: I): PauseUseCaseResponse {
+    return PauseUseCaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseUseCaseResponse>, I>>(object: I): PauseUseCaseResponse {
+    const message = createBasePauseUseCaseResponse();
+    message.paused = object.paused ?? false;
+    return message;
+  },
+};
+
+function createBaseResumeUseCaseRequest(): ResumeUseCaseRequest {
+  return { useCase: "" };
+}
+
+export const ResumeUseCaseRequest: MessageFns<ResumeUseCaseRequest> = {
+  encode(message: ResumeUseCaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeUseCaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeUseCaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeUseCaseRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+    };
+  },
+
+  toJSON(message: ResumeUseCaseRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResumeUseCaseRequest>, I>>(base?: I): ResumeUseCaseRequest {
+    return ResumeUseCaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeUseCaseRequest>, I>>(object: I): ResumeUseCaseRequest {
+    const message = createBaseResumeUseCaseRequest();
+    message.useCase = object.useCase ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeUseCaseResponse(): ResumeUseCaseResponse {
+  return { paused: false };
+}
+
+export const ResumeUseCaseResponse: MessageFns<ResumeUseCaseResponse> = {
+  encode(message: ResumeUseCaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paused !== false) {
+      writer.uint32(8).bool(message.paused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeUseCaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeUseCaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeUseCaseResponse {
+    return { paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false };
+  },
+
+  toJSON(message: ResumeUseCaseResponse): unknown {
+    const obj: any = {};
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResumeUseCaseResponse>, I>>(base?: I): ResumeUseCaseResponse {
+    return ResumeUseCaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeUseCaseResponse>, I>>(object: I): ResumeUseCaseResponse {
+    const message = createBaseResumeUseCaseResponse();
+    message.paused = object.paused ?? false;
+    return message;
+  },
+};
+
 /**
  * TrainerService owns the use cases' blueprints, the training runs and the model
  * registry: it builds training sets from the joined table, trains CatBoost models,
@@ -2927,6 +3430,31 @@ export const TrainerServiceService = {
       Buffer.from(RollbackModelResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RollbackModelResponse => RollbackModelResponse.decode(value),
   },
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase: {
+    path: "/looper.v1.TrainerService/PauseUseCase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseUseCaseRequest): Buffer => Buffer.from(PauseUseCaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseUseCaseRequest => PauseUseCaseRequest.decode(value),
+    responseSerialize: (value: PauseUseCaseResponse): Buffer =>
+      Buffer.from(PauseUseCaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseUseCaseResponse => PauseUseCaseResponse.decode(value),
+  },
+  /** Resumes a paused use case. */
+  resumeUseCase: {
+    path: "/looper.v1.TrainerService/ResumeUseCase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeUseCaseRequest): Buffer => Buffer.from(ResumeUseCaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeUseCaseRequest => ResumeUseCaseRequest.decode(value),
+    responseSerialize: (value: ResumeUseCaseResponse): Buffer =>
+      Buffer.from(ResumeUseCaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeUseCaseResponse => ResumeUseCaseResponse.decode(value),
+  },
 } as const;
 
 export interface TrainerServiceServer extends UntypedServiceImplementation {
@@ -2948,6 +3476,13 @@ export interface TrainerServiceServer extends UntypedServiceImplementation {
   promoteModel: handleUnaryCall<PromoteModelRequest, PromoteModelResponse>;
   /** Restores the model version that was live before the current one. */
   rollbackModel: handleUnaryCall<RollbackModelRequest, RollbackModelResponse>;
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase: handleUnaryCall<PauseUseCaseRequest, PauseUseCaseResponse>;
+  /** Resumes a paused use case. */
+  resumeUseCase: handleUnaryCall<ResumeUseCaseRequest, ResumeUseCaseResponse>;
 }
 
 export interface TrainerServiceClient extends Client {
@@ -3094,6 +3629,41 @@ export interface TrainerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RollbackModelResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  /** Resumes a paused use case. */
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
   ): ClientUnaryCall;
 }
 
