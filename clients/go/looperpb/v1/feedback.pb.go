@@ -142,7 +142,11 @@ type OutcomeEvent struct {
 	// The outcome's numeric value, e.g. 1 for a click or 37.5 for seconds of dwell time.
 	Value float64 `protobuf:"fixed64,5,opt,name=value,proto3" json:"value,omitempty"`
 	// When the outcome happened; defaults to the time it was received.
-	EventTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// For a ranking (or a multi-action decision with candidates): the item the outcome
+	// concerns, e.g. the clicked one; it must be one of the decision's candidates. Empty
+	// means the decision as a whole (its first item for a ranking).
+	ActionId      string `protobuf:"bytes,7,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +221,13 @@ func (x *OutcomeEvent) GetEventTime() *timestamppb.Timestamp {
 		return x.EventTime
 	}
 	return nil
+}
+
+func (x *OutcomeEvent) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
 }
 
 // LogFeedbackRequest carries one outcome event.
@@ -673,7 +684,7 @@ var File_looper_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
+	"\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n" +
 	"\fOutcomeEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x19\n" +
 	"\buse_case\x18\x02 \x01(\tR\auseCase\x12\x1f\n" +
@@ -682,7 +693,8 @@ const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x14\n" +
 	"\x05value\x18\x05 \x01(\x01R\x05value\x129\n" +
 	"\n" +
-	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"C\n" +
+	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x1b\n" +
+	"\taction_id\x18\a \x01(\tR\bactionId\"C\n" +
 	"\x12LogFeedbackRequest\x12-\n" +
 	"\x05event\x18\x01 \x01(\v2\x17.looper.v1.OutcomeEventR\x05event\"H\n" +
 	"\x13LogFeedbackResponse\x121\n" +

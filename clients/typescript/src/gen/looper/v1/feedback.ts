@@ -123,7 +123,15 @@ export interface OutcomeEvent {
   /** The outcome's numeric value, e.g. 1 for a click or 37.5 for seconds of dwell time. */
   value: number;
   /** When the outcome happened; defaults to the time it was received. */
-  eventTime: Date | undefined;
+  eventTime:
+    | Date
+    | undefined;
+  /**
+   * For a ranking (or a multi-action decision with candidates): the item the outcome
+   * concerns, e.g. the clicked one; it must be one of the decision's candidates. Empty
+   * means the decision as a whole (its first item for a ranking).
+   */
+  actionId: string;
 }
 
 /** LogFeedbackRequest carries one outcome event. */
@@ -196,7 +204,7 @@ export interface GetJoinStatsResponse {
 }
 
 function createBaseOutcomeEvent(): OutcomeEvent {
-  return { eventId: "", useCase: "", decisionId: "", outcome: "", value: 0, eventTime: undefined };
+  return { eventId: "", useCase: "", decisionId: "", outcome: "", value: 0, eventTime: undefined, actionId: "" };
 }
 
 export const OutcomeEvent: MessageFns<OutcomeEvent> = {
@@ -218,6 +226,9 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     }
     if (message.eventTime !== undefined) {
       Timestamp.encode(toTimestamp(message.eventTime), writer.uint32(50).fork()).join();
+    }
+    if (message.actionId !== "") {
+      writer.uint32(58).string(message.actionId);
     }
     return writer;
   },
@@ -283,6 +294,14 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
             message.eventTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.actionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -319,6 +338,11 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
         : isSet(object.event_time)
         ? fromJsonTimestamp(object.event_time)
         : undefined,
+      actionId: isSet(object.actionId)
+        ? globalThis.String(object.actionId)
+        : isSet(object.action_id)
+        ? globalThis.String(object.action_id)
+        : "",
     };
   },
 
@@ -342,6 +366,9 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     if (message.eventTime !== undefined) {
       obj.eventTime = message.eventTime.toISOString();
     }
+    if (message.actionId !== "") {
+      obj.actionId = message.actionId;
+    }
     return obj;
   },
 
@@ -356,6 +383,7 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     message.outcome = object.outcome ?? "";
     message.value = object.value ?? 0;
     message.eventTime = object.eventTime ?? undefined;
+    message.actionId = object.actionId ?? "";
     return message;
   },
 };
