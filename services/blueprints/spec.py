@@ -170,6 +170,10 @@ class ProductMetric(_Section):
     outcome_value: float | None = None
     weights: dict[Name, float] | None = None
     treatment_cost: float = 0.0
+    # The product goal, when it is an outcome the policy does not weigh (e.g. the user is
+    # still active a week later): a label of its own, not predicted; experiments and tuning
+    # judge arms by it (its value per decision, less the treatment cost when acting).
+    goal: Name | None = None
 
 
 _ARM_MODEL = re.compile(r"live|default|m\d{6}")
@@ -346,6 +350,11 @@ class Blueprint(_Section):
         return self.all_labels[0]
 
     @property
+    def predicted_labels(self) -> tuple[LabelSpec, ...]:
+        """The labels a model learns to predict: all but the product goal."""
+        return tuple(label for label in self.all_labels if label.outcome != self.product_metric.goal)
+
+    @property
     def longest_window(self) -> timedelta:
         return max(label.window for label in self.all_labels)
 
@@ -486,12 +495,16 @@ def _label_problems(bp: Blueprint) -> list[FieldViolation]:
     if len(set(outcomes)) != len(outcomes):
         problems.append(FieldViolation("labels", "must not repeat an outcome"))
     metric = bp.product_metric
+    weighed = [o for o in outcomes if o != metric.goal]
+    if metric.goal is not None and metric.goal not in outcomes[1:]:
+        problems.append(FieldViolation("product_metric.goal", f"must be the outcome of a label other than the first "
+                                       f"(the primary one): one of {outcomes[1:]}"))
     if metric.weights is not None and metric.outcome_value is not None:
         problems.append(FieldViolation("product_metric.weights", "replaces outcome_value: give one of them"))
-    elif metric.weights is not None and set(metric.weights) != set(outcomes):
+    elif metric.weights is not None and set(metric.weights) != set(weighed):
         problems.append(FieldViolation("product_metric.weights", f"must give a weight to each label's outcome "
-                                       f"{outcomes}, and to nothing else"))
-    elif metric.weights is None and len(outcomes) > 1:
+                                       f"{weighed}, and to nothing else" + (" (not to the goal)" if metric.goal else "")))
+    elif metric.weights is None and len(weighed) > 1:
         problems.append(FieldViolation("product_metric.weights", "is required with several labels: what is each "
                                        "outcome worth?"))
     return problems

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from services.blueprints.spec import Blueprint, DecisionType
+from services.decision.policies import baseline_action
 from services.evaluation import sequential as seq
 from services.experiments.experiment import Arm, Experiment, Verdict
 from services.labels.activity import ArmActivity
@@ -112,10 +113,17 @@ def experiment_rows(experiment: Experiment, table: pd.DataFrame) -> pd.DataFrame
 
 
 def decision_values(blueprint: Blueprint, rows: pd.DataFrame) -> np.ndarray:
-    """The product value each labeled decision earned (a ranking's: the sum over its items)."""
+    """The product value each labeled decision earned: its goal's value less the cost of
+    acting when the blueprint names a goal, else its labels weighed by the product metric
+    (a ranking's: the sum over its items)."""
     if rows.empty:
         return np.array([])
-    earned = rewards(blueprint, rows["action"].astype(str).to_numpy(), _labels(blueprint, rows))
+    actions = rows["action"].astype(str).to_numpy()
+    goal = blueprint.product_metric.goal
+    if goal is not None:
+        acted = actions != baseline_action(blueprint)
+        return _labels(blueprint, rows)[goal] - blueprint.product_metric.treatment_cost * acted
+    earned = rewards(blueprint, actions, _labels(blueprint, rows))
     if blueprint.decision_type == DecisionType.RANKING:
         return pd.Series(earned, index=rows.index).groupby(rows["decision_id"]).sum().to_numpy()
     return earned

@@ -43,8 +43,9 @@ class TrainingPipeline:
             train, holdout = dataset.split()
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
         limit = FitLimit(blueprint.retraining.max_seconds, self.stopping)
-        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(blueprint.all_labels)}):
-            models = {label.outcome: fit_label(blueprint, label, train, limit) for label in blueprint.all_labels}
+        labels = blueprint.predicted_labels
+        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels)}):
+            models = {label.outcome: fit_label(blueprint, label, train, limit) for label in labels}
         with tempfile.TemporaryDirectory() as scratch:
             artifacts = {}
             for outcome, model in models.items():
@@ -54,7 +55,7 @@ class TrainingPipeline:
             fields = dict(
                 use_case=run.use_case, blueprint_version=blueprint.version, run_id=run.run_id,
                 create_time=now_iso(), kind=model_kind(blueprint), label=primary,
-                other_labels={label.outcome: label_kind(blueprint, label) for label in blueprint.all_labels[1:]},
+                other_labels={label.outcome: label_kind(blueprint, label) for label in labels[1:]},
                 **dataset.input.to_meta(), data_start_time=str(dataset.times.iloc[0]),
                 data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent)
             with tracer.start_as_current_span("looper.evaluate"):
