@@ -1,0 +1,1 @@
+"""Evaluation for product goals: experiment statistics, off-policy estimates and tuning."""
