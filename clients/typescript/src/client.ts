@@ -85,6 +85,8 @@ export interface OutcomeInput {
   value?: number;
   eventId?: string;
   eventTime?: Date;
+  /** The item of a ranking the outcome concerns (empty: the decision as a whole). */
+  actionId?: string;
 }
 
 /** The wire DecideRequest of a DecideInput. */
@@ -109,6 +111,7 @@ export function outcomeEvent(input: OutcomeInput): OutcomeEvent {
     outcome: input.outcome,
     value: input.value ?? 1,
     eventTime: input.eventTime,
+    actionId: input.actionId ?? "",
   };
 }
 
