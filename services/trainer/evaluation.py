@@ -11,7 +11,7 @@ import numpy as np
 from sklearn import metrics as sk
 
 from services.blueprints.spec import Blueprint, DecisionType
-from services.decision.policies import action_values, greedy_order, value_text
+from services.decision.policies import action_values, value_text
 from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.models.registry import ModelKind
 from services.trainer.training_set import label_kind, model_kind
@@ -82,7 +82,7 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
         return {**metrics, **ranking_metrics(blueprint, model, holdout)}
     earned = rewards(blueprint, holdout.actions, holdout.outcomes or holdout.labels)
     metrics["logged_value"] = float(earned.mean())
-    metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features),
+    metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features, holdout.candidates),
                                             holdout.actions, holdout.propensities, earned)
     return metrics
 
@@ -159,9 +159,18 @@ def label_metrics(targets: np.ndarray, labels: np.ndarray, predictions: np.ndarr
             "normalized_entropy": normalized_entropy(targets, predictions, base_rate)}
 
 
-def greedy_actions(blueprint: Blueprint, model, features) -> np.ndarray:
-    """The action the policy (without exploration) would pick for each encoded row (for a
+def greedy_actions(blueprint: Blueprint, model, features, candidates: np.ndarray | None = None) -> np.ndarray:
+    """The action the policy (without exploration) would pick for each encoded row among the
+    actions its decision offered (``candidates``: a tuple per row, () or None for all; for a
     numeric decision: the best value of its grid, as the action text it is logged under)."""
+    actions, values = action_value_matrix(blueprint, model, features)
+    chosen = greedy_choices(blueprint, values, offered_mask(actions, candidates, len(features)))
+    return np.array(actions, dtype=object)[chosen]
+
+
+def action_value_matrix(blueprint: Blueprint, model, features) -> tuple[list[str], np.ndarray]:
+    """The actions the policy chooses among (a numeric decision's grid values as action
+    texts) and the model's expected product value of each for each row (n x k)."""
     if blueprint.decision_type == DecisionType.NUMERIC:
         grid = blueprint.numeric.grid
         actions = [value_text(v) for v in grid]
@@ -169,9 +178,34 @@ def greedy_actions(blueprint: Blueprint, model, features) -> np.ndarray:
     else:
         actions = list(blueprint.choices)
         per_action = [_predict(blueprint, model, features.assign(**{ACTION_COLUMN: a})) for a in actions]
-    return np.array([actions[greedy_order(blueprint, actions, {o: [p[o][i] for p in per_action]
-                                                               for o in per_action[0]})[0]]
-                     for i in range(len(features))], dtype=object)
+    predicted = {o: [np.asarray(p[o], dtype=float) for p in per_action] for o in per_action[0]}
+    return actions, np.array(action_values(blueprint, actions, predicted), dtype=float).T
+
+
+def offered_mask(actions: list[str], candidates: np.ndarray | None, n: int) -> np.ndarray:
+    """Per row and action (n x k), whether the row's decision offered it: every action when
+    it offered none, or none that the blueprint still has."""
+    mask = np.ones((n, len(actions)), dtype=bool)
+    if candidates is None:
+        return mask
+    known: dict[tuple, np.ndarray] = {}
+    for i, offered in enumerate(candidates):
+        if offered:
+            if offered not in known:
+                allowed = np.array([a in offered for a in actions])
+                known[offered] = allowed if allowed.any() else np.ones(len(actions), dtype=bool)
+            mask[i] = known[offered]
+    return mask
+
+
+def greedy_choices(blueprint: Blueprint, values: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """Per row, the index of the action ``greedy_order`` puts first among the offered ones:
+    the highest expected value (the first in the blueprint's order on a tie); a binary
+    decision acts ("true", index 0) only when acting beats not acting by more than the
+    policy's threshold."""
+    if blueprint.decision_type == DecisionType.BINARY:
+        return np.where(values[:, 0] - values[:, 1] > blueprint.policy.threshold, 0, 1)
+    return np.argmax(np.where(offered, values, -np.inf), axis=1)
 
 
 def _predict(blueprint: Blueprint, model, features) -> dict[str, list[float]]:
