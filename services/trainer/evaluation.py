@@ -1,7 +1,9 @@
 """Offline evaluation on a time-based holdout: the model metrics (AUC, log-loss and
 normalized entropy, or RMSE; scikit-learn computes them) and the product metric, estimated
 off-policy from the logged propensities: what the policy would have earned had it decided
-the holdout's decisions."""
+the holdout's decisions (``services.evaluation.ope``: self-normalized IPS for
+``product_value``, the promotion gate's figure, with its interval and effective sample size;
+IPS and doubly robust beside it)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sklearn import metrics as sk
 
 from services.blueprints.spec import Blueprint, DecisionType
 from services.decision.policies import action_values, value_text
+from services.evaluation import ope
 from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.models.registry import ModelKind
 from services.trainer.training_set import label_kind, model_kind
@@ -55,11 +58,14 @@ def policy_value(greedy_actions: np.ndarray, logged_actions: np.ndarray, propens
                  earned: np.ndarray) -> float:
     """Self-normalized inverse propensity estimate of the greedy policy's mean value per
     decision, from decisions logged by another policy."""
-    match = greedy_actions == logged_actions
-    weights = match / np.clip(propensities, 1e-6, None)
-    if weights.sum() == 0:
-        return math.nan
-    return float((weights * earned).sum() / weights.sum())
+    matches = (np.asarray(greedy_actions) == np.asarray(logged_actions)).astype(float)
+    return ope.snips(earned, matches, _logged_propensities(propensities)).value
+
+
+def _logged_propensities(propensities: np.ndarray) -> np.ndarray:
+    """Logged propensities as the estimators take them: one logged as 0 (which no policy
+    that logs it should do) counts as one in a million."""
+    return np.clip(np.asarray(propensities, dtype=float), 1e-6, 1.0)
 
 
 def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str, float]:
@@ -82,8 +88,31 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
         return {**metrics, **ranking_metrics(blueprint, model, holdout)}
     earned = rewards(blueprint, holdout.actions, holdout.outcomes or holdout.labels)
     metrics["logged_value"] = float(earned.mean())
-    metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features, holdout.candidates),
-                                            holdout.actions, holdout.propensities, earned)
+    actions, values = action_value_matrix(blueprint, model, holdout.features)
+    chosen = greedy_choices(blueprint, values, offered_mask(actions, holdout.candidates, len(earned)))
+    index = {action: i for i, action in enumerate(actions)}
+    logged = np.array([index.get(a, -1) for a in holdout.actions], dtype=int)
+    return {**metrics, **off_policy_metrics(chosen, logged, holdout.propensities, earned, values)}
+
+
+def off_policy_metrics(chosen: np.ndarray, logged: np.ndarray, propensities: np.ndarray, earned: np.ndarray,
+                       values: np.ndarray) -> dict[str, float]:
+    """What the greedy policy (``chosen``: its action index per row) would earn per decision,
+    estimated from the logged decisions (``logged``: the logged action's index, -1 for an
+    action the policy no longer has) and what they earned. ``product_value`` (the promotion
+    gate's figure) is the self-normalized IPS estimate, with its 95% interval and effective
+    sample size; ``product_value_ips`` and ``product_value_dr`` are IPS and doubly robust
+    estimates, DR with the model's own expected product value per action (``values``, n x k)
+    as its reward model."""
+    mu = _logged_propensities(propensities)
+    matches = (chosen == logged).astype(float)
+    snips, ips = ope.snips(earned, matches, mu), ope.ips(earned, matches, mu)
+    dr = ope.doubly_robust(earned, ope.one_hot(chosen, values.shape[1]), logged, mu, values)
+    metrics = {"product_value": snips.value, "product_value_ci_low": snips.ci_low,
+               "product_value_ci_high": snips.ci_high, "product_value_ess": snips.effective_sample_size}
+    for name, estimate in (("ips", ips), ("dr", dr)):
+        metrics.update({f"product_value_{name}": estimate.value, f"product_value_{name}_ci_low": estimate.ci_low,
+                        f"product_value_{name}_ci_high": estimate.ci_high})
     return metrics
 
 

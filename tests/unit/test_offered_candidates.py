@@ -93,3 +93,9 @@ def test_the_product_value_estimates_the_policy_restricted_to_what_was_offered(t
     dataset = build_training_set(BLUEPRINT, table.read("offer_choice"))
     metrics = evaluate(BLUEPRINT, TruthModel(), dataset, base_rate=0.5)
     assert metrics["product_value"] == pytest.approx(0.58, abs=0.04)
+    assert metrics["product_value_ci_low"] < 0.58 < metrics["product_value_ci_high"]
+    # equal weights: the ESS is the number of decisions that chose what the policy would, about half
+    assert metrics["product_value_ess"] == pytest.approx(len(rows) / 2, rel=0.05)
+    assert metrics["product_value_dr"] == pytest.approx(0.58, abs=0.04)
+    assert metrics["product_value_dr_ci_low"] < 0.58 < metrics["product_value_dr_ci_high"]
+    assert metrics["product_value_ips"] == pytest.approx(0.58, abs=0.06)
