@@ -3,7 +3,8 @@ exp(value / temperature), mixed with the uniform floor of the exploration rate. 
 propensities are the exact probabilities of that mixture (they sum to 1 and match the
 frequencies of the choices drawn from many decision ids, by a chi-square test), every action
 keeps at least the floor, the draws are the decision id's, epsilon-greedy stays as it was, and
-a blueprint with a bad temperature or an unfit decision type names the key."""
+a blueprint with a bad temperature or an unfit decision type names the key; the Decider logs
+the softmax propensity of each decision, among the candidates it was offered."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ import pytest
 from scipy import stats
 
 from services.blueprints.spec import parse_blueprint
+from services.blueprints.store import BlueprintStore
+from services.decision.decider import CandidateInput, DecideCommand, Decider
 from services.decision.policies import choose, softmax
+from services.decisions.log import DecisionLog
+from services.platform.data_dir import DataDir
 from services.platform.errors import InvalidArgument
 
 BASE = {"name": "softmax_case", "decision_type": "multi_action", "entities": ["user_id"],
@@ -138,3 +143,53 @@ def test_a_bad_softmax_policy_names_the_key(changes, expected):
     with pytest.raises(InvalidArgument) as raised:
         parse_blueprint({**BASE, **changes})
     assert [(v.field, v.reason) for v in raised.value.violations] == [expected]
+
+
+SOFTMAX_BLUEPRINT = """
+name: softmax_layouts
+decision_type: multi_action
+entities: [user_id]
+actions: [a, b, c, d]
+default_decision: b
+label: {outcome: clicked, window: 1h}
+product_metric: {outcome_value: 1.0, treatment_cost: 0.0}
+policy: {exploration: softmax, temperature: 0.1, exploration_rate: 0.1}
+"""
+
+
+class FixedModel:
+    version = "m000001"
+
+    def score(self, rows):
+        return [dict(zip("abcd", SCORES))[row["action"]] for row in rows]
+
+
+class OneModel:
+    def get(self, use_case):
+        return FixedModel()
+
+    def load_failed(self, use_case):
+        return False
+
+
+def test_the_decider_logs_the_softmax_propensity_of_each_decision(tmp_path):
+    blueprints = BlueprintStore(tmp_path / "blueprints")
+    blueprints.apply(SOFTMAX_BLUEPRINT)
+    log = DecisionLog(DataDir(tmp_path).ensure().decisions)
+    try:
+        decider = Decider(blueprints, log, models=OneModel())
+        expected = propensities(choose(blueprints.latest("softmax_layouts"), "any", list("abcd"), SCORES))
+        offered = {"a": 0.30, "c": 0.10}  # a decision that offers two of the actions chooses between them
+        expected_offered = propensities(choose(blueprints.latest("softmax_layouts"), "any", list(offered),
+                                               list(offered.values())))
+        for i in range(20):  # each decision is logged durably (an fsync): a few are enough
+            record, _ = decider.decide(DecideCommand(use_case="softmax_layouts", decision_id=f"dc-{i}",
+                                                     subject={"user_id": "u1"}))
+            assert record.propensity == pytest.approx(expected[record.action])
+            assert {r.action_id: r.propensity for r in record.ranking} == pytest.approx(expected)
+            record, _ = decider.decide(DecideCommand(
+                use_case="softmax_layouts", decision_id=f"dc-offered-{i}", subject={"user_id": "u1"},
+                candidates=tuple(CandidateInput(a, {}) for a in offered)))
+            assert record.action in offered and record.propensity == pytest.approx(expected_offered[record.action])
+    finally:
+        log.close()
