@@ -228,10 +228,11 @@ def offered_mask(actions: list[str], candidates: np.ndarray | None, n: int) -> n
 
 
 def greedy_choices(blueprint: Blueprint, values: np.ndarray, offered: np.ndarray) -> np.ndarray:
-    """Per row, the index of the action ``greedy_order`` puts first among the offered ones:
-    the highest expected value (the first in the blueprint's order on a tie); a binary
-    decision acts ("true", index 0) only when acting beats not acting by more than the
-    policy's threshold."""
+    """Per row, the index of the action ``greedy_order`` puts first among the offered ones
+    (the choice the serving policy makes when it does not explore): the highest expected
+    value (on an exact tie, the first in the blueprint's order rather than the offered order);
+    a binary decision acts ("true", index 0) only when acting beats not acting by more than
+    the policy's threshold."""
     if blueprint.decision_type == DecisionType.BINARY:
         return np.where(values[:, 0] - values[:, 1] > blueprint.policy.threshold, 0, 1)
     return np.argmax(np.where(offered, values, -np.inf), axis=1)

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from services.blueprints.spec import parse_blueprint
-from services.decision.policies import choose
+from services.decision.policies import action_values, choose, greedy_order
 from services.decisions.record import DecisionRecord, ScoredCandidate
 from services.labels.training_table import (LabeledDecision, TrainingTable, candidate_actions,
                                             candidates_text)
-from services.trainer.evaluation import evaluate, greedy_actions
+from services.trainer.evaluation import evaluate, greedy_actions, greedy_choices, offered_mask
 from services.trainer.training_set import build_training_set
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -99,3 +99,26 @@ def test_the_product_value_estimates_the_policy_restricted_to_what_was_offered(t
     assert metrics["product_value_dr"] == pytest.approx(0.58, abs=0.04)
     assert metrics["product_value_dr_ci_low"] < 0.58 < metrics["product_value_dr_ci_high"]
     assert metrics["product_value_ips"] == pytest.approx(0.58, abs=0.06)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multi_action"])
+def test_the_replayed_greedy_choice_is_the_serving_policys_among_the_offered_actions(kind):
+    rng = np.random.default_rng(1)
+    if kind == "binary":
+        bp = parse_blueprint({"name": "b", "decision_type": "binary", "entities": ["user_id"], "default_decision": False,
+                              "label": {"outcome": "converted", "window": "1h"}, "policy": {"threshold": 0.1},
+                              "product_metric": {"outcome_value": 1.0, "treatment_cost": 0.2}})
+    else:
+        bp = BLUEPRINT
+    actions = list(bp.choices)
+    scores = rng.random((300, len(actions)))
+    offered = [() if kind == "binary" or rng.random() < 0.3
+               else tuple(a for a in actions if rng.random() < 0.6) or (actions[0],) for _ in range(300)]
+    values = np.array([action_values(bp, actions, list(row)) for row in scores])
+    column = np.empty(300, dtype=object)  # as the training set holds them: one tuple per row
+    column[:] = offered
+    chosen = greedy_choices(bp, values, offered_mask(actions, column, 300))
+    for row, subset, pick in zip(scores, offered, chosen):
+        subset = list(subset or actions)
+        served = greedy_order(bp, subset, [row[actions.index(a)] for a in subset])[0]
+        assert actions[pick] == subset[served]
