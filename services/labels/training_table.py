@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 from services.decisions.record import DecisionRecord
 from services.platform.files import fsync_dir
 
+CANDIDATES_COLUMN = "candidates"  # the actions a decision chose among (see the module's docstring)
 # Looper's own columns; the others are the subject's keys and the logged features.
 DECISION_COLUMNS = ("row_id", "decision_id", "event_timestamp", "action", "value", "propensity", "position",
-                    "is_default", "is_exploration", "model_version", "blueprint_version", "arm", "candidates")
+                    "is_default", "is_exploration", "model_version", "blueprint_version", "arm", CANDIDATES_COLUMN)
 LABEL_COLUMNS = ("label", "outcome_count")
-CANDIDATES_COLUMN = "candidates"
 # Names a blueprint's entities and features may not take (they would overwrite these).
 RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
 RESERVED_PREFIXES = ("label__", "outcome_count__")
@@ -73,13 +73,13 @@ class LabeledDecision:
     def rows(self) -> list[dict]:
         if self.items is None:
             shown = {"action": self.decision.action, "propensity": self.decision.propensity,
-                     "candidates": candidates_text([c.action_id for c in self.decision.ranking])}
+                     CANDIDATES_COLUMN: candidates_text([c.action_id for c in self.decision.ranking])}
             if self.decision.value is not None:
                 shown["value"] = self.decision.value
             return [self._row(self.decision.decision_id, shown, self.labels)]
         return [self._row(f"{self.decision.decision_id}/{item.action_id}",
                           {"action": item.action_id, "propensity": item.propensity, "position": position,
-                           "candidates": "", **item.features}, self.items[item.action_id])
+                           CANDIDATES_COLUMN: "", **item.features}, self.items[item.action_id])
                 for position, item in enumerate(self.decision.ranking)]
 
     def _row(self, row_id: str, shown: dict, labels: dict[str, tuple[float, int]]) -> dict:
