@@ -16,7 +16,7 @@ from scipy import stats
 
 from services.blueprints.spec import parse_blueprint
 from services.blueprints.store import BlueprintStore
-from services.decision.decider import CandidateInput, DecideCommand, Decider
+from services.decision.decider import CandidateInput, DecideCommand, Decider, NoModels
 from services.decision.policies import choose, softmax
 from services.decisions.log import DecisionLog
 from services.platform.data_dir import DataDir
@@ -164,12 +164,9 @@ class FixedModel:
         return [dict(zip("abcd", SCORES))[row["action"]] for row in rows]
 
 
-class OneModel:
+class OneModel(NoModels):
     def get(self, use_case):
         return FixedModel()
-
-    def load_failed(self, use_case):
-        return False
 
 
 def test_the_decider_logs_the_softmax_propensity_of_each_decision(tmp_path):
