@@ -145,11 +145,26 @@ class LabelSpec(_Section):
         return LabelKind.VALUE if self.aggregation in (Aggregation.SUM, Aggregation.COUNT) else LabelKind.PROBABILITY
 
 
+class Exploration(str, enum.Enum):
+    """How a policy explores around its best action (binary and multi-action decisions)."""
+
+    EPSILON_GREEDY = "epsilon_greedy"  # the best action, or with the exploration rate a uniformly random one
+    SOFTMAX = "softmax"  # actions in proportion to exp(value / temperature), mixed with the uniform floor
+
+
+MAX_TEMPERATURE = 1000.0
+
+
 class PolicySpec(_Section):
-    """How scores become an action."""
+    """How scores become an action. ``exploration: softmax`` chooses among the actions with
+    probabilities ``exp(value / temperature)`` (normalized; value: the expected product value,
+    so the temperature is in product-value units: the smaller, the greedier), mixed with the
+    uniform choice at ``exploration_rate``, a floor that keeps every action tried."""
 
     threshold: float = 0.0
     exploration_rate: float = Field(0.0, ge=0.0, le=1.0)
+    exploration: Annotated[Exploration, _choice(Exploration)] = Exploration.EPSILON_GREEDY
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax only
 
 
 class RetrainingSpec(_Section):
@@ -476,7 +491,7 @@ def parse_blueprint(spec: Any) -> Blueprint:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
-    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint)
+    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _policy_problems(blueprint)
                 + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
                 + _experiment_problems(blueprint))
     if problems:
@@ -610,6 +625,31 @@ def _numeric_problems(bp: Blueprint) -> list[FieldViolation]:
     return []
 
 
+def _policy_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Softmax exploration needs its temperature, and fits the decisions that choose one
+    action: a ranking explores by shuffling the whole order, whose per-slot propensities the
+    off-policy estimate needs (under a softmax over orders they would sum over every
+    permutation); a numeric decision explores within ``numeric.exploration_width`` steps of
+    its best value; a regression returns its prediction and does not explore."""
+    policy = bp.policy
+    if policy.exploration != Exploration.SOFTMAX:
+        if policy.temperature is not None:
+            return [FieldViolation("policy.temperature", "is only used with exploration: softmax")]
+        return []
+    why = {DecisionType.RANKING: "a ranking explores by shuffling the whole order, so that each slot's "
+                                 "propensity is known",
+           DecisionType.NUMERIC: "a numeric decision explores within numeric.exploration_width steps of its "
+                                 "best value",
+           DecisionType.REGRESSION: "a regression returns its prediction and does not explore"}
+    if bp.decision_type in why:
+        return [FieldViolation("policy.exploration", f"softmax is for binary and multi_action decisions: "
+                               f"{why[bp.decision_type]}; use epsilon_greedy")]
+    if policy.temperature is None:
+        return [FieldViolation("policy.temperature", "is required with exploration: softmax (in product-value "
+                               "units: the smaller, the greedier; e.g. 0.05)")]
+    return []
+
+
 def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:
     """The view Looper writes is named after its use case, so that a blueprint can never
     write into a view of the product's (or another use case's)."""
@@ -647,6 +687,8 @@ def _violation(error: dict) -> FieldViolation:
         return FieldViolation(path, f"must be {_TYPE_NAMES[kind]}")
     if kind == "value_error":
         return FieldViolation(path, str(error["ctx"]["error"]))
+    if kind == "greater_than":
+        return FieldViolation(path, f"must be greater than {error['ctx']['gt']}")
     if kind in ("greater_than_equal", "less_than_equal"):
         bound = "at least" if kind == "greater_than_equal" else "at most"
         limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]
