@@ -200,6 +200,7 @@ class PolicyOverrides(_Section):
 
     threshold: float | None = None
     exploration_rate: float | None = Field(None, ge=0.0, le=1.0)
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax exploration's
     weights: dict[Name, float] | None = None
     treatment_cost: float | None = None
 
@@ -264,6 +265,25 @@ class DeploymentSpec(_Section):
     max_sample: int = Field(50_000, ge=10, le=100_000_000)
     guardrails: list[GuardrailSpec] = Field([], max_length=10)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+TUNABLE = ("threshold", "exploration_rate", "temperature", "treatment_cost")  # and weights.<outcome>
+
+
+class TuningSpec(_Section):
+    """Bayesian tuning of the policy for the product goal: the parameters' ranges (policy
+    parameters, ``weights.<outcome>`` of the product metric), scored off-policy on the logged
+    decisions first, then in online rounds of experiment arms; the round's best arm, if it
+    beats the current policy, becomes a new blueprint version. ``exploration_rate``'s lower
+    bound is a floor: tuning never stops the exploration that learning needs."""
+
+    parameters: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=1, max_length=8)
+    offline_evaluations: int = Field(40, ge=5, le=500)  # Gaussian-process steps scored off-policy
+    candidates_per_round: int = Field(2, ge=1, le=5)  # arms besides the current policy in each round
+    rounds: int = Field(1, ge=1, le=10)
+    round_sample: int = Field(300, ge=50, le=10_000_000)  # labeled decisions per arm that end a round
+    min_rows: int = Field(500, ge=50, le=10_000_000)  # labeled decisions before tuning starts
+    seed: int = Field(0, ge=0)
 
 
 class PersonalizationSpec(_Section):
@@ -346,6 +366,7 @@ class Blueprint(_Section):
     numeric: NumericSpec | None = None  # what a numeric decision chooses among
     experiment: ExperimentSpec | None = None
     deployment: DeploymentSpec | None = None  # without it, a model that wins offline goes live at once
+    tuning: TuningSpec | None = None
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
@@ -553,6 +574,30 @@ def _experiment_problems(bp: Blueprint) -> list[FieldViolation]:
                                            f"label of the use case {sorted(outcomes)}"))
     if bp.deployment and bp.deployment.min_sample > bp.deployment.max_sample:
         problems.append(FieldViolation("deployment.min_sample", "must not exceed max_sample"))
+    return problems + _tuning_problems(bp)
+
+
+def _tuning_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Tunable parameters with sensible ranges, for the decision types the tuner replays."""
+    if bp.tuning is None:
+        return []
+    if bp.decision_type not in (DecisionType.BINARY, DecisionType.MULTI_ACTION):
+        return [FieldViolation("tuning", "is for binary and multi_action use cases (the tuner replays their policy "
+                               "on logged decisions)")]
+    problems = []
+    for name, (low, high) in bp.tuning.parameters.items():
+        at = f"tuning.parameters.{name}"
+        outcome = name.removeprefix("weights.")
+        if name not in TUNABLE and not (name.startswith("weights.") and outcome in bp.weights):
+            problems.append(FieldViolation(at, f"is not tunable: use one of {list(TUNABLE)} or weights.<outcome> for "
+                                           f"an outcome the policy weighs {sorted(bp.weights)}"))
+        elif not low < high:
+            problems.append(FieldViolation(at, "must be a range [low, high] with low < high"))
+        elif name == "temperature" and (bp.policy.temperature is None or low <= 0):
+            problems.append(FieldViolation(at, "is tunable with softmax exploration only, in a range above 0"))
+        elif name == "exploration_rate" and not 0 < low and high <= 1:
+            problems.append(FieldViolation(at, "must lie in (0, 1]: its low end is the exploration floor, above 0 so "
+                                           "that learning never stops"))
     return problems
 
 

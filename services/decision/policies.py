@@ -97,13 +97,9 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     explore_draw, pick_draw = uniform_draws(decision_id)
     rate = blueprint.policy.exploration_rate
     explored = explore_draw < rate
-    if blueprint.policy.exploration == Exploration.SOFTMAX and scores is not None:
-        weights = softmax(blueprint, actions, scores)
-        first = int(pick_draw * len(actions)) if explored else drawn(weights, pick_draw)
-        propensities = [rate / len(actions) + (1 - rate) * weights[i] for i in range(len(actions))]
-    else:
-        first = int(pick_draw * len(actions)) if explored else greedy[0]
-        propensities = [rate / len(actions) + (1 - rate) * (i == greedy[0]) for i in range(len(actions))]
+    exploiting = exploitation(blueprint, actions, scores, greedy[0])
+    first = int(pick_draw * len(actions)) if explored else drawn(exploiting, pick_draw)
+    propensities = [rate / len(actions) + (1 - rate) * p for p in exploiting]
     order = [first] + [i for i in greedy if i != first]
     predictions = predictions_of(blueprint, scores) if scores is not None else {}
     shown = predictions.get(blueprint.primary_label.outcome, [0.0] * len(actions))
@@ -112,6 +108,23 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     return PolicyChoice(action=actions[first], score=float(shown[first]),
                         propensity=propensities[first], is_exploration=explored and first != greedy[0],
                         ranking=ranking, predictions={o: float(p[first]) for o, p in predictions.items()})
+
+
+def exploitation(blueprint: Blueprint, actions: list[str], scores: Scores | None, greedy: int) -> list[float]:
+    """What the policy does when it does not explore, as each action's probability: the
+    softmax's weights, or all on the greedy action."""
+    if blueprint.policy.exploration == Exploration.SOFTMAX and scores is not None:
+        return softmax(blueprint, actions, scores)
+    return [float(i == greedy) for i in range(len(actions))]
+
+
+def action_probabilities(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[float]:
+    """Each action's probability under the policy (binary and multi-action): the exploration
+    rate's uniform share plus the rest as the policy exploits. These are the propensities a
+    decision logs, and what an off-policy replay weighs logged decisions by."""
+    rate = blueprint.policy.exploration_rate
+    exploiting = exploitation(blueprint, actions, scores, greedy_order(blueprint, actions, scores)[0])
+    return [rate / len(actions) + (1 - rate) * p for p in exploiting]
 
 
 def softmax(blueprint: Blueprint, actions: list[str], scores: Scores) -> list[float]:
