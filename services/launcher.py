@@ -56,7 +56,7 @@ class LooperProcess:
 
 
 def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
-                 ports: dict[str, int] | None = None, timeout: float = 60, args: list[str] = ()) -> LooperProcess:
+                 ports: dict[str, int] | None = None, timeout: float = 120, args: list[str] = ()) -> LooperProcess:
     """Runs ``looper serve`` and waits until every started service answers health checks."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-{service}-{time.time_ns()}.log"
