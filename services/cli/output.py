@@ -8,8 +8,9 @@ import json
 import sys
 from typing import Any, Iterable
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from services.cli.connection import connection
 
@@ -146,23 +147,28 @@ def emit(document: dict[str, Any], *renderables) -> None:
         out.print(renderable)
 
 
-def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
-    grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> RenderableType:
+    grid = Table(show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*(cell_text(v) for v in row))
-    return grid
+    return _titled(title, grid)
 
 
-def fields(title: str | None, pairs: Iterable[tuple[str, Any]]) -> Table:
+def fields(title: str | None, pairs: Iterable[tuple[str, Any]]) -> RenderableType:
     """A two-column table of names and values."""
-    grid = Table(title=title, title_justify="left", show_header=False, show_edge=False, pad_edge=False, box=None)
+    grid = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
     for name, value in pairs:
         grid.add_row(name, cell_text(value))
-    return grid
+    return _titled(title, grid)
+
+
+def _titled(title: str | None, grid: Table) -> RenderableType:
+    """The title on a line of its own above the table (a table's own title wraps at its width)."""
+    return Group(Text(title, style="bold"), grid) if title else grid
 
 
 def cell_text(value: Any) -> str:
