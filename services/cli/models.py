@@ -14,6 +14,8 @@ from services.cli.use_cases import UseCase
 
 PANEL = "Models and training"
 DONE = ("succeeded", "failed")
+STAGES = {"live": "LIVE", "retired": "was live", "candidate": "candidate", "shadow": "shadow", "canary": "canary",
+          "rolled_back": "rolled back"}
 
 
 def register(app: typer.Typer) -> None:
@@ -29,16 +31,20 @@ def models(use_case: UseCase) -> None:
     for model in listed:
         model["trigger"] = triggers.get(model["run_id"])  # None once the run is no longer kept
     live = next((m["version"] for m in listed if m["stage"] == "live"), None)
-    stages = {"live": "LIVE", "retired": "was live", "candidate": "candidate"}
-    rows = [(m["version"], stages.get(m["stage"], m["stage"]), f"v{m['blueprint_version']}", m["run_id"],
+    rows = [(m["version"], STAGES.get(m["stage"], m["stage"]), f"v{m['blueprint_version']}", m["run_id"],
              m["trigger"], m["row_count"], when(m["create_time"]),
              f"{when(m['data_start_time'])} .. {when(m['data_end_time'])}", headline(m["metrics"]))
             for m in listed]
+    changes = sorted(((c["change_time"] or "", m["version"], c) for m in listed for c in m["stage_history"]),
+                     key=lambda change: change[0], reverse=True)
+    history = table("stage changes, newest first", ["when (UTC)", "model", "stage", "why"],
+                    [(when(at), version, STAGES.get(c["stage"], c["stage"]), c["reason"])
+                     for at, version, c in changes])
     emit({"use_case": use_case, "live_model_version": live, "models": listed},
-         table(f"{use_case}: live model {live or 'none (the default decision answers)'}",
-               ["model", "stage", "blueprint", "run", "trigger", "rows", "trained (UTC)", "data (UTC)",
-                "holdout metrics"], rows) if listed else
-         f"{use_case}: no models yet (`looper train {use_case}` starts a run; it needs labeled decisions)")
+         *([table(f"{use_case}: live model {live or 'none (the default decision answers)'}",
+                  ["model", "stage", "blueprint", "run", "trigger", "rows", "trained (UTC)", "data (UTC)",
+                   "holdout metrics"], rows), "", history] if listed else
+           [f"{use_case}: no models yet (`looper train {use_case}` starts a run; it needs labeled decisions)"]))
 
 
 def runs(use_case: UseCase) -> None:

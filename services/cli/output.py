@@ -65,7 +65,10 @@ def model_doc(model) -> dict[str, Any]:
             "stage": enum_word(trainer_pb2.ModelStage, model.stage, "MODEL_STAGE_"),
             "blueprint_version": model.blueprint_version, "run_id": model.run_id, "row_count": model.row_count,
             "create_time": timestamp(model.create_time), "data_start_time": timestamp(model.data_start_time),
-            "data_end_time": timestamp(model.data_end_time), "metrics": metrics(model.metrics)}
+            "data_end_time": timestamp(model.data_end_time), "metrics": metrics(model.metrics),
+            "stage_history": [{"stage": enum_word(trainer_pb2.ModelStage, c.stage, "MODEL_STAGE_"),
+                               "reason": c.reason or None, "change_time": timestamp(c.change_time)}
+                              for c in model.stage_history]}
 
 
 def run_doc(run) -> dict[str, Any]:

@@ -151,8 +151,12 @@ def test_models(stack):
     assert {m["stage"] for m in models["models"]} <= {"live", "retired", "candidate"}
     assert all(m["trigger"] == "manual" and m["row_count"] == DECISIONS and "auc" in m["metrics"]
                for m in models["models"])
+    history = by_version[live[0]]["stage_history"]
+    assert history and history[-1]["stage"] == "live" and history[-1]["change_time"]
+    assert set(history[-1]) == {"stage", "reason", "change_time"}
     table = looper(stack, "models", USE_CASE).stdout
     assert f"live model {live[0]}" in table and "LIVE" in table and "was live" in table
+    assert "stage changes, newest first" in table
     assert "product_value=" in table and "auc=" in table
 
 
