@@ -129,6 +129,13 @@ class BlueprintStore:
             self._paused[use_case] = (mtime, paused)
         return paused
 
+    def pause_reason(self, use_case: str) -> str | None:
+        """Why the use case was paused; None when it is not paused."""
+        try:
+            return (self.root / use_case / PAUSED_MARKER).read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            return None
+
     def idempotency_window(self, minimum: timedelta) -> timedelta:
         """How long ids must be remembered: ``minimum``, or the longest label window of any use
         case when that is longer (a retry inside a decision's window must find it)."""

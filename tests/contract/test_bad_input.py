@@ -198,6 +198,11 @@ CASES = {
     "blueprints with a huge page size": (_trainer("ListBlueprints", page_size=100_000), INVALID, "page_size"),
     "blueprints with a forged page token": (_trainer("ListBlueprints", page_token="not-a-token"), INVALID,
                                             "page_token"),
+    # ListUseCases
+    "use cases with a huge page size": (_trainer("ListUseCases", page_size=1001), INVALID, "page_size"),
+    "use cases with the blueprints' page token": (_trainer("ListUseCases", page_token="eyJsIjogImJsdWVwcmludHMiLCAi"
+                                                                                     "YSI6ICJ4In0="),
+                                                  INVALID, "page_token"),
     # StartTrainingRun
     "training without use case": (_trainer("StartTrainingRun"), INVALID, "use_case"),
     "training an unknown use case": (_trainer("StartTrainingRun", use_case="no_such_case"), NOT_FOUND, None),

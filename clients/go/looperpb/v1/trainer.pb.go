@@ -2389,6 +2389,207 @@ func (x *ExperimentReport) GetConfidence() float64 {
 	return 0
 }
 
+// A use case as it stands now.
+type UseCase struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case's name.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// Its current (latest) blueprint version.
+	BlueprintVersion int64 `protobuf:"varint,2,opt,name=blueprint_version,json=blueprintVersion,proto3" json:"blueprint_version,omitempty"`
+	// The kind of decision of its current blueprint.
+	DecisionType DecisionType `protobuf:"varint,3,opt,name=decision_type,json=decisionType,proto3,enum=looper.v1.DecisionType" json:"decision_type,omitempty"`
+	// Whether it is paused (see PauseUseCase).
+	Paused bool `protobuf:"varint,4,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Why it was paused, as given to PauseUseCase; empty when it is not paused.
+	PauseReason string `protobuf:"bytes,5,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
+	// The live model version; empty when no model is live.
+	LiveModelVersion string `protobuf:"bytes,6,opt,name=live_model_version,json=liveModelVersion,proto3" json:"live_model_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *UseCase) Reset() {
+	*x = UseCase{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UseCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UseCase) ProtoMessage() {}
+
+func (x *UseCase) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UseCase.ProtoReflect.Descriptor instead.
+func (*UseCase) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UseCase) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *UseCase) GetBlueprintVersion() int64 {
+	if x != nil {
+		return x.BlueprintVersion
+	}
+	return 0
+}
+
+func (x *UseCase) GetDecisionType() DecisionType {
+	if x != nil {
+		return x.DecisionType
+	}
+	return DecisionType_DECISION_TYPE_UNSPECIFIED
+}
+
+func (x *UseCase) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *UseCase) GetPauseReason() string {
+	if x != nil {
+		return x.PauseReason
+	}
+	return ""
+}
+
+func (x *UseCase) GetLiveModelVersion() string {
+	if x != nil {
+		return x.LiveModelVersion
+	}
+	return ""
+}
+
+// ListUseCasesRequest lists the use cases.
+type ListUseCasesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUseCasesRequest) Reset() {
+	*x = ListUseCasesRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUseCasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUseCasesRequest) ProtoMessage() {}
+
+func (x *ListUseCasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUseCasesRequest.ProtoReflect.Descriptor instead.
+func (*ListUseCasesRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListUseCasesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUseCasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListUseCasesResponse carries the use cases, by name.
+type ListUseCasesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use cases.
+	UseCases []*UseCase `protobuf:"bytes,1,rep,name=use_cases,json=useCases,proto3" json:"use_cases,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUseCasesResponse) Reset() {
+	*x = ListUseCasesResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUseCasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUseCasesResponse) ProtoMessage() {}
+
+func (x *ListUseCasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUseCasesResponse.ProtoReflect.Descriptor instead.
+func (*ListUseCasesResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListUseCasesResponse) GetUseCases() []*UseCase {
+	if x != nil {
+		return x.UseCases
+	}
+	return nil
+}
+
+func (x *ListUseCasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_looper_v1_trainer_proto protoreflect.FileDescriptor
 
 const file_looper_v1_trainer_proto_rawDesc = "" +
@@ -2558,7 +2759,21 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x11blueprint_version\x18\f \x01(\x03R\x10blueprintVersion\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\r \x01(\x01R\n" +
-	"confidence*\xb6\x01\n" +
+	"confidence\"\xf8\x01\n" +
+	"\aUseCase\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12+\n" +
+	"\x11blueprint_version\x18\x02 \x01(\x03R\x10blueprintVersion\x12<\n" +
+	"\rdecision_type\x18\x03 \x01(\x0e2\x17.looper.v1.DecisionTypeR\fdecisionType\x12\x16\n" +
+	"\x06paused\x18\x04 \x01(\bR\x06paused\x12!\n" +
+	"\fpause_reason\x18\x05 \x01(\tR\vpauseReason\x12,\n" +
+	"\x12live_model_version\x18\x06 \x01(\tR\x10liveModelVersion\"Q\n" +
+	"\x13ListUseCasesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
+	"\x14ListUseCasesResponse\x12/\n" +
+	"\tuse_cases\x18\x01 \x03(\v2\x12.looper.v1.UseCaseR\buseCases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xb6\x01\n" +
 	"\x10TrainingRunState\x12\"\n" +
 	"\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n" +
@@ -2590,7 +2805,7 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x1aEXPERIMENT_VERDICT_PROMOTE\x10\x02\x12\x1f\n" +
 	"\x1bEXPERIMENT_VERDICT_ROLLBACK\x10\x03\x12#\n" +
 	"\x1fEXPERIMENT_VERDICT_INCONCLUSIVE\x10\x04\x12\x1e\n" +
-	"\x1aEXPERIMENT_VERDICT_STOPPED\x10\x052\x9b\b\n" +
+	"\x1aEXPERIMENT_VERDICT_STOPPED\x10\x052\xec\b\n" +
 	"\x0eTrainerService\x12U\n" +
 	"\x0eApplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n" +
 	"\fGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n" +
@@ -2604,7 +2819,8 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponse\x12O\n" +
 	"\fPauseUseCase\x12\x1e.looper.v1.PauseUseCaseRequest\x1a\x1f.looper.v1.PauseUseCaseResponse\x12R\n" +
 	"\rResumeUseCase\x12\x1f.looper.v1.ResumeUseCaseRequest\x1a .looper.v1.ResumeUseCaseResponse\x12d\n" +
-	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponseB\\\n" +
+	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponse\x12O\n" +
+	"\fListUseCases\x12\x1e.looper.v1.ListUseCasesRequest\x1a\x1f.looper.v1.ListUseCasesResponseB\\\n" +
 	"\rdev.looper.v1B\fTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3"
 
 var (
@@ -2620,7 +2836,7 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_looper_v1_trainer_proto_goTypes = []any{
 	(TrainingRunState)(0),               // 0: looper.v1.TrainingRunState
 	(TrainingTrigger)(0),                // 1: looper.v1.TrainingTrigger
@@ -2658,81 +2874,88 @@ var file_looper_v1_trainer_proto_goTypes = []any{
 	(*Interval)(nil),                    // 33: looper.v1.Interval
 	(*ArmReport)(nil),                   // 34: looper.v1.ArmReport
 	(*ExperimentReport)(nil),            // 35: looper.v1.ExperimentReport
-	nil,                                 // 36: looper.v1.TrainingRun.MetricsEntry
-	nil,                                 // 37: looper.v1.TrainingRun.LiveMetricsEntry
-	nil,                                 // 38: looper.v1.Model.MetricsEntry
-	nil,                                 // 39: looper.v1.ArmReport.PolicyEntry
-	nil,                                 // 40: looper.v1.ArmReport.OutcomeMeansEntry
-	(DecisionType)(0),                   // 41: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*UseCase)(nil),                     // 36: looper.v1.UseCase
+	(*ListUseCasesRequest)(nil),         // 37: looper.v1.ListUseCasesRequest
+	(*ListUseCasesResponse)(nil),        // 38: looper.v1.ListUseCasesResponse
+	nil,                                 // 39: looper.v1.TrainingRun.MetricsEntry
+	nil,                                 // 40: looper.v1.TrainingRun.LiveMetricsEntry
+	nil,                                 // 41: looper.v1.Model.MetricsEntry
+	nil,                                 // 42: looper.v1.ArmReport.PolicyEntry
+	nil,                                 // 43: looper.v1.ArmReport.OutcomeMeansEntry
+	(DecisionType)(0),                   // 44: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	41, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	42, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	44, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	45, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	5,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	5,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	42, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	42, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
-	36, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
-	37, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
+	45, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	45, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	39, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
+	40, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
 	12, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	12, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	12, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
 	2,  // 14: looper.v1.ModelStageChange.stage:type_name -> looper.v1.ModelStage
-	42, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
+	45, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
 	2,  // 16: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
-	38, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	42, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	42, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	42, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	41, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
+	45, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	45, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	45, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
 	19, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
 	20, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
 	20, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
 	20, // 24: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
 	35, // 25: looper.v1.GetExperimentReportResponse.report:type_name -> looper.v1.ExperimentReport
-	39, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
+	42, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
 	33, // 27: looper.v1.ArmReport.value_ci:type_name -> looper.v1.Interval
 	33, // 28: looper.v1.ArmReport.value_cs:type_name -> looper.v1.Interval
 	33, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
 	33, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
-	40, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
+	43, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
 	3,  // 32: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
 	34, // 33: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
 	4,  // 34: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
-	42, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
-	42, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 37: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
-	8,  // 38: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
-	10, // 39: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
-	13, // 40: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
-	15, // 41: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
-	17, // 42: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
-	21, // 43: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
-	23, // 44: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
-	25, // 45: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	27, // 46: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
-	29, // 47: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
-	31, // 48: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
-	7,  // 49: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	9,  // 50: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	11, // 51: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	14, // 52: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	16, // 53: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	18, // 54: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	22, // 55: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	24, // 56: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	26, // 57: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	28, // 58: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
-	30, // 59: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
-	32, // 60: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
-	49, // [49:61] is the sub-list for method output_type
-	37, // [37:49] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	45, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
+	45, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
+	44, // 37: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
+	36, // 38: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
+	6,  // 39: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
+	8,  // 40: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
+	10, // 41: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
+	13, // 42: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
+	15, // 43: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
+	17, // 44: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
+	21, // 45: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
+	23, // 46: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
+	25, // 47: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
+	27, // 48: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	29, // 49: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	31, // 50: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
+	37, // 51: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
+	7,  // 52: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	9,  // 53: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	11, // 54: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	14, // 55: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	16, // 56: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	18, // 57: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	22, // 58: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	24, // 59: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	26, // 60: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	28, // 61: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	30, // 62: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	32, // 63: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
+	38, // 64: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
+	52, // [52:65] is the sub-list for method output_type
+	39, // [39:52] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_trainer_proto_init() }
@@ -2747,7 +2970,7 @@ func file_looper_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   36,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	TrainerService_PauseUseCase_FullMethodName        = "/looper.v1.TrainerService/PauseUseCase"
 	TrainerService_ResumeUseCase_FullMethodName       = "/looper.v1.TrainerService/ResumeUseCase"
 	TrainerService_GetExperimentReport_FullMethodName = "/looper.v1.TrainerService/GetExperimentReport"
+	TrainerService_ListUseCases_FullMethodName        = "/looper.v1.TrainerService/ListUseCases"
 )
 
 // TrainerServiceClient is the client API for TrainerService service.
@@ -68,6 +69,9 @@ type TrainerServiceClient interface {
 	// outcomes and product value per decision with intervals, each treatment against control,
 	// the sample-ratio check and the verdict so far.
 	GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error)
+	// Lists the use cases the caller may read, each with its current blueprint version,
+	// whether it is paused and its live model: what an operator looks at first.
+	ListUseCases(ctx context.Context, in *ListUseCasesRequest, opts ...grpc.CallOption) (*ListUseCasesResponse, error)
 }
 
 type trainerServiceClient struct {
@@ -198,6 +202,16 @@ func (c *trainerServiceClient) GetExperimentReport(ctx context.Context, in *GetE
 	return out, nil
 }
 
+func (c *trainerServiceClient) ListUseCases(ctx context.Context, in *ListUseCasesRequest, opts ...grpc.CallOption) (*ListUseCasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUseCasesResponse)
+	err := c.cc.Invoke(ctx, TrainerService_ListUseCases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrainerServiceServer is the server API for TrainerService service.
 // All implementations must embed UnimplementedTrainerServiceServer
 // for forward compatibility.
@@ -233,6 +247,9 @@ type TrainerServiceServer interface {
 	// outcomes and product value per decision with intervals, each treatment against control,
 	// the sample-ratio check and the verdict so far.
 	GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error)
+	// Lists the use cases the caller may read, each with its current blueprint version,
+	// whether it is paused and its live model: what an operator looks at first.
+	ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error)
 	mustEmbedUnimplementedTrainerServiceServer()
 }
 
@@ -278,6 +295,9 @@ func (UnimplementedTrainerServiceServer) ResumeUseCase(context.Context, *ResumeU
 }
 func (UnimplementedTrainerServiceServer) GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetExperimentReport not implemented")
+}
+func (UnimplementedTrainerServiceServer) ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUseCases not implemented")
 }
 func (UnimplementedTrainerServiceServer) mustEmbedUnimplementedTrainerServiceServer() {}
 func (UnimplementedTrainerServiceServer) testEmbeddedByValue()                        {}
@@ -516,6 +536,24 @@ func _TrainerService_GetExperimentReport_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainerService_ListUseCases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUseCasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).ListUseCases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_ListUseCases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).ListUseCases(ctx, req.(*ListUseCasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrainerService_ServiceDesc is the grpc.ServiceDesc for TrainerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -570,6 +608,10 @@ var TrainerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetExperimentReport",
 			Handler:    _TrainerService_GetExperimentReport_Handler,
+		},
+		{
+			MethodName: "ListUseCases",
+			Handler:    _TrainerService_ListUseCases_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
