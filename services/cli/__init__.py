@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import credentials, models, records, serve, use_cases
+from services.cli import credentials, models, records, report, serve, use_cases
 from services.cli.connection import connection_options
 
 app = typer.Typer(name="looper", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 app.callback()(connection_options)
-for module in (serve, use_cases, models, records, credentials):
+for module in (serve, use_cases, models, records, report, credentials):
     module.register(app)
 
 

@@ -299,3 +299,46 @@ def test_apply_keeps_its_flags_and_output(stack, tmp_path):
     assert applied.stdout == f"{USE_CASE}: unchanged; current version 2\n"
     doc = json.loads(looper(stack, "apply", str(blueprint), "--output", "json").stdout)
     assert doc["created"] is False and doc["blueprint"]["version"] == 2
+
+
+EXPERIMENT_CASE = "cli_experiment"
+EXPERIMENT = """
+experiment:
+  name: cli_split
+  control: current
+  arms: [{name: current, share: 0.5}, {name: strict, share: 0.5, policy: {threshold: 0.3}}]
+"""
+
+
+def test_report_shows_the_arms_and_writes_a_picture(stack, tmp_path):
+    server, _ = stack
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(SIMPLE_BLUEPRINT.replace(f"name: {USE_CASE}", f"name: {EXPERIMENT_CASE}") + EXPERIMENT)
+    looper(stack, "apply", str(spec))
+    with server.client() as product:
+        deadline = time.monotonic() + 30
+        while True:  # the Trainer starts the experiment at its next tick
+            try:
+                product.experiment_report(EXPERIMENT_CASE)
+                break
+            except Exception:  # noqa: BLE001 - NOT_FOUND until it starts
+                assert time.monotonic() < deadline, "the experiment did not start"
+                time.sleep(0.2)
+        arms = [product.decide(EXPERIMENT_CASE, f"exp-{i}", {"user_id": f"e{i}"}).arm for i in range(40)]
+        product.log_feedback_batch([outcome_event(EXPERIMENT_CASE, f"exp-{i}", "clicked", 1.0, event_id=f"x{i}")
+                                    for i in range(0, 40, 2)])
+        while product.join_stats(EXPERIMENT_CASE).joined_decisions < 40:
+            assert time.monotonic() < deadline + 30, "the decisions were not labeled"
+            time.sleep(0.2)
+    picture = tmp_path / "report.html"
+    doc = as_json(stack, "report", EXPERIMENT_CASE, "--picture", str(picture))["report"]
+    assert (doc["experiment_id"], doc["kind"], doc["control"]) == ("cli_split", "blueprint", "current")
+    assert [a["name"] for a in doc["arms"]] == ["current", "strict"] and doc["verdict"] == "continue"
+    assert [a["decisions"] for a in doc["arms"]] == [arms.count("current"), arms.count("strict")]
+    assert sum(a["labeled_decisions"] for a in doc["arms"]) == 40 and doc["arms"][1]["policy"] == {"threshold": 0.3}
+    assert "below the minimum sample" in doc["reason"]
+    page = picture.read_text()
+    assert "<svg" in page and "strict" in page and "cli_split" in page
+    text = looper(stack, "report", EXPERIMENT_CASE, "--no-picture").stdout
+    assert "anytime" in text and "strict" in text
+    looper(stack, "report", EXPERIMENT_CASE, "--experiment", "never_run", expect=1)
