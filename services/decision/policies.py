@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from services.blueprints.spec import Blueprint, DecisionType
+from services.blueprints.spec import Blueprint, DecisionType, Objective
 from services.decisions.record import ScoredCandidate
 
 
@@ -66,13 +66,16 @@ def baseline_action(blueprint: Blueprint) -> str:
 
 def greedy_order(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[int]:
     """Action indexes, best first, by expected product value; the default order when
-    there are no scores. A binary use case acts only when acting beats not acting by more
-    than the policy's threshold (binary actions are always ("true", "false"))."""
+    there are no scores. A binary use case (actions always ("true", "false")) acts only when
+    its gain is above the policy's threshold: by the ``uplift`` objective (the default) the
+    value of acting minus the value of not acting, by the ``response`` objective the value
+    of acting alone (see ``Objective``)."""
     if scores is None:
         return _default_order(blueprint, actions)
     values = action_values(blueprint, actions, scores)
     if blueprint.decision_type == DecisionType.BINARY:
-        return [0, 1] if values[0] - values[1] > blueprint.policy.threshold else [1, 0]
+        gain = values[0] if blueprint.objective == Objective.RESPONSE else values[0] - values[1]
+        return [0, 1] if gain > blueprint.policy.threshold else [1, 0]
     return sorted(range(len(actions)), key=lambda i: -values[i])
 
 
