@@ -150,6 +150,12 @@ class MetaLearner:
         """The predicted potential outcomes of each row, without and with the treatment."""
         raise NotImplementedError
 
+    def untreated_and_effect(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's predicted outcome without the treatment and its predicted effect (what
+        serving needs, with no model predicted twice)."""
+        untreated, treated = self.outcomes(X)
+        return untreated, treated - untreated
+
     def _fit(self, X: pd.DataFrame, t: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -237,10 +243,15 @@ class XLearner(TLearner):
         self.models["tau1"] = self._fit_model(X[tr], imputed_treated, w[tr], outcome=False)
         self.models["tau0"] = self._fit_model(X[c], imputed_control, w[c], outcome=False)
 
-    def effect(self, X):
+    def effect(self, X, treated_probability=None):
+        """The blend g * tau0(x) + (1 - g) * tau1(x), with g the treated share of the training
+        rows, or each row's P(T=1 | x) when ``treated_probability`` gives it."""
         X = _frame(X)
-        g = self.treated_share
+        g = self.treated_share if treated_probability is None else np.asarray(treated_probability, dtype=float)
         return g * predict_model(self.models["tau0"], X) + (1 - g) * predict_model(self.models["tau1"], X)
+
+    def untreated_and_effect(self, X):
+        return predict_model(self.models["mu0"], _frame(X)), self.effect(X)
 
 
 LEARNERS: dict[str, type[MetaLearner]] = {"s": SLearner, "t": TLearner, "x": XLearner}

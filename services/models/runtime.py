@@ -85,8 +85,8 @@ class UpliftModel(ServingModel):
         inputs = frame.drop(columns=[ACTION_COLUMN])
         predicted = {}
         for outcome, learner in self._learners.items():
-            untreated = learner.outcomes(inputs)[0]
-            predicted[outcome] = np.where(treated, untreated + learner.effect(inputs), untreated).tolist()
+            untreated, effect = learner.untreated_and_effect(inputs)
+            predicted[outcome] = np.where(treated, untreated + effect, untreated).tolist()
         return predicted
 
     def score_encoded(self, data) -> list[float]:

@@ -202,3 +202,13 @@ def test_the_uplift_policy_treats_only_where_the_effect_is_worth_the_cost_and_ea
     assert true_value(treat) > true_value(np.ones(len(y))) + 0.05
     assert estimate.value > everyone.value and estimate.matched == int((treat == t).sum())
     assert math.isnan(policy_value(np.ones(4, bool), np.ones(4), np.zeros(4, int), np.full(4, 0.5)).value)
+
+
+def test_the_x_learner_blends_by_each_rows_treated_probability_when_given(binary):
+    X, t, y, X_new, _ = binary
+    fitted = XLearner(params={"iterations": 30}, cat_features=["segment"]).fit(X, t, y)
+    tau0, tau1 = (fitted.models[part].predict(X_new) for part in ("tau0", "tau1"))
+    assert np.allclose(fitted.effect(X_new, treated_probability=np.ones(len(X_new))), tau0)
+    assert np.allclose(fitted.effect(X_new, treated_probability=np.zeros(len(X_new))), tau1)
+    untreated, effect = fitted.untreated_and_effect(X_new)
+    assert np.allclose(untreated, fitted.outcomes(X_new)[0]) and np.allclose(effect, fitted.effect(X_new))
