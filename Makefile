@@ -17,7 +17,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 .DEFAULT_GOAL := setup
 include mk/clients.mk
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-memory fuzz mutation clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-loadgen bench-peers bench-memory fuzz mutation clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -84,9 +84,28 @@ stop-tracing:
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DATA_DIR) mutants
 
-## bench: Decide latency and throughput against a bare gRPC echo baseline, tracing on vs off
-bench: setup
+## bench: Decide beside the Python gRPC echo (its ceiling) and the peer stack (feast listen + MLServer),
+##        interleaved, with DecideBatch, ranking 100 candidates, tracing 1% vs off and --workers 2 vs 1;
+##        prints a table and a BENCH RESULT line, writes benchmarks/results/bench-<time>.json (4-5 minutes on 2 cores)
+bench: setup bench-loadgen bench-peers
 	$(PY) -m benchmarks.bench
+
+## bench-loadgen: the Go load generator (grpc-go from the Go module proxy)
+bench-loadgen: $(TOOLS)/bench/loadgen
+
+$(TOOLS)/bench/loadgen: $(wildcard benchmarks/loadgen/*.go) benchmarks/loadgen/go.mod benchmarks/loadgen/go.sum
+	mkdir -p $(@D)
+	cd benchmarks/loadgen && go vet ./... && go test -count=1 ./... && go build -o $(abspath $@) .
+
+## bench-peers: MLServer 1.7.1 and its CatBoost runtime in their own virtualenv (they conflict with Feast 0.67)
+PEERS_VENV := $(TOOLS)/peers
+bench-peers: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --disable-pip-version-check -q -r benchmarks/peers/requirements.txt
+	touch $@
 
 ## fuzz: the property-based fuzz of every RPC, longer than in `make test`
 fuzz: setup

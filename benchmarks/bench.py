@@ -1,218 +1,559 @@
-"""`make bench`: Looper's decision path measured against a bare gRPC echo server run in the
-same process tree, with tracing off and on, plus the feedback and decision-log paths.
+"""`make bench`: Looper's Decide measured side by side with its ceiling and with the peer
+stack a user would assemble, in one run, interleaved, on this machine, now.
 
-Every figure is measured here, now, on this machine; ratios compare runs of this process
-tree only. Latency: sequential calls from one client thread (p50/p99). Throughput: calls
-per second from 8 client threads, one channel each, for a fixed number of calls. Looper runs
-one process per service.
+- Decide: ``looper serve decision`` with the notification example's model, trained through
+  Looper's own loop (Feast online read of 7 features from two views, CatBoost scoring both
+  actions, the policy, the fsynced decision log, bearer-token authentication).
+- Ceiling: the Python gRPC echo server with as many processes as Decide gets.
+- Peer: ``feast listen`` (Feast's gRPC feature server) then MLServer 1.7.1 with its CatBoost
+  runtime, serving the same features and the same model file; one feature fetch, then one
+  inference call scoring the same two rows, per decision.
+- Also: DecideBatch, ranking 100 candidates with numeric candidate features in one call,
+  tracing on (parent-based 1% sampler, exported over OTLP) against off, and ``--workers 2``
+  against ``--workers 1`` when ``looper serve`` has the flag.
+
+Every figure comes from the same Go load generator (grpc-go, several connections, a fixed
+number of calls after a warm-up) at concurrency 1, 16 and 64, with the server processes' CPU
+time read from /proc. Each round runs every workload once at each concurrency, the order
+rotating between rounds; the table shows the median of the rounds and the JSON under
+``benchmarks/results/`` keeps every run. The Feedback and Trainer services run only to train
+the models and are stopped before measuring, so the two cores hold the server under test and
+the generator. Nothing here asserts a timing: it reports.
+
+Ends with one line:
+``BENCH RESULT decide_vs_ceiling=<r> decide_vs_peer=<r> p99_vs_ceiling=<r> rank100_ms=<t>
+workers_scaling=<r> tracing_cost=<pct>%``
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-
-import grpc
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import generator, servers, workloads  # noqa: E402
+from benchmarks.generator import UNIQUE, Job, Step  # noqa: E402
+from benchmarks.otlp_sink import OtlpSink  # noqa: E402
 from examples.notifications.population import make_population  # noqa: E402
 from examples.notifications.prepare import prepare as prepare_example  # noqa: E402
-from examples.notifications.simulator import NotificationSimulator, PhaseResult  # noqa: E402
-from services.launcher import SERVICES, start_looper  # noqa: E402
+from services.launcher import start_looper  # noqa: E402
+from services.platform.data_dir import DataDir  # noqa: E402
+
+CONCURRENCY = (1, 16, 64)
+DECIDE = "/looper.v1.DecisionService/Decide"
+DECIDE_BATCH = "/looper.v1.DecisionService/DecideBatch"
+ECHO = "/bench.Echo/Echo"
+TRACING_1PCT = {"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.01", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+# The headline ratios: throughput where the server is saturated, the tail under moderate load.
+THROUGHPUT_AT, TAIL_AT = 64, 16
+BATCH_SIZE, BATCH_CONCURRENCY = 100, 4
+RANK_CALLS = 150  # a round's ranking calls on each of the two processes
+RESULTS = ROOT / "benchmarks" / "results"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+@dataclass
+class Workload:
+    """One column of the comparison: what a call is and which processes serve it."""
+
+    key: str
+    label: str
+    steps: list[Step]
+    pids: Callable[[], list[int]]
+    calls_factor: float = 1.0  # the echo makes more calls, so that its runs last long enough to measure
+    runs: dict[int, list[dict]] = field(default_factory=dict)  # concurrency -> one result per round
 
 
-def latency(call, n: int) -> tuple[float, float]:
-    for _ in range(min(50, n)):  # warm-up
-        call(0)
-    samples = []
-    for i in range(n):
-        started = time.perf_counter()
-        call(i)
-        samples.append((time.perf_counter() - started) * 1000)
-    return percentile(samples, 0.5), percentile(samples, 0.99)
+@dataclass
+class Plan:
+    compared: list[Workload]  # measured at every concurrency in every round, in rotating order
+    batch: Workload
+    rank: Workload
+    rank_traced: Workload
+    batch_size: int = BATCH_SIZE
+
+    def everything(self) -> list[Workload]:
+        return [*self.compared, self.batch, self.rank, self.rank_traced]
 
 
-def throughput(make_call, n: int, threads: int = 8) -> float:
-    calls = [make_call() for _ in range(threads)]
-    per_thread = n // threads
-    barrier = threading.Barrier(threads + 1)
-
-    def worker(k: int) -> None:
-        barrier.wait()
-        for i in range(per_thread):
-            calls[k](k * per_thread + i)
-
-    with ThreadPoolExecutor(threads) as pool:
-        for k in range(threads):
-            pool.submit(worker, k)
-        barrier.wait()
-        started = time.perf_counter()
-    return per_thread * threads / (time.perf_counter() - started)
-
-
-class Report:
+class Clock:
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str]] = []
+        self.began = time.monotonic()
 
-    def add(self, name: str, figure: str, note: str = "") -> None:
-        self.rows.append((name, figure, note))
-        print(f"  {name:<46}{figure:>22}  {note}", flush=True)
-
-
-def echo_baseline(report: Report, n: int) -> tuple[float, float]:
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server"], cwd=ROOT, stdout=subprocess.PIPE,
-                               text=True)
-    address = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
-    try:
-        def make_call():
-            channel = grpc.insecure_channel(address)
-            echo = channel.unary_unary("/bench.Echo/Echo")
-            payload = b"x" * 200
-            return lambda i: echo(payload, timeout=5)
-        p50, p99 = latency(make_call(), n)
-        rate = throughput(make_call, n)
-    finally:
-        process.terminate()
-        process.wait()
-    report.add("bare gRPC echo: latency p50 / p99", f"{p50:.3f} / {p99:.3f} ms", "baseline")
-    report.add("bare gRPC echo: throughput (8 threads)", f"{rate:,.0f} calls/s", "baseline")
-    return p50, rate
+    def __str__(self) -> str:
+        return f"{time.monotonic() - self.began:.0f}s"
 
 
-def prepare(data: Path, env: dict | None):
-    users = make_population(1000, seed=11)
-    prepare_example(data, users)
-    return Deployment([start_looper(data, name, env=env) for name in SERVICES]), users
-
-
-class Deployment:
-    """One process per service, as deployed (the label joiner and the trainer then do not
-    compete with decisions for the interpreter lock)."""
-
-    def __init__(self, processes):
-        self.processes = processes
-        self.addresses = {k: v for p in processes for k, v in p.addresses.items()}
-
-    def client(self, **kwargs):
-        from looper import LooperClient
-
-        return LooperClient(self.addresses["decision"], self.addresses["feedback"], self.addresses["trainer"],
-                            token_file=self.processes[0].token_file, **kwargs)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-
-
-def train_a_model(client, users) -> str:
-    """Real data through the loop, then a forced training run, so Decide runs inference."""
-    from looperpb.v1 import trainer_pb2
-
-    blueprint = (ROOT / "examples/notifications/blueprint.yaml").read_text()
-    blueprint = blueprint.replace("min_labeled_rows: 2000", "min_labeled_rows: 1000000").replace("window: 3s", "window: 1s")
-    client.apply_blueprint(blueprint)
-    simulator = NotificationSimulator(client, users, seed=11)
-    simulator.run(PhaseResult("seed"), 800, concurrency=8)
-    simulator.feedback.drain()
-    deadline = time.monotonic() + 60
-    while client.join_stats("notification_send").joined_decisions < 700 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    run = client.start_training_run("notification_send", force_promote=True)
-    while run.state not in (trainer_pb2.TRAINING_RUN_STATE_SUCCEEDED, trainer_pb2.TRAINING_RUN_STATE_FAILED):
-        time.sleep(0.3)
-        run = client.get_training_run(run.run_id)
-    if run.state != trainer_pb2.TRAINING_RUN_STATE_SUCCEEDED:
-        raise SystemExit(f"bench: training failed: {run.error}")
-    return run.model_version
-
-
-def decide_bench(report: Report, label: str, looper, users, n: int, prefix: str) -> tuple[float, float]:
-    from looper import LooperClient
-
-    addresses = looper.addresses
-
-    def make_call():
-        client = LooperClient(addresses["decision"], addresses["feedback"], addresses["trainer"], timeout=10,
-                              tracer_provider=None, token_file=looper.processes[0].token_file)
-        return lambda i: client.decide("notification_send", f"{prefix}-{time.monotonic_ns()}-{i}",
-                                       {"user_id": users[i % len(users)].user_id},
-                                       {"hour_of_day": i % 24, "platform": users[i % len(users)].platform})
-    probe = make_call()
-    p50, p99 = latency(probe, n)
-    rate = throughput(make_call, n)
-    report.add(f"Decide ({label}): latency p50 / p99", f"{p50:.3f} / {p99:.3f} ms")
-    report.add(f"Decide ({label}): throughput (8 threads)", f"{rate:,.0f} calls/s")
-    return p50, rate
-
-
-def feedback_bench(report: Report, client, n: int) -> None:
-    from looper import outcome_event
-
-    started = time.perf_counter()
-    for i in range(n):
-        client.log_feedback("notification_send", f"fb-{i}", "opened", 1.0, event_id=f"fb-unary-{i}")
-    unary = n / (time.perf_counter() - started)
-    events = [outcome_event("notification_send", f"fb-{i}", "opened", 1.0, event_id=f"fb-batch-{i}")
-              for i in range(n * 10)]
-    started = time.perf_counter()
-    for i in range(0, len(events), 500):
-        client.log_feedback_batch(events[i:i + 500])
-    batched = len(events) / (time.perf_counter() - started)
-    report.add("LogFeedback unary, one thread", f"{unary:,.0f} events/s", "each fsynced before the ack")
-    report.add("LogFeedbackBatch of 500, one thread", f"{batched:,.0f} events/s", f"{batched / unary:.1f}x unary")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=1500)
-    parser.add_argument("--tracing", choices=["on", "off"], default="on")
-    args = parser.parse_args()
-    report = Report()
-    print("== baseline: bare gRPC echo (same runtime, same machine)")
-    echo_p50, echo_rate = echo_baseline(report, args.calls)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=2000, help="measured calls per figure at concurrency 16 and 64")
+    parser.add_argument("--calls-c1", type=int, default=500, help="measured calls per figure at concurrency 1")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Decision processes (default: the cores, when looper serve takes --workers)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    for needed, target in ((generator.BINARY, "bench-loadgen"), (servers.PEERS_VENV / "bin" / "mlserver", "bench-peers")):
+        if not needed.exists():
+            print(f"bench: {needed} is missing: run `make {target}` (or `make bench`)", file=sys.stderr)
+            return 2
+    has_workers, no_workers_reason = servers.workers_flag()
+    if args.workers > 1 and not has_workers:
+        print(f"bench: --workers {args.workers}: {no_workers_reason}", file=sys.stderr)
+        return 2
+    workers = args.workers or ((os.cpu_count() or 1) if has_workers else 1)
+    scaling_reason = no_workers_reason if not has_workers else "--workers is 1" if workers == 1 else ""
+    clock, stamp, machine = Clock(), datetime.now(timezone.utc), machine_facts()
+    print(f"== {stamp:%Y-%m-%d %H:%M} UTC, {machine['cpus']} CPUs, load average {machine['loadavg_start']} at start "
+          f"(other processes may share the machine); about {1 + 0.6 * args.rounds:.0f} minutes on 2 cores", flush=True)
     work = Path(tempfile.mkdtemp(prefix="looper-bench-"))
-    print("== Looper, tracing off: Feast online features + CatBoost + policy + fsynced log")
-    looper, users = prepare(work / "off", None)
+    started: list = []
+    sink = OtlpSink()
     try:
-        with looper.client(timeout=30) as client:
-            model = train_a_model(client, users)
-            report.add("live model", model)
-            off_p50, off_rate = decide_bench(report, "tracing off", looper, users, args.calls, "off")
-            feedback_bench(report, client, 300)
+        users, items = make_population(1000, seed=11), workloads.catalog()
+        models = train(work / "looper", users, items, clock)
+        print(f"== starting the servers under test ({clock})", flush=True)
+        plan, peer_check = start_and_plan(work, started, sink, models, users, items,
+                                          workers if has_workers else None, workers, not scaling_reason)
+        print(f"== measuring: {args.rounds} rounds x {len(plan.compared)} workloads x concurrency "
+              f"{', '.join(map(str, CONCURRENCY))}, then DecideBatch and ranking ({clock})", flush=True)
+        run_rounds(plan, args, clock)
+        spans = handler_times(sink, args.rounds * RANK_CALLS)
+        machine["loadavg_end"] = loadavg()
+        summary = summarize(plan, spans, scaling_reason)
+        seconds = time.monotonic() - clock.began
+        print_tables(plan, spans, summary, workers)
+        result = {
+            "when": stamp.isoformat(), "took_s": round(seconds, 1), "machine": machine,
+            "settings": {"rounds": args.rounds, "calls": args.calls, "calls_c1": args.calls_c1, "workers": workers,
+                         "workers_flag": has_workers, "concurrency": CONCURRENCY,
+                         "throughput_at": THROUGHPUT_AT, "tail_at": TAIL_AT,
+                         "models": {k: v for k, v in models.items() if not k.endswith("_file")}},
+            "peer_check": peer_check,
+            "workloads": {w.key: {"label": w.label, "steps": [s.method for s in w.steps], "runs": w.runs}
+                          for w in plan.everything()},
+            "handler_spans": spans, "summary": summary, "bench_result": bench_line(summary),
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"bench-{stamp:%Y%m%dT%H%M%SZ}.json"
+        path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        failed = sum(run["errors"] for w in plan.everything() for runs in w.runs.values() for run in runs)
+        print(f"\nresults: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        print(f"the bench took {seconds / 60:.1f} minutes; the load average went from {machine['loadavg_start']} "
+              f"to {machine['loadavg_end']} ({machine['cpus']} CPUs, shared with whatever else runs)")
+        if failed:
+            print(f"bench: {failed} calls failed (see first_error in the JSON); their figures are not comparable",
+                  file=sys.stderr)
+        print(result["bench_result"], flush=True)
+        return 1 if failed else 0
+    finally:
+        for server in reversed(started):
+            server.stop()
+        sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, users, items,
+                   looper_workers: int | None, workers: int, scaling: bool) -> tuple[Plan, dict]:
+    """Starts every server under test (each stopped by the caller through ``started``),
+    writes the requests, checks that each server answers as it should, and plans the runs."""
+    data = work / "looper"
+
+    def start(make):
+        server = make()
+        started.append(server)
+        return server
+
+    decide = start(lambda: servers.DecisionServer("decide", data, looper_workers, servers.NO_TRACING))
+    traced = start(lambda: servers.DecisionServer(
+        "decide_traced", data, looper_workers, {**TRACING_1PCT, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}))
+    single = start(lambda: servers.DecisionServer("decide_w1", data, 1, servers.NO_TRACING)) if scaling else None
+    echo = start(lambda: servers.EchoServer(workers))
+    peer = start(lambda: servers.PeerStack(work / "peer", DataDir(data).features.repo, models["notification_file"],
+                                           workloads.NOTIFICATIONS))
+    files = work / "requests"
+    files.mkdir()
+    singles = workloads.decide_requests(users)
+    decide_file = generator.write_requests(files / "decide.bin", [r.SerializeToString() for r in singles])
+    peer_files, peer_check = peer_requests(work, files, peer, models, singles[:200])
+    check_looper(decide, traced, single, users, items, models)
+
+    def steps(server, requests=decide_file, method=DECIDE, sampled=False) -> list[Step]:
+        return [Step(server.address, method, requests, server.metadata, UNIQUE, sampled)]
+
+    processes = f"{workers} process{'es' if workers > 1 else ''}"
+    echo_file = generator.write_requests(files / "echo.bin", workloads.echo_payloads(singles))
+    compared = [
+        Workload("echo", f"echo ({processes}, ceiling)", [Step(echo.address, ECHO, echo_file)], echo.pids,
+                 calls_factor=4),
+        Workload("decide", f"Decide ({processes})", steps(decide), decide.pids),
+        Workload("pair", "feast listen + MLServer (peer)", [
+            Step(peer.feast_address, servers.FEAST_METHOD, peer_files["feast"]),
+            Step(peer.mlserver_address, peer_files["method"], peer_files["infer"])], peer.pids),
+        Workload("decide_traced", f"Decide, tracing 1% ({processes})", steps(traced), traced.pids),
+    ]
+    if single:
+        compared.append(Workload("decide_w1", "Decide (--workers 1)", steps(single), single.pids))
+    batch_file = generator.write_requests(files / "batch.bin", workloads.batch_requests(users, BATCH_SIZE))
+    rank_file = generator.write_requests(files / "rank.bin", workloads.rank_requests(users, items))
+    plan = Plan(compared,
+                Workload("batch", f"DecideBatch of {BATCH_SIZE}", steps(decide, batch_file, DECIDE_BATCH), decide.pids),
+                Workload("rank100", f"Decide ranking {workloads.RANKED} candidates", steps(decide, rank_file),
+                         decide.pids),
+                Workload("rank100_traced", "the same, every call traced", steps(traced, rank_file, sampled=True),
+                         traced.pids))
+    return plan, peer_check
+
+
+def run_rounds(plan: Plan, args, clock: Clock) -> None:
+    """Every workload at every concurrency, round after round, the order rotating so that
+    none always follows the same one; then DecideBatch and the ranking calls."""
+    sequence = 0
+    for round_ in range(args.rounds):
+        shift = round_ % len(plan.compared)
+        order = plan.compared[shift:] + plan.compared[:shift]
+        for concurrency in CONCURRENCY:
+            for workload in order:
+                calls = args.calls_c1 if concurrency == 1 else args.calls
+                sequence += 1
+                measure(workload, concurrency, int(calls * workload.calls_factor), sequence)
+        sequence += 1
+        measure(plan.batch, BATCH_CONCURRENCY, 30, sequence, warmup=3)
+        for workload in (plan.rank, plan.rank_traced):
+            sequence += 1
+            measure(workload, 1, RANK_CALLS, sequence, warmup=20)
+        print(f"   round {round_ + 1} of {args.rounds} done ({clock})", flush=True)
+
+
+# --- preparation -----------------------------------------------------------------------
+
+def train(data: Path, users, items, clock: Clock) -> dict:
+    """The example's data directory, then both models trained through Looper's loop with all
+    three services; they are stopped before anything is measured."""
+    from services.models.registry import ModelRegistry
+
+    print(f"== preparing the example's Feast repo and training both models through Looper ({clock})",
+          flush=True)
+    prepare_example(data, users)
+    looper = start_looper(data, "all", env=servers.NO_TRACING, timeout=120)
+    try:
+        with looper.client(timeout=60) as client:
+            notification = workloads.train_notifications(client, users)
+            ranking = workloads.train_ranking(client, users, items)
     finally:
         looper.stop()
-    report.add("Decide vs echo: latency p50", f"{off_p50 / echo_p50:.1f}x", "Looper / bare gRPC")
-    report.add("Decide vs echo: throughput", f"{off_rate / echo_rate:.2f}x", "Looper / bare gRPC")
-    if args.tracing == "on":
-        from services.tracing.backend import start_tracing_backend
+    registry = ModelRegistry(DataDir(data).models)
+    meta = registry.get(workloads.NOTIFICATIONS, notification)
+    print(f"   models {notification} ({workloads.NOTIFICATIONS}) and {ranking} ({workloads.RANKING}) "
+          f"({clock})", flush=True)
+    return {"notification": notification, "ranking": ranking,
+            "notification_file": registry.artifact(workloads.NOTIFICATIONS, notification),
+            "notification_columns": list(meta.input.columns),
+            "notification_categorical": meta.input.categorical_columns}
 
-        print("== Looper, tracing on (every request sampled, exported over OTLP to Zipkin)")
-        backend = start_tracing_backend(work / "tracing")
-        looper, users = prepare(work / "on", backend.otel_env(1.0))
+
+def peer_requests(work: Path, files: Path, peer, models: dict, requests) -> tuple[dict, dict]:
+    """Per decision: the feature fetch a product sends to ``feast listen``, and the inference
+    request it builds from what came back (both actions' rows, encoded as Looper encodes
+    them), serialized by MLServer's own codec in the peers' virtualenv. Each inference request
+    is sent once and its answer compared with the model's own prediction for the same rows."""
+    import grpc
+    from feast.protos.feast.serving import ServingService_pb2
+    from feast.protos.feast.types import Value_pb2
+    from feast.type_map import feast_value_type_to_python_type
+
+    from services.blueprints.spec import parse_blueprint
+    from services.models.encoding import ACTION_COLUMN, ModelInput
+
+    blueprint = parse_blueprint(__import__("yaml").safe_load(
+        (ROOT / "examples/notifications/blueprint.yaml").read_text()))
+    refs = list(blueprint.feast_features)
+    model_input = ModelInput(tuple(models["notification_columns"]), frozenset(models["notification_categorical"]))
+    fetches, rows = [], []
+    fetch = None
+    with grpc.insecure_channel(peer.feast_address) as channel:
+        fetch = channel.unary_unary(servers.FEAST_METHOD,
+                                    request_serializer=ServingService_pb2.GetOnlineFeaturesRequest.SerializeToString,
+                                    response_deserializer=ServingService_pb2.GetOnlineFeaturesResponse.FromString)
+        for request in requests:
+            user_id = request.subject["user_id"]
+            message = ServingService_pb2.GetOnlineFeaturesRequest(full_feature_names=True)
+            message.features.val.extend(refs)
+            message.entities["user_id"].val.append(Value_pb2.Value(string_val=user_id))
+            fetches.append(message.SerializeToString())
+            answer = fetch(message, timeout=30)
+            names = list(answer.metadata.feature_names.val)
+            features = {name: feast_value_type_to_python_type(result.values[0])
+                        for name, result in zip(names, answer.results)}
+            missing = [f for f in (ref.replace(":", "__") for ref in refs) if f not in features]
+            if missing:
+                raise SystemExit(f"bench: feast listen did not return {missing} for {user_id}")
+            features.update({k: _scalar(v) for k, v in request.context.items()})
+            rows.append([model_input.row({**features, ACTION_COLUMN: action}) for action in blueprint.choices])
+    spec = work / "infer-spec.json"
+    spec.write_text(json.dumps({"model": workloads.NOTIFICATIONS, "columns": list(model_input.columns),
+                                "categorical": model_input.categorical_columns, "requests": rows}))
+    infer = files / "infer.bin"
+    built = subprocess.run([str(servers.PEERS_VENV / "bin" / "python"), str(ROOT / "benchmarks/peers/infer_requests.py"),
+                            str(spec), str(infer), "--check", peer.mlserver_address],
+                           capture_output=True, text=True, cwd=ROOT)
+    if built.returncode != 0:
+        raise SystemExit(f"bench: building MLServer requests failed:\n{built.stderr}")
+    answer = json.loads(built.stdout)
+    expected = _predict(models["notification_file"], model_input, [row for pair in rows for row in pair])
+    served = [p for pair in answer["probabilities"] for p in pair]
+    differ = [i for i, (a, b) in enumerate(zip(expected, served)) if abs(a - b) > 1e-9]
+    check = {"rows": len(expected), "answered": len(served), "differing": len(differ),
+             "rows_with_missing_values": sum(any(v != v for v in row) for pair in rows for row in pair),
+             "first": {"mlserver": served[:2], "catboost_here": expected[:2]}}
+    if differ or len(served) != len(expected):
+        raise SystemExit(f"bench: MLServer's probabilities differ from the model's for {len(differ)} of "
+                         f"{len(expected)} rows: the peer would not be scoring the same thing ({check})")
+    return {"feast": generator.write_requests(files / "feast.bin", fetches), "infer": str(infer),
+            "method": answer["method"]}, check
+
+
+def _scalar(value):
+    kind = value.WhichOneof("kind")
+    return getattr(value, kind) if kind else None
+
+
+def _predict(model_file: Path, model_input, rows: list[list]) -> list[float]:
+    import pandas as pd
+    from catboost import CatBoostClassifier
+
+    model = CatBoostClassifier()
+    model.load_model(str(model_file))
+    frame = pd.DataFrame(rows, columns=list(model_input.columns))
+    return [float(p) for p in model.predict_proba(frame, thread_count=1)[:, 1]]
+
+
+def check_looper(decide, traced, single, users, items, models) -> None:
+    """Each Decision server answers with the trained models before anything is timed."""
+    from looper import LooperClient
+
+    for server in filter(None, (decide, traced, single)):
+        with LooperClient(server.address, token=server.token, timeout=30) as client:
+            decision = client.decide(workloads.NOTIFICATIONS, f"check-{server.name}", {"user_id": users[0].user_id},
+                                     {"hour_of_day": 9, "platform": users[0].platform})
+            ranked = client.decide(workloads.RANKING, f"check-rank-{server.name}", {"user_id": users[1].user_id},
+                                   candidates=workloads.candidates(items[:workloads.RANKED]))
+        if decision.model_version != models["notification"] or ranked.model_version != models["ranking"] \
+                or len(ranked.ranking) != workloads.RANKED:
+            raise SystemExit(f"bench: {server.name} does not decide with the trained models "
+                             f"({decision.model_version!r}, {ranked.model_version!r}, {len(ranked.ranking)} ranked)")
+
+
+# --- measuring -------------------------------------------------------------------------
+
+def measure(workload: Workload, concurrency: int, calls: int, sequence: int, warmup: int | None = None) -> dict:
+    job = Job(name=f"{workload.key}-c{concurrency}", steps=workload.steps, concurrency=concurrency,
+              conns=min(concurrency, 16), calls=calls,
+              warmup=warmup if warmup is not None else max(50, calls // 10), server_pids=workload.pids(),
+              id_prefix=f"b{sequence:04d}-")
+    result = generator.run(job)
+    workload.runs.setdefault(concurrency, []).append(result)
+    note = f"  {result['errors']} ERRORS: {result.get('first_error', '')}" if result["errors"] else ""
+    if result.get("shed"):
+        note += f"  {result['shed']} answers RESOURCE_EXHAUSTED, retried after the server's hint"
+    print(f"   {workload.key:<15} c{concurrency:<3} p50 {result['latency_ms']['p50']:7.2f} ms  "
+          f"p99 {result['latency_ms']['p99']:7.2f} ms  {result['calls_per_s']:8,.0f} calls/s  "
+          f"{result['calls_per_server_cpu_s']:7,.0f} per server CPU-s  others busy "
+          f"{_get(result, 'others_cores'):4.2f} cores{note}", flush=True)
+    return result
+
+
+def handler_times(sink: OtlpSink, expected: int, wait: float = 15) -> dict:
+    """Server-side span durations of the traced Decision service: every call of the ranking
+    workload (sent with a sampled traceparent) and the 1% of notification decisions the
+    sampler kept under load; per use case, the handler (the gRPC server span) and its stages."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        ranked = {s.trace_id for s in sink.snapshot()
+                  if s.name == "looper.decide" and s.attributes.get("looper.use_case") == workloads.RANKING}
+        if len(ranked) >= expected:
+            break
+        time.sleep(0.5)
+    spans = sink.snapshot()
+    use_case_of = {s.trace_id: s.attributes.get("looper.use_case") for s in spans if s.name == "looper.decide"}
+    stages = ("handler", "looper.decide", "looper.feature_fetch", "looper.inference", "looper.policy",
+              "looper.decision_log.append")
+    found: dict[str, dict[str, list[float]]] = {}
+    for span in spans:
+        use_case = use_case_of.get(span.trace_id)
+        if use_case is None:
+            continue
+        name = "handler" if span.name.endswith("DecisionService/Decide") else span.name
+        if name in stages:
+            found.setdefault(use_case, {}).setdefault(name, []).append(span.duration_ms)
+    return {use_case: {name: {"n": len(values), "p50_ms": round(statistics.median(values), 3)}
+                       for name, values in by_name.items()} for use_case, by_name in found.items()}
+
+
+# --- reporting -------------------------------------------------------------------------
+
+def median(workload: Workload, concurrency: int, key: str) -> float | None:
+    runs = workload.runs.get(concurrency, [])
+    values = [_get(r, key) for r in runs if not r["errors"]]
+    return statistics.median(values) if values else None
+
+
+def _get(run: dict, key: str) -> float:
+    if key in ("p50", "p99"):
+        return run["latency_ms"][key]
+    if key == "others_cores":  # what the rest of the machine used meanwhile, in cores
+        return max(0.0, run["machine_busy_cpu_s"] - run["server_cpu_s"] - run["client_cpu_s"]) / run["elapsed_s"]
+    if key == "shed_per_call":
+        return run.get("shed", 0) / run["calls"]
+    if key == "generator_share":
+        return run["client_cpu_s"] / run["server_cpu_s"] if run["server_cpu_s"] else math.nan
+    return run[key]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
+    """The headline figures (see ``definitions``); None where a figure could not be had."""
+    by = {w.key: w for w in plan.compared}
+    batch, batch_size, rank, rank_traced = plan.batch, plan.batch_size, plan.rank, plan.rank_traced
+    decide, echo, pair, traced = by["decide"], by["echo"], by["pair"], by["decide_traced"]
+    rate = lambda w: median(w, THROUGHPUT_AT, "calls_per_s")  # noqa: E731
+    handler = spans.get(workloads.RANKING, {}).get("handler")
+    rank_e2e = median(rank, 1, "p50")
+    tracing = ratio(rate(traced), rate(decide))
+    return {
+        "decide_vs_ceiling": ratio(rate(decide), rate(echo)),
+        "decide_vs_peer": ratio(rate(decide), rate(pair)),
+        "p99_vs_ceiling": ratio(median(decide, TAIL_AT, "p99"), median(echo, TAIL_AT, "p99")),
+        "rank100_ms": handler["p50_ms"] if handler else rank_e2e,
+        "rank100_source": ("handler p50 inside the Decision process (its gRPC server span, every call traced)"
+                           if handler else "end-to-end p50 at the generator (no server spans arrived)"),
+        "rank100_end_to_end_p50_ms": rank_e2e,
+        "rank100_traced_end_to_end_p50_ms": median(rank_traced, 1, "p50"),
+        "workers_scaling": ratio(rate(decide), rate(by["decide_w1"])) if "decide_w1" in by else None,
+        "workers_scaling_reason": scaling_reason,
+        "tracing_cost_pct": (1 - tracing) * 100 if tracing is not None else None,
+        "decide_batch_decisions_per_s": (median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
+        "decide_batch_vs_decide": ratio((median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
+                                        rate(decide)),
+        "definitions": {
+            "decide_vs_ceiling": f"Decide calls/s / echo calls/s at concurrency {THROUGHPUT_AT}, same process count",
+            "decide_vs_peer": f"Decide calls/s / peer decisions/s at concurrency {THROUGHPUT_AT}",
+            "p99_vs_ceiling": f"Decide p99 / echo p99 at concurrency {TAIL_AT}",
+            "rank100_ms": "p50 of one Decide ranking 100 candidates (see rank100_source)",
+            "workers_scaling": f"Decide calls/s with the default workers / with --workers 1, concurrency {THROUGHPUT_AT}",
+            "tracing_cost": f"1 - Decide calls/s traced (1%) / untraced, concurrency {THROUGHPUT_AT}",
+        },
+    }
+
+
+def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def bench_line(s: dict) -> str:
+    return ("BENCH RESULT "
+            f"decide_vs_ceiling={_fmt(s['decide_vs_ceiling'])} decide_vs_peer={_fmt(s['decide_vs_peer'])} "
+            f"p99_vs_ceiling={_fmt(s['p99_vs_ceiling'])} rank100_ms={_fmt(s['rank100_ms'])} "
+            f"workers_scaling={_fmt(s['workers_scaling'])} tracing_cost={_fmt(s['tracing_cost_pct'], 1)}%")
+
+
+def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
+    by = {w.key: w for w in plan.compared}
+    # (figure, name, digits, whether a ratio of it means something)
+    figures = (("p50", "p50 ms", 2, True), ("p99", "p99 ms", 2, True), ("calls_per_s", "calls/s", 0, True),
+               ("calls_per_server_cpu_s", "calls per server CPU-s", 0, True),
+               ("generator_share", "generator CPU/server CPU", 2, False),
+               ("others_cores", "others' cores busy", 2, False))
+    if any(run.get("shed") for w in plan.compared for runs in w.runs.values() for run in runs):
+        figures += (("shed_per_call", "shed, retried (per call)", 2, False),)
+    # (title, the figure's column, then (column, ratio's name, ratio = first / second))
+    tables = [("Decide beside its baselines", "decide", [("echo", "Decide/echo", ("decide", "echo")),
+                                                         ("pair", "Decide/peer", ("decide", "pair"))]),
+              ("Decide beside its variants", "decide", [("decide_traced", "traced/off", ("decide_traced", "decide"))]
+               + ([("decide_w1", "Decide/w1", ("decide", "decide_w1"))] if "decide_w1" in by else []))]
+    for title, first, columns in tables:
+        print(f"\n{title} (median of the rounds)")
+        header = f"{'c':>3}  {'figure':<24}{by[first].label.split(' (')[0]:>10}"
+        for key, ratio_name, _ in columns:
+            header += f"{_column_name(by[key]):>16}{ratio_name:>12}"
+        print(header)
+        for concurrency in CONCURRENCY:
+            for key, name, digits, compare in figures:
+                line = f"{concurrency:>3}  {name:<24}{_fmt(median(by[first], concurrency, key), digits):>10}"
+                for other, _, (top, bottom) in columns:
+                    value = ratio(median(by[top], concurrency, key), median(by[bottom], concurrency, key))
+                    line += f"{_fmt(median(by[other], concurrency, key), digits):>16}"
+                    line += f"{_fmt(value, 2, 'x') if compare else '':>12}"
+                print(line)
+    print("  columns: " + "; ".join(w.label for w in plan.compared))
+    print("  others' cores busy: CPU the rest of the machine used during the calls (/proc/stat), per second")
+    if figures[-1][0] == "shed_per_call":
+        print("  shed: answers of RESOURCE_EXHAUSTED, each call sent again after the server's RetryInfo hint "
+              "(its latency includes the wait)")
+    print(f"\nOther figures (Decide with {workers} process{'es' if workers > 1 else ''})")
+    batch_rate = summary["decide_batch_decisions_per_s"]
+    print(f"  DecideBatch of {plan.batch_size}, {BATCH_CONCURRENCY} concurrent calls: {_fmt(batch_rate, 0)} "
+          f"decisions/s ({_fmt(summary['decide_batch_vs_decide'], 2)}x Decide's calls/s at c{THROUGHPUT_AT}), "
+          f"p50 {_fmt(median(plan.batch, BATCH_CONCURRENCY, 'p50'))} ms a call")
+    print(f"  ranking {workloads.RANKED} candidates, one call at a time: end-to-end p50 "
+          f"{_fmt(summary['rank100_end_to_end_p50_ms'])} ms (traced process: "
+          f"{_fmt(summary['rank100_traced_end_to_end_p50_ms'])} ms)")
+    for use_case, label in ((workloads.RANKING, f"ranking {workloads.RANKED}, every call traced"),
+                            (workloads.NOTIFICATIONS, "notification Decide under load, the 1% sampled")):
+        stages = spans.get(use_case)
+        if stages:
+            parts = ", ".join(f"{name.removeprefix('looper.')} {v['p50_ms']:.2f}" for name, v in stages.items())
+            print(f"  server spans, {label} (p50 ms, n={stages.get('handler', {}).get('n', 0)}): {parts}")
+    print(f"  rank100_ms is the {summary['rank100_source']}")
+    if summary["workers_scaling"] is None:
+        print(f"  workers_scaling n/a: {summary['workers_scaling_reason']}")
+
+
+def _column_name(workload: Workload) -> str:
+    return {"echo": "echo", "pair": "peer", "decide_traced": "tracing 1%", "decide_w1": "--workers 1"}[workload.key]
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine_facts() -> dict:
+    def version(command: list[str]) -> str:
         try:
-            with looper.client(timeout=30) as client:
-                train_a_model(client, users)
-                on_p50, on_rate = decide_bench(report, "tracing on", looper, users, args.calls, "on")
-        finally:
-            looper.stop()
-            backend.stop()
-        report.add("tracing on / off: latency p50", f"{on_p50 / off_p50:.2f}x", "server-side tracing only")
-        report.add("tracing on / off: throughput", f"{on_rate / off_rate:.2f}x")
-    return 0
+            return subprocess.run(command, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return ""
+
+    from importlib.metadata import version as package
+
+    return {"cpus": os.cpu_count(), "loadavg_start": loadavg(), "kernel": platform.release(),
+            "python": platform.python_version(), "go": version(["go", "version"]),
+            "commit": version(["git", "rev-parse", "--short", "HEAD"]),
+            "uncommitted": version(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines(),
+            "packages": {p: package(p) for p in ("grpcio", "feast", "catboost", "opentelemetry-sdk")},
+            "peer_packages": version([str(servers.PEERS_VENV / "bin" / "python"), "-c",
+                                      "import mlserver, catboost; print('mlserver', mlserver.__version__, "
+                                      "'catboost', catboost.__version__)"])}
 
 
 if __name__ == "__main__":

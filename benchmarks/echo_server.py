@@ -1,29 +1,129 @@
-"""The baseline: a bare gRPC unary echo server on the same runtime as Looper's services
-(sync grpcio server, 16 worker threads), using the reflection protos so no codegen is needed."""
+"""The ceiling: a bare gRPC unary echo server in Python, the runtime Looper's services use,
+with as many processes as the Decision service gets.
+
+Each process is forked before any gRPC object exists and then builds its own server on the
+same port with ``grpc.so_reuseport=1``; the kernel hands each new connection to one of
+them (it balances connections, not calls: the load generator opens several). The server is
+``grpc.aio`` on one thread per process (the gRPC maintainers' advice for Python, and the
+fastest Python gRPC server measured here), or the sync server with ``--runtime sync``.
+Requests are raw bytes answered as they came (no protobuf code), so what it measures is
+what any Python gRPC call costs before a handler does anything.
+
+    python -m benchmarks.echo_server --processes 2   # prints "echo listening on HOST:PORT pids=..."
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import socket
 import sys
-from concurrent import futures
 
-import grpc
-from grpc_health.v1 import health_pb2
+METHOD = "/bench.Echo/Echo"
 
 
-def echo(request: bytes, context) -> bytes:
-    return request
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--runtime", choices=["aio", "sync"], default="aio")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    port = args.port or free_port()
+    ready_read, ready_write = os.pipe()
+    children = []
+    for _ in range(args.processes):
+        pid = os.fork()
+        if pid == 0:  # the child: no gRPC object was created before the fork
+            os.close(ready_read)
+            try:
+                serve(args.runtime, port, ready_write)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    os.close(ready_write)
+    with os.fdopen(ready_read, "rb") as ready:
+        if len(ready.read(args.processes)) != args.processes:  # each child writes a byte when it listens
+            stop(children)
+            print("echo: a server process failed to start", file=sys.stderr)
+            return 1
+    print(f"echo listening on 127.0.0.1:{port} pids={','.join(map(str, children))}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: stop(children))
+    signal.signal(signal.SIGINT, lambda *_: stop(children))
+    for pid in children:
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+    return 0
 
 
-def main() -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(echo, request_deserializer=None, response_serializer=None)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(f"echo listening on 127.0.0.1:{port}", flush=True)
-    server.wait_for_termination()
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-if __name__ == "__main__" and health_pb2:
+def stop(children: list[int]) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def serve(runtime: str, port: int, ready_fd: int) -> None:
+    import grpc
+
+    options = [("grpc.so_reuseport", 1)]
+
+    def echo(request: bytes, context) -> bytes:
+        return request
+
+    async def echo_async(request: bytes, context) -> bytes:
+        return request
+
+    def handler(function):
+        return grpc.method_handlers_generic_handler("bench.Echo", {
+            "Echo": grpc.unary_unary_rpc_method_handler(function, request_deserializer=None,
+                                                        response_serializer=None)})
+
+    if runtime == "sync":
+        import threading
+        from concurrent import futures
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=options)
+        server.add_generic_rpc_handlers((handler(echo),))
+        if server.add_insecure_port(f"127.0.0.1:{port}") != port:
+            raise OSError(f"could not bind 127.0.0.1:{port}")
+        server.start()
+        os.write(ready_fd, b"1")
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        stopped.wait()
+        server.stop(1).wait()
+        return
+
+    import asyncio
+
+    async def run() -> None:
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers((handler(echo_async),))
+        if server.add_insecure_port(f"127.0.0.1:{port}") != port:
+            raise OSError(f"could not bind 127.0.0.1:{port}")
+        await server.start()
+        os.write(ready_fd, b"1")
+        stopped = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+        await stopped.wait()
+        await server.stop(1)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
     sys.exit(main())

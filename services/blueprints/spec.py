@@ -191,6 +191,85 @@ class ProductMetric(_Section):
     outcome_value: float | None = None
     weights: dict[Name, float] | None = None
     treatment_cost: float = 0.0
+    # The product goal, when it is an outcome the policy does not weigh (e.g. the user is
+    # still active a week later): a label of its own, not predicted; experiments and tuning
+    # judge arms by it (its value per decision, less the treatment cost when acting).
+    goal: Name | None = None
+
+
+_ARM_MODEL = re.compile(r"live|default|m\d{6}")
+
+
+class PolicyOverrides(_Section):
+    """What an experiment arm changes in the policy and the product metric's weights; what
+    it leaves out stays as the blueprint says."""
+
+    threshold: float | None = None
+    exploration_rate: float | None = Field(None, ge=0.0, le=1.0)
+    weights: dict[Name, float] | None = None
+    treatment_cost: float | None = None
+
+
+class ArmSpec(_Section):
+    """One arm: a share of the subjects, decided by a model (``live``: whatever is live;
+    ``default``: no model, the default policy; or a version like ``m000003``) and a policy."""
+
+    name: Name
+    share: float = Field(gt=0.0, le=1.0)
+    model: str = "live"
+    policy: PolicyOverrides = PolicyOverrides()
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if not _ARM_MODEL.fullmatch(value):
+            raise ValueError("must be live, default or a model version like m000003")
+        return value
+
+
+class GuardrailSpec(_Section):
+    """A label that a treatment must not make worse than control by more than ``max_harm``
+    (in the label's units per decision): ``better`` says which direction is good."""
+
+    outcome: Name
+    max_harm: float = Field(ge=0.0)
+    better: str = "lower"
+
+    @field_validator("better")
+    @classmethod
+    def _direction(cls, value: str) -> str:
+        if value not in ("lower", "higher"):
+            raise ValueError("must be lower or higher")
+        return value
+
+
+class ExperimentSpec(_Section):
+    """An online experiment: subjects are split over the arms by a salted hash of their
+    entity key (the experiment's name is the salt), and the arms are compared on the product
+    value per decision with anytime-valid intervals."""
+
+    name: Name
+    control: Name
+    arms: list[ArmSpec] = Field(min_length=2, max_length=10)
+    min_sample: int = Field(200, ge=10, le=10_000_000)  # labeled decisions per arm before a verdict
+    max_sample: int = Field(100_000, ge=10, le=100_000_000)  # per arm: then it ends without a winner
+    guardrails: list[GuardrailSpec] = Field([], max_length=10)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+class DeploymentSpec(_Section):
+    """How a new model reaches live once a live model exists: shadow (scored on live traffic
+    and logged, never acted on) for ``shadow_decisions`` decisions, then a canary arm with
+    ``canary_share`` of the subjects against the live model, promoted when it wins on the
+    product value, rolled back when it loses, breaks a guardrail, or fails."""
+
+    shadow_decisions: int = Field(200, ge=0, le=10_000_000)  # 0 skips the shadow stage
+    shadow_max_time: Duration = timedelta(days=1)  # a shadow that sees too few decisions in this long stops
+    canary_share: float = Field(0.1, gt=0.0, le=0.5)
+    min_sample: int = Field(200, ge=10, le=10_000_000)
+    max_sample: int = Field(50_000, ge=10, le=100_000_000)
+    guardrails: list[GuardrailSpec] = Field([], max_length=10)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 
 class PersonalizationSpec(_Section):
@@ -287,6 +366,8 @@ class Blueprint(_Section):
     product_metric: ProductMetric = ProductMetric()
     personalization: PersonalizationSpec | None = None
     numeric: NumericSpec | None = None  # what a numeric decision chooses among
+    experiment: ExperimentSpec | None = None
+    deployment: DeploymentSpec | None = None  # without it, a model that wins offline goes live at once
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
@@ -304,6 +385,11 @@ class Blueprint(_Section):
     @property
     def primary_label(self) -> LabelSpec:
         return self.all_labels[0]
+
+    @property
+    def predicted_labels(self) -> tuple[LabelSpec, ...]:
+        """The labels a model learns to predict: all but the product goal."""
+        return tuple(label for label in self.all_labels if label.outcome != self.product_metric.goal)
 
     @property
     def longest_window(self) -> timedelta:
@@ -438,7 +524,8 @@ def parse_blueprint(spec: Any) -> Blueprint:
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
     problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _uplift_problems(blueprint)
-                + _personalization_problems(blueprint) + _feature_name_problems(blueprint))
+                + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
+                + _experiment_problems(blueprint))
     if problems:
         raise InvalidArgument(problems)
     blueprint._spec = spec
@@ -455,14 +542,49 @@ def _label_problems(bp: Blueprint) -> list[FieldViolation]:
     if len(set(outcomes)) != len(outcomes):
         problems.append(FieldViolation("labels", "must not repeat an outcome"))
     metric = bp.product_metric
+    weighed = [o for o in outcomes if o != metric.goal]
+    if metric.goal is not None and metric.goal not in outcomes[1:]:
+        problems.append(FieldViolation("product_metric.goal", f"must be the outcome of a label other than the first "
+                                       f"(the primary one): one of {outcomes[1:]}"))
     if metric.weights is not None and metric.outcome_value is not None:
         problems.append(FieldViolation("product_metric.weights", "replaces outcome_value: give one of them"))
-    elif metric.weights is not None and set(metric.weights) != set(outcomes):
+    elif metric.weights is not None and set(metric.weights) != set(weighed):
         problems.append(FieldViolation("product_metric.weights", f"must give a weight to each label's outcome "
-                                       f"{outcomes}, and to nothing else"))
-    elif metric.weights is None and len(outcomes) > 1:
+                                       f"{weighed}, and to nothing else" + (" (not to the goal)" if metric.goal else "")))
+    elif metric.weights is None and len(weighed) > 1:
         problems.append(FieldViolation("product_metric.weights", "is required with several labels: what is each "
                                        "outcome worth?"))
+    return problems
+
+
+def _experiment_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Arms that split every subject once, a control among them, and outcomes that exist."""
+    outcomes = {label.outcome for label in bp.all_labels}
+    problems = []
+    guardrails = [("deployment", g) for g in (bp.deployment.guardrails if bp.deployment else [])]
+    if bp.experiment is not None:
+        exp = bp.experiment
+        names = [arm.name for arm in exp.arms]
+        if len(set(names)) != len(names):
+            problems.append(FieldViolation("experiment.arms", "must not repeat an arm name"))
+        if exp.control not in names:
+            problems.append(FieldViolation("experiment.control", f"must be one of the arms {names}"))
+        if abs(sum(arm.share for arm in exp.arms) - 1.0) > 1e-6:
+            problems.append(FieldViolation("experiment.arms", "shares must add up to 1"))
+        if exp.min_sample > exp.max_sample:
+            problems.append(FieldViolation("experiment.min_sample", "must not exceed max_sample"))
+        for i, arm in enumerate(exp.arms):
+            extra = set(arm.policy.weights or {}) - outcomes
+            if extra:
+                problems.append(FieldViolation(f"experiment.arms[{i}].policy.weights",
+                                               f"names outcomes that are not labels: {sorted(extra)}"))
+        guardrails += [("experiment", g) for g in exp.guardrails]
+    for section, guardrail in guardrails:
+        if guardrail.outcome not in outcomes:
+            problems.append(FieldViolation(f"{section}.guardrails", f"outcome {guardrail.outcome!r} is not a "
+                                           f"label of the use case {sorted(outcomes)}"))
+    if bp.deployment and bp.deployment.min_sample > bp.deployment.max_sample:
+        problems.append(FieldViolation("deployment.min_sample", "must not exceed max_sample"))
     return problems
 
 
@@ -590,4 +712,7 @@ def _violation(error: dict) -> FieldViolation:
         bound = "at least" if kind == "greater_than_equal" else "at most"
         limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]
         return FieldViolation(path, f"must be {bound} {limit}")
+    if kind in ("too_short", "too_long"):
+        bound = "at least" if kind == "too_short" else "at most"
+        return FieldViolation(path, f"must have {bound} {error['ctx']['min_length' if kind == 'too_short' else 'max_length']} items")
     return FieldViolation(path, error["msg"])

@@ -9,6 +9,7 @@ from services.blueprints.store import BlueprintStore
 from services.decision.decider import Decider
 from services.decision.server import binding
 from services.decisions.log import DecisionLog
+from services.experiments.store import ExperimentStore
 from services.features.store import FeastFeatureSource, feature_store
 from services.models.live import LiveModels
 from services.models.registry import ModelMeta, ModelRegistry
@@ -30,7 +31,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
                                tracer=telemetry.tracer, durability=Durability(settings.durability))
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
     features = FeastFeatureSource(feature_store(settings, data))
-    decider = Decider(blueprints, decision_log, features=features, models=live_models, telemetry=telemetry)
+    decider = Decider(blueprints, decision_log, features=features, models=live_models, telemetry=telemetry,
+                      experiments=ExperimentStore(data.experiments))
     retention = PeriodicJob("decision-log-retention", settings.retention_interval, decision_log.retention,
                             lock=data.locks / "decision-retention.lock").start()
     telemetry.observe("looper.model.age", lambda: model_ages(live_models),

@@ -14,8 +14,10 @@ from opentelemetry.trace import StatusCode
 from services.blueprints.spec import Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
 from services.decision.batcher import BatchTimeout, MicroBatcher
-from services.decision.policies import choose, choose_value
+from services.decision.policies import choose, choose_value, greedy_order
 from services.decisions.log import DecisionLog
+from services.experiments.experiment import Arm, subject_key, with_overrides
+from services.experiments.store import ExperimentStore
 from services.decisions.record import DecisionRecord, DefaultReason, FeatureScalar
 from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.platform import telemetry
@@ -74,6 +76,28 @@ class LiveModels(Protocol):
     def load_failed(self, use_case: str) -> bool:
         """Whether the live version of the use case could not be loaded."""
 
+    def version(self, use_case: str, version: str) -> ScoringModel | None:
+        """A registered version by name (an experiment arm's), or None when it does not load."""
+
+    def shadow(self, use_case: str) -> tuple[str, ScoringModel | None] | None:
+        """The version in shadow and its model (None when it does not load), or None."""
+
+
+@dataclass
+class Plan:
+    """How one decision is made: by which model (None: the default decision, for
+    ``reason``), on which rows, under which experiment arm and policy (the blueprint with
+    the arm's overrides), and which model in shadow also scores it."""
+
+    model: ScoringModel | None
+    rows: list[dict]
+    actions: list[str]
+    reason: DefaultReason
+    policy: Blueprint
+    arm: str = ""
+    shadow_version: str = ""
+    shadow: ScoringModel | None = None
+
 
 class NoFeatures:
     """A FeatureSource for use cases without Feast features."""
@@ -83,11 +107,19 @@ class NoFeatures:
 
 
 class NoModels:
+    """No models at all: every decision is the default (also the base of test doubles)."""
+
     def get(self, use_case: str) -> ScoringModel | None:
         return None
 
     def load_failed(self, use_case: str) -> bool:
         return False
+
+    def version(self, use_case: str, version: str) -> ScoringModel | None:
+        return None
+
+    def shadow(self, use_case: str) -> tuple[str, ScoringModel | None] | None:
+        return None
 
 
 class Decider:
@@ -98,8 +130,9 @@ class Decider:
     def __init__(self, blueprints: BlueprintStore, decision_log: DecisionLog,
                  features: FeatureSource | None = None, models: LiveModels | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 telemetry: Telemetry | None = None):
+                 telemetry: Telemetry | None = None, experiments: ExperimentStore | None = None):
         self.blueprints = blueprints
+        self.experiments = experiments
         self.decision_log = decision_log
         self.features = features or NoFeatures()
         self.models = models or NoModels()
@@ -107,6 +140,7 @@ class Decider:
         self.telemetry = telemetry or Telemetry()
         self._fetching = MicroBatcher("feature-fetch", self._fetch_many)
         self._scoring = MicroBatcher("inference", _predict_many)
+        self._arm_policies: dict[tuple[int, str, str], Blueprint] = {}  # (blueprint version, experiment, arm)
 
     def close(self) -> None:
         self._fetching.close()
@@ -166,33 +200,40 @@ class Decider:
         with tracer.start_as_current_span("looper.feature_fetch") as span:
             features, reason = self._fetched(lambda: self._fetching.submit((blueprint, command.subject),
                                                                            command.budget()), span)
-        model, rows, actions, reason = self._inputs(blueprint, command, features, reason)
-        scores = None
-        if model is not None:
+        plan = self._plan(blueprint, command, features, reason)
+        scores = shadow_scores = None
+        if plan.model is not None:
             with tracer.start_as_current_span("looper.inference", attributes={
-                    telemetry.MODEL_VERSION: model.version, "looper.rows": len(rows)}):
-                scores, reason = self._scored(lambda: self._scoring.submit((blueprint, model, rows),
-                                                                           command.budget()), model)
-        return self._record(blueprint, command, features, model if scores else None, reason, actions, scores)
+                    telemetry.MODEL_VERSION: plan.model.version, "looper.rows": len(plan.rows)}):
+                scores, plan.reason = self._scored(lambda: self._scoring.submit((blueprint, plan.model, plan.rows),
+                                                                                command.budget()), plan.model)
+        if plan.shadow is not None:
+            with tracer.start_as_current_span("looper.shadow_inference", attributes={
+                    telemetry.MODEL_VERSION: plan.shadow.version}):
+                shadow_scores = _attempt(lambda: self._scoring.submit((blueprint, plan.shadow, plan.rows),
+                                                                      command.budget()))
+        return self._record(blueprint, command, features, plan, scores, shadow_scores)
 
     def _decide_together(self, items: list[tuple[Blueprint, DecideCommand]]) -> list[DecisionRecord | Exception]:
         """Several decisions of one call (DecideBatch): one feature read and one model call."""
         with self.telemetry.tracer.start_as_current_span("looper.feature_fetch"):
             fetched = self._fetch_many([(b, c.subject) for b, c in items])
-        prepared = []
+        plans = []
         for (blueprint, command), found in zip(items, fetched):
             features, reason = self._fetched(lambda f=found: _returned(f))
-            prepared.append((blueprint, command, features, *self._inputs(blueprint, command, features, reason)))
+            plans.append((blueprint, command, features, self._plan(blueprint, command, features, reason)))
         with self.telemetry.tracer.start_as_current_span("looper.inference"):
-            scored = _predict_many([(b, m, rows) for b, _, _, m, rows, _, _ in prepared if m is not None])
-        records, answers = [], iter(scored)
-        for blueprint, command, features, model, rows, actions, reason in prepared:
-            scores = None
-            if model is not None:
-                scores, reason = self._scored(lambda a=next(answers): _returned(a), model)
+            scored = iter(_predict_many([(b, m, p.rows) for b, _, _, p in plans
+                                         for m in (p.model, p.shadow) if m is not None]))
+        records = []
+        for blueprint, command, features, plan in plans:
+            scores = shadow_scores = None
+            if plan.model is not None:
+                scores, plan.reason = self._scored(lambda a=next(scored): _returned(a), plan.model)
+            if plan.shadow is not None:
+                shadow_scores = next(scored)
             try:
-                records.append(self._record(blueprint, command, features, model if scores else None, reason,
-                                            actions, scores))
+                records.append(self._record(blueprint, command, features, plan, scores, shadow_scores))
             except Exception as err:  # noqa: BLE001 - this item's own error
                 records.append(err)
         return records
@@ -217,12 +258,37 @@ class Decider:
             span.set_attribute("looper.feature_count", len(features))
         return features, DefaultReason.UNSPECIFIED
 
-    def _inputs(self, blueprint: Blueprint, command: DecideCommand, features: dict, reason: DefaultReason):
-        """The model to ask (None: decide by default) and its input rows."""
+    def _plan(self, blueprint: Blueprint, command: DecideCommand, features: dict, reason: DefaultReason) -> Plan:
+        """The model to ask (None: decide by default), its input rows, the subject's arm
+        and the policy it runs, and the shadow model to ask as well."""
         features.update(command.context)
-        model, reason = (None, reason) if reason != DefaultReason.UNSPECIFIED else self._model(blueprint)
         actions, rows = model_rows(blueprint, command, features)
-        return model, rows, actions, reason
+        arm = self._arm(blueprint, command)
+        policy = self._arm_policy(blueprint, arm)
+        model, reason = (None, reason) if reason != DefaultReason.UNSPECIFIED else self._model(blueprint, arm)
+        plan = Plan(model, rows, actions, reason, policy, arm=arm[1].name if arm else "")
+        shadow = self.models.shadow(blueprint.name) if model is not None else None
+        if shadow is not None and blueprint.decision_type != DecisionType.REGRESSION:
+            plan.shadow_version, plan.shadow = shadow
+        return plan
+
+    def _arm(self, blueprint: Blueprint, command: DecideCommand) -> tuple[str, Arm] | None:
+        """(experiment id, the subject's arm) while the use case runs an experiment."""
+        experiment = self.experiments.active(blueprint.name) if self.experiments else None
+        if experiment is None:
+            return None
+        return experiment.experiment_id, experiment.assign(subject_key(blueprint, command.subject))
+
+    def _arm_policy(self, blueprint: Blueprint, arm: tuple[str, Arm] | None) -> Blueprint:
+        if arm is None or not arm[1].policy:
+            return blueprint
+        key = (blueprint.version, arm[0], arm[1].name)
+        policy = self._arm_policies.get(key)
+        if policy is None:
+            if len(self._arm_policies) > 1000:  # experiments come and go: forget old ones
+                self._arm_policies.clear()
+            policy = self._arm_policies[key] = with_overrides(blueprint, arm[1].policy)
+        return policy
 
     def _scored(self, score: Callable[[], dict], model: ScoringModel):
         try:
@@ -231,35 +297,40 @@ class Decider:
             log.exception("model %s failed to score; using the default decision", model.version)
             return None, DefaultReason.MODEL_UNAVAILABLE
 
-    def _record(self, blueprint: Blueprint, command: DecideCommand, features: dict, model, reason,
-                actions: list[str], scores) -> DecisionRecord:
+    def _record(self, blueprint: Blueprint, command: DecideCommand, features: dict, plan: Plan,
+                scores, shadow_scores) -> DecisionRecord:
         remaining = command.remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the call's deadline passed before the decision was made; it was not logged")
+        model = plan.model if scores else None
         common = dict(decision_id=command.decision_id, use_case=blueprint.name,
                       model_version=model.version if model else "", blueprint_version=blueprint.version,
-                      default_reason=reason, decide_time=self.clock(), subject=dict(command.subject),
-                      features=features, context=dict(command.context), traceparent=current_traceparent())
+                      default_reason=plan.reason, decide_time=self.clock(), subject=dict(command.subject),
+                      features=features, context=dict(command.context), traceparent=current_traceparent(),
+                      arm=plan.arm, shadow=shadow_of(plan, shadow_scores))
         if blueprint.decision_type == DecisionType.REGRESSION:
             value = scores[blueprint.primary_label.outcome][0] if scores else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
         with self.telemetry.tracer.start_as_current_span("looper.policy"):
             if blueprint.decision_type == DecisionType.NUMERIC:
-                choice = choose_value(blueprint, command.decision_id, scores)
+                choice = choose_value(plan.policy, command.decision_id, scores)
             else:
-                choice = choose(blueprint, command.decision_id, actions, scores,
+                choice = choose(plan.policy, command.decision_id, plan.actions, scores,
                                 [dict(c.features) for c in command.candidates] if command.candidates else None)
         return DecisionRecord(action=choice.action, score=choice.score, propensity=choice.propensity,
                               is_exploration=choice.is_exploration, ranking=choice.ranking,
                               predictions=choice.predictions, value=choice.value, **common)
 
-    def _model(self, blueprint: Blueprint) -> tuple[ScoringModel | None, DefaultReason]:
+    def _model(self, blueprint: Blueprint, arm: tuple[str, Arm] | None) -> tuple[ScoringModel | None, DefaultReason]:
         if self.blueprints.is_paused(blueprint.name):
             return None, DefaultReason.PAUSED
-        model = self.models.get(blueprint.name)
+        wanted = arm[1].model if arm else "live"
+        if wanted == "default":
+            return None, DefaultReason.EXPERIMENT_ARM
+        model = self.models.get(blueprint.name) if wanted == "live" else self.models.version(blueprint.name, wanted)
         if model is not None:
             return model, DefaultReason.UNSPECIFIED
-        failed = self.models.load_failed(blueprint.name)
+        failed = self.models.load_failed(blueprint.name) if wanted == "live" else True
         return None, DefaultReason.MODEL_UNAVAILABLE if failed else DefaultReason.NO_MODEL
 
     def _measure(self, record: DecisionRecord, started: float) -> None:
@@ -267,6 +338,20 @@ class Decider:
         attributes = {telemetry.USE_CASE: record.use_case, "looper.result": result}
         self.telemetry.decisions.add(1, attributes)
         self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
+
+
+def shadow_of(plan: Plan, scores) -> dict:
+    """What the model in shadow would have done: its greedy choice (no exploration: the
+    policy it would run once live explores on top), or why it could not say."""
+    if not plan.shadow_version:
+        return {}
+    if plan.shadow is None:
+        return {"model_version": plan.shadow_version, "error": "the model did not load"}
+    if scores is None or isinstance(scores, BaseException):
+        return {"model_version": plan.shadow_version, "error": "the model failed to score"}
+    best = greedy_order(plan.policy, plan.actions, scores)[0]
+    primary = scores[plan.policy.primary_label.outcome]
+    return {"model_version": plan.shadow_version, "action": plan.actions[best], "score": float(primary[best])}
 
 
 def _returned(value):

@@ -44,7 +44,7 @@ def decision_to_proto(record: DecisionRecord) -> decision_pb2.Decision:
         blueprint_version=record.blueprint_version, propensity=record.propensity,
         is_default=record.is_default, default_reason=int(record.default_reason),
         is_exploration=record.is_exploration, decide_time=to_timestamp(record.decide_time),
-        value=record.value or 0.0,
+        value=record.value or 0.0, arm=record.arm,
         ranking=[decision_pb2.ScoredAction(action_id=r.action_id, score=r.score, propensity=r.propensity)
                  for r in record.ranking],
     )

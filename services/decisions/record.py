@@ -26,6 +26,7 @@ class DefaultReason(enum.IntEnum):
     MODEL_UNAVAILABLE = 2  # the live model failed to load or to score
     PAUSED = 3  # an administrator paused the use case
     FEATURES_UNAVAILABLE = 4  # the feature store failed or did not answer in time
+    EXPERIMENT_ARM = 5  # the subject's experiment arm uses the default policy
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class DecisionRecord:
     value: float | None = None  # the chosen value of a numeric decision
     predictions: dict[str, float] = field(default_factory=dict)  # per label: predicted outcome of the action
     traceparent: str = ""
+    # A model in shadow: what it would have done ({"model_version", "action", "score"}, or
+    # {"model_version", "error"}), logged for its evaluation, never acted on.
+    shadow: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_default(self) -> bool:

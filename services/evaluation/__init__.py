@@ -1,1 +1,1 @@
-"""Evaluation for product goals: causal effects, off-policy estimates, sequential tests and tuning."""
+"""Evaluation for product goals: experiment statistics, causal effects, off-policy estimates and tuning."""

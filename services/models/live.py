@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-from services.models.registry import ModelMeta, ModelRegistry
+from services.models.registry import ModelMeta, ModelRegistry, ModelStage
 from services.models.runtime import ServingModel, open_model
 
 log = logging.getLogger("looper.models")
@@ -26,6 +28,10 @@ class _Loaded:
     failed_version: str = ""  # the live version that would not load, if any
 
 
+MAX_OTHER_VERSIONS = 8  # versions besides the live ones a process keeps loaded (arms, shadows)
+RETRY_FAILED_LOAD = 30.0  # seconds before a version that failed to load is tried again
+
+
 class LiveModels:
     def __init__(self, registry: ModelRegistry,
                  on_reload: Callable[[str, Callable[[], ServingModel], ModelMeta], ServingModel] | None = None):
@@ -34,8 +40,48 @@ class LiveModels:
         # load (the Decision service traces it).
         self.on_reload = on_reload or (lambda use_case, load, meta: load())
         self._loaded: dict[str, _Loaded] = {}
+        self._versions: OrderedDict[tuple[str, str], tuple[float, ServingModel | None]] = OrderedDict()
+        self._shadows: dict[str, tuple[tuple[int, int], str]] = {}  # use case -> (revision, version)
         self._lock = threading.Lock()
         self.load_failures = 0
+
+    def version(self, use_case: str, version: str) -> ServingModel | None:
+        """A registered version by name (an experiment arm's or a shadow's), loaded once and
+        kept while in use; None when it does not load (tried again after a pause)."""
+        key = (use_case, version)
+        with self._lock:
+            cached = self._versions.get(key)
+            if cached and (cached[1] is not None or time.monotonic() - cached[0] < RETRY_FAILED_LOAD):
+                self._versions.move_to_end(key)
+                return cached[1]
+        model = self._load_version(use_case, version)
+        with self._lock:
+            self._versions[key] = (time.monotonic(), model)
+            while len(self._versions) > MAX_OTHER_VERSIONS:
+                self._versions.popitem(last=False)
+        return model
+
+    def shadow(self, use_case: str) -> tuple[str, ServingModel | None] | None:
+        """The version in shadow, if any, with its model (None when it does not load)."""
+        revision = self.registry.rollout_revision(use_case)
+        if revision is None:
+            return None
+        cached = self._shadows.get(use_case)
+        if cached is None or cached[0] != revision:
+            rollout = self.registry.rollout(use_case)
+            cached = (revision, rollout.version if rollout and rollout.stage == ModelStage.SHADOW else "")
+            self._shadows[use_case] = cached
+        return (cached[1], self.version(use_case, cached[1])) if cached[1] else None
+
+    def _load_version(self, use_case: str, version: str) -> ServingModel | None:
+        try:
+            meta = self.registry.get(use_case, version)
+            return self.on_reload(use_case, lambda: open_model(meta, self.registry.artifact(use_case, version)),
+                                  meta)
+        except Exception:  # noqa: BLE001 - a bad artifact must not fail decisions
+            log.exception("model %s of %s failed to load", version, use_case)
+            self.load_failures += 1
+            return None
 
     def get(self, use_case: str) -> ServingModel | None:
         """The model serving the use case, or None (no model live, or none loadable)."""

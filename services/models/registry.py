@@ -2,12 +2,15 @@
 case's deployment (which version is live, with the history that rollback walks back).
 
 Layout (inside the ``models`` folder the data directory gives): ``<use_case>/<version>/
-{model.cbm, meta.json}`` and ``<use_case>/live.json`` = ``{"history": [...]}`` whose last
-item is live. A version with several labels keeps each other label's model beside it
-(``model.<outcome>.cbm``); an uplift version (a meta-learner, ``meta.uplift``) keeps in those
-files each label's outcome model without the treatment (mu0), and its other models beside
-them, named by their part: ``<part>.cbm`` and ``<part>.<outcome>.cbm`` (``mu1``; ``tau0``,
-``tau1``), see ``label_file``. Versions are ``m`` and six digits; a version a caller sends is checked against
+{model.cbm, meta.json}``; ``<use_case>/live.json`` = ``{"history": [...]}`` whose last
+item is live; ``<use_case>/rollout.json``, the version on its way to live (in shadow or
+canary, see DeploymentSpec) if any; and ``<use_case>/stages.jsonl``, every stage change of
+every version with its reason. A version with several labels keeps each other label's model
+beside ``model.cbm`` (``model.<outcome>.cbm``); an uplift version (a meta-learner,
+``meta.uplift``) keeps in those files each label's outcome model without the treatment (mu0),
+and its other models beside them, named by their part: ``<part>.cbm`` and
+``<part>.<outcome>.cbm`` (``mu1``; ``tau0``, ``tau1``), see ``label_file``. Versions are ``m``
+and six digits; a version a caller sends is checked against
 that before it names a folder, so it can never reach outside the registry.
 """
 
@@ -18,12 +21,13 @@ import json
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from services.models.encoding import ModelInput
 from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.platform.files import exclusive_lock, write_file_durably
+from services.platform.files import append_line_durably, exclusive_lock, write_file_durably
 
 _VERSION = re.compile(r"m\d{6}")
 _MODEL_FILE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?\.cbm")
@@ -36,6 +40,26 @@ class ModelStage(enum.IntEnum):
     CANDIDATE = 1  # registered, never live
     LIVE = 2
     RETIRED = 3  # was live; rollback can return to it
+    SHADOW = 4  # scored on live traffic and logged, never acted on
+    CANARY = 5  # serving an experiment arm against the live model
+    ROLLED_BACK = 6  # stopped in shadow or canary: it lost, broke a guardrail or failed
+
+
+@dataclass(frozen=True)
+class StageChange:
+    version: str
+    stage: ModelStage
+    reason: str
+    change_time: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A version on its way to live: in shadow or in canary since ``since``."""
+
+    version: str
+    stage: ModelStage
+    since: str
 
 
 class ModelKind(str, enum.Enum):
@@ -185,28 +209,107 @@ class ModelRegistry:
         history = self._history(use_case)
         if history and history[-1] == version:
             return ModelStage.LIVE
-        return ModelStage.RETIRED if version in history else ModelStage.CANDIDATE
+        rollout = self.rollout(use_case)
+        if rollout and rollout.version == version:
+            return rollout.stage
+        if version in history:
+            return ModelStage.RETIRED
+        changes = self.stage_history(use_case, version)
+        return ModelStage.ROLLED_BACK if changes and changes[-1].stage == ModelStage.ROLLED_BACK \
+            else ModelStage.CANDIDATE
 
-    def promote(self, use_case: str, version: str) -> ModelMeta:
+    def promote(self, use_case: str, version: str, reason: str = "promoted") -> ModelMeta:
+        """Makes ``version`` live (ending its rollout, if it was on one)."""
         meta = self.get(use_case, version)
         with self._locked(use_case):
             history = self._history(use_case)
             if not history or history[-1] != version:
                 self._write_history(use_case, history + [version])
+                self._record(use_case, version, ModelStage.LIVE, reason)
+            rollout = self.rollout(use_case)
+            if rollout and rollout.version == version:
+                self._rollout_pointer(use_case).unlink()
         return meta
 
-    def rollback(self, use_case: str) -> ModelMeta:
+    def rollback(self, use_case: str, reason: str = "rolled back") -> ModelMeta:
         with self._locked(use_case):
             history = self._history(use_case)
             if len(history) < 2:
                 raise FailedPrecondition(f"use case {use_case!r} has no earlier live model to roll back to")
             self._write_history(use_case, history[:-1])
+            self._record(use_case, history[-1], ModelStage.RETIRED, reason)
+            self._record(use_case, history[-2], ModelStage.LIVE, reason)
         return self.get(use_case, history[-2])
+
+    # --- rollouts: shadow, then canary, then live or rolled back ----------------------------
+    def rollout(self, use_case: str) -> Rollout | None:
+        try:
+            data = json.loads(self._rollout_pointer(use_case).read_text())
+        except FileNotFoundError:
+            return None
+        return Rollout(data["version"], ModelStage(data["stage"]), data["since"])
+
+    def rollout_revision(self, use_case: str) -> tuple[int, int] | None:
+        """Like ``live_revision``, for the rollout (None when there is none)."""
+        try:
+            stat = self._rollout_pointer(use_case).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_ino
+
+    def set_rollout(self, use_case: str, version: str, stage: ModelStage, reason: str, since: str) -> Rollout:
+        """Puts ``version`` in shadow or canary (replacing no other rollout: one at a time)."""
+        if stage not in (ModelStage.SHADOW, ModelStage.CANARY):
+            raise ValueError(f"a rollout is in shadow or canary, not {stage.name}")
+        self.get(use_case, version)
+        with self._locked(use_case):
+            current = self.rollout(use_case)
+            if current and current.version != version:
+                raise FailedPrecondition(f"use case {use_case!r} is already rolling out {current.version}")
+            rollout = Rollout(version, stage, since)
+            write_file_durably(self._rollout_pointer(use_case),
+                               json.dumps({"version": version, "stage": int(stage), "since": since}).encode())
+            self._record(use_case, version, stage, reason)
+        return rollout
+
+    def roll_back_rollout(self, use_case: str, version: str, reason: str) -> None:
+        """Stops the rollout of ``version``: it never serves again unless promoted by hand."""
+        with self._locked(use_case):
+            current = self.rollout(use_case)
+            if current is None or current.version != version:
+                raise FailedPrecondition(f"use case {use_case!r} is not rolling out {version}")
+            self._rollout_pointer(use_case).unlink()
+            self._record(use_case, version, ModelStage.ROLLED_BACK, reason)
+
+    def record_stage(self, use_case: str, version: str, stage: ModelStage, reason: str) -> None:
+        """Records a stage event that changes no pointer (a candidate that lost offline)."""
+        with self._locked(use_case):
+            self._record(use_case, version, stage, reason)
+
+    def stage_history(self, use_case: str, version: str | None = None) -> list[StageChange]:
+        """Stage changes, oldest first; of one version, or of all."""
+        try:
+            lines = (self.root / use_case / "stages.jsonl").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        changes = []
+        for line in lines:
+            data = json.loads(line)
+            if version is None or data["version"] == version:
+                changes.append(StageChange(data["version"], ModelStage(data["stage"]), data["reason"],
+                                           data["change_time"]))
+        return changes
+
+    def _record(self, use_case: str, version: str, stage: ModelStage, reason: str) -> None:
+        line = {"version": version, "stage": int(stage), "reason": reason[:1000],
+                "change_time": datetime.now(timezone.utc).isoformat()}
+        append_line_durably(self.root / use_case / "stages.jsonl", json.dumps(line))
 
     def retention(self, use_case: str, keep: int) -> list[str]:
         """Deletes all but the newest ``keep`` versions, never one that is live or that a
         rollback can return to; returns the deleted versions."""
-        protected = set(self._history(use_case))
+        rollout = self.rollout(use_case)
+        protected = set(self._history(use_case)) | ({rollout.version} if rollout else set())
         deleted = []
         for meta in self.list(use_case)[keep:]:
             if meta.version not in protected:
@@ -216,6 +319,9 @@ class ModelRegistry:
 
     def use_cases(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def _rollout_pointer(self, use_case: str) -> Path:
+        return self.root / use_case / "rollout.json"
 
     def _live_pointer(self, use_case: str) -> Path:
         return self.root / use_case / "live.json"

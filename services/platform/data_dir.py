@@ -89,6 +89,10 @@ class DataDir:
         return self.root / "models"
 
     @property
+    def experiments(self) -> Path:
+        return self.root / "experiments"
+
+    @property
     def runs(self) -> Path:
         return self.root / "runs"
 
@@ -109,7 +113,7 @@ class DataDir:
 
     def ensure(self) -> "DataDir":
         for path in (self.blueprints, self.decisions.log, self.decisions.consumers, self.labels.outcome_log,
-                     self.labels.outcome_consumers, self.labels.training, self.models, self.runs,
+                     self.labels.outcome_consumers, self.labels.training, self.models, self.experiments, self.runs,
                      self.features.views, self.locks):
             path.mkdir(parents=True, exist_ok=True)
         return self

@@ -31,6 +31,19 @@ def write_file_durably(path: Path, data: bytes, exclusive: bool = False) -> None
     fsync_dir(path.parent)
 
 
+def append_line_durably(path: Path, line: str) -> None:
+    """Appends one line (a small history record) and fsyncs it before returning."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    with open(path, "a") as out:
+        out.write(line.rstrip("\n") + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    if created:
+        fsync_dir(path.parent)
+
+
 def fsync_dir(folder: Path) -> None:
     """Makes a rename or a new file in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)

@@ -1,11 +1,15 @@
 """Assembles the Trainer service: blueprints, the training pipeline and its runs, the
-retraining scheduler, the model registry, and the retention of runs and models."""
+retraining scheduler, the model registry, the experiments and rollouts, and the retention
+of runs and models."""
 
 from __future__ import annotations
 
 from services.access import server as access
 from services.blueprints.store import BlueprintStore
+from services.experiments.controller import ExperimentController
+from services.experiments.store import ExperimentStore
 from services.features.store import feature_store
+from services.labels.activity import DecisionActivity
 from services.labels.training_table import TrainingTable
 from services.models.registry import ModelRegistry
 from services.platform.audit import AuditLog
@@ -31,8 +35,12 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     features = feature_store(settings, data)
     runner = TrainingRunner(blueprints, runs, TrainingPipeline(table, registry, features, telemetry), telemetry)
     scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval, registry=registry)
+    experiments = ExperimentController(blueprints, ExperimentStore(data.experiments), registry, table,
+                                       DecisionActivity(data.labels.joiner))
     jobs = [
         PeriodicJob("retraining", settings.retrain_interval, scheduler.check_all).start(),
+        PeriodicJob("experiments", settings.retrain_interval, experiments.check_all,
+                    lock=data.locks / "experiments.lock").start(),
         PeriodicJob("runs-and-models-retention", settings.retention_interval,
                     lambda: retain_runs_and_models(blueprints, runs, registry, settings),
                     lock=data.locks / "trainer-retention.lock").start(),
@@ -46,7 +54,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
 
     audit = AuditLog(data.access.audit)
     applier = BlueprintApplier(blueprints, features)
-    return [binding(TrainerServicer(blueprints, applier, runs, runner, registry, audit), shutdown,
+    return [binding(TrainerServicer(blueprints, applier, runs, runner, registry, audit, experiments), shutdown,
                     telemetry.server_interceptors()),
             access.binding(credentials, audit)]
 

@@ -72,7 +72,7 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
     if blueprint.decision_type == DecisionType.REGRESSION:
         return metrics
     predicted = _predict(blueprint, model, holdout.features)
-    for label in blueprint.all_labels[1:]:
+    for label in blueprint.predicted_labels[1:]:
         kind = label_kind(blueprint, label)
         values = holdout.outcomes[label.outcome]
         targets = holdout.targets_of(label.outcome, kind)

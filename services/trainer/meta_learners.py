@@ -56,7 +56,7 @@ def fit_learners(blueprint: Blueprint, train: TrainingSet, limit) -> dict[str, M
     inputs, treatment = learner_inputs(rows), treatment_of(rows)
     categorical = [c for c in rows.input.categorical_columns if c != ACTION_COLUMN]
     learners = {}
-    for label in blueprint.all_labels:
+    for label in blueprint.predicted_labels:  # not the product goal, which no model predicts
         learner = make_learner(blueprint.uplift_learner, params=blueprint.model_params, cat_features=categorical,
                                binary=label_kind(blueprint, label) == ModelKind.CLASSIFIER, callbacks=[limit])
         try:

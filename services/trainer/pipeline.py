@@ -15,13 +15,13 @@ from pathlib import Path
 from services.blueprints.spec import Blueprint, LabelSpec
 from services.features.store import LooperFeatureStore
 from services.labels.training_table import TrainingTable
-from services.models.registry import ModelKind, ModelMeta, ModelRegistry, label_file
+from services.models.registry import ModelKind, ModelMeta, ModelRegistry, ModelStage, label_file
 from services.models.runtime import ServingModel, open_model
 from services.platform import telemetry as otel
 from services.platform.errors import FailedPrecondition, LooperError
 from services.platform.telemetry import Telemetry
-from services.trainer.evaluation import evaluate
 from services.trainer.meta_learners import fit_learners, save_learners, uplift_meta, uplift_metrics
+from services.trainer.evaluation import evaluate
 from services.trainer.runs import RunState, TrainingRun, now_iso
 from services.trainer.training_set import TrainingSet, backfill_features, build_training_set, label_kind, model_kind
 
@@ -45,12 +45,13 @@ class TrainingPipeline:
             train, holdout = dataset.split()
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
         limit = FitLimit(blueprint.retraining.max_seconds, self.stopping)
+        labels = blueprint.predicted_labels
         primary = blueprint.primary_label.outcome
-        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(blueprint.all_labels)}):
+        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels)}):
             if blueprint.uplift_learner:  # one meta-learner per label
                 learners = fit_learners(blueprint, train, limit)
             else:
-                models = {label.outcome: fit_label(blueprint, label, train, limit) for label in blueprint.all_labels}
+                models = {label.outcome: fit_label(blueprint, label, train, limit) for label in labels}
         with tempfile.TemporaryDirectory() as scratch:
             if blueprint.uplift_learner:
                 files = save_learners(learners, primary, Path(scratch))  # file name in the version -> file
@@ -62,7 +63,7 @@ class TrainingPipeline:
             fields = dict(
                 use_case=run.use_case, blueprint_version=blueprint.version, run_id=run.run_id,
                 create_time=now_iso(), kind=model_kind(blueprint), label=primary,
-                other_labels={label.outcome: label_kind(blueprint, label) for label in blueprint.all_labels[1:]},
+                other_labels={label.outcome: label_kind(blueprint, label) for label in labels[1:]},
                 **dataset.input.to_meta(), data_start_time=str(dataset.times.iloc[0]),
                 data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent,
                 uplift=uplift_meta(learners, blueprint) if blueprint.uplift_learner else {})
@@ -84,12 +85,36 @@ class TrainingPipeline:
                 meta = self.registry.register({**fields, "metrics": metrics},
                                               lambda path: shutil.copyfile(files["model.cbm"], path),
                                               extra_files={n: p for n, p in files.items() if n != "model.cbm"})
-                promoted = force_promote or wins(metrics, live_metrics)
-                if promoted:
-                    self.registry.promote(run.use_case, meta.version)
+                promoted = self._deploy(blueprint, meta, metrics, live_metrics, live, force_promote)
                 span.set_attributes({otel.MODEL_VERSION: meta.version, "looper.promoted": promoted})
         return replace(run, state=RunState.SUCCEEDED, model_version=meta.version, promoted=promoted,
                        metrics=metrics, live_metrics=live_metrics, row_count=len(table))
+
+    def _deploy(self, blueprint: Blueprint, meta: ModelMeta, metrics: dict, live_metrics: dict,
+                live: ServingModel | None, force_promote: bool) -> bool:
+        """What a new version's offline result earns it: live at once (forced, the first
+        model, or a use case without deployment stages), the shadow stage (or the canary
+        stage when shadow is skipped) on the way to live, or nothing (it lost offline, or
+        another version is rolling out). Returns whether it went live."""
+        use_case, version = meta.use_case, meta.version
+        if not force_promote and not wins(metrics, live_metrics):
+            self.registry.record_stage(use_case, version, ModelStage.CANDIDATE,
+                                       f"lost offline to {live.version if live else 'the live model'}: "
+                                       f"{offline_comparison(metrics, live_metrics)}")
+            return False
+        if force_promote or live is None or blueprint.deployment is None:
+            why = "forced" if force_promote else "the first model" if live is None else "won offline"
+            self.registry.promote(use_case, version, f"{why}: {offline_comparison(metrics, live_metrics)}")
+            return True
+        rollout = self.registry.rollout(use_case)
+        if rollout is not None:
+            self.registry.record_stage(use_case, version, ModelStage.CANDIDATE, f"won offline, but {rollout.version} "
+                                       f"is still rolling out: {offline_comparison(metrics, live_metrics)}")
+            return False
+        stage = ModelStage.SHADOW if blueprint.deployment.shadow_decisions else ModelStage.CANARY
+        self.registry.set_rollout(use_case, version, stage, f"won offline against {live.version}: "
+                                  f"{offline_comparison(metrics, live_metrics)}", since=now_iso())
+        return False
 
     def _live_model(self, use_case: str) -> ServingModel | None:
         version = self.registry.live_version(use_case)
@@ -149,6 +174,15 @@ def fit_label(blueprint: Blueprint, label: LabelSpec, train: TrainingSet, limit:
     if limit.reason:
         raise FailedPrecondition(f"training stopped: {limit.reason}")
     return model
+
+
+def offline_comparison(new: dict[str, float], live: dict[str, float]) -> str:
+    """The figure the offline gate compared, in words."""
+    for key in ("product_value", "auc", "rmse"):
+        if new.get(key) is not None and new[key] == new[key]:
+            against = f" vs {live[key]:.4f}" if live.get(key) is not None and live[key] == live[key] else ""
+            return f"{key} {new[key]:.4f}{against}"
+    return "no comparable metric"
 
 
 def wins(new: dict[str, float], live: dict[str, float]) -> bool:

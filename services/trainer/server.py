@@ -6,7 +6,11 @@ from looperpb.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.blueprints.store import BlueprintStore, StoredBlueprint
 from services.blueprints.spec import blueprint_name
-from services.models.registry import ModelMeta, ModelRegistry, ModelStage
+from services.evaluation.sequential import Interval
+from services.experiments.controller import ExperimentController
+from services.experiments.experiment import ExperimentKind, Verdict
+from services.experiments.report import ExperimentResult
+from services.models.registry import ModelMeta, ModelRegistry, ModelStage, StageChange
 from services.platform.audit import AuditLog
 from services.platform.auth import ANY_GRANT, CLUSTER_ADMIN, Need, Role, current_caller, needs
 from services.platform.errors import InvalidArgument, NotFound
@@ -41,12 +45,55 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if v == v}
 
 
-def model_to_proto(meta: ModelMeta, stage: ModelStage) -> trainer_pb2.Model:
+def model_to_proto(meta: ModelMeta, stage: ModelStage, history: list[StageChange] = ()) -> trainer_pb2.Model:
     return trainer_pb2.Model(
         use_case=meta.use_case, version=meta.version, blueprint_version=meta.blueprint_version,
         run_id=meta.run_id, stage=int(stage), metrics=_finite(meta.metrics),
         create_time=iso_timestamp(meta.create_time), data_start_time=iso_timestamp(meta.data_start_time),
-        data_end_time=iso_timestamp(meta.data_end_time), row_count=meta.row_count)
+        data_end_time=iso_timestamp(meta.data_end_time), row_count=meta.row_count,
+        stage_history=[trainer_pb2.ModelStageChange(stage=int(c.stage), reason=c.reason,
+                                                    change_time=iso_timestamp(c.change_time)) for c in history])
+
+
+def report_to_proto(result: ExperimentResult) -> trainer_pb2.ExperimentReport:
+    experiment = result.experiment
+    arms = []
+    for arm in result.arms:
+        value, comparison = arm.value, arm.comparison
+        policy = {k: float(v) for k, v in arm.arm.policy.items() if not isinstance(v, dict)}
+        policy.update({f"{k}.{o}": float(w) for k, v in arm.arm.policy.items() if isinstance(v, dict)
+                       for o, w in v.items()})
+        arms.append(trainer_pb2.ArmReport(
+            name=arm.arm.name, share=arm.arm.share, model=arm.arm.model, policy=policy,
+            decisions=arm.activity.decisions, labeled_decisions=value.arm.n, outcomes=arm.activity.outcomes,
+            value=_number(value.arm.mean), value_ci=_interval(value.interval), value_cs=_interval(value.sequence),
+            diff=_number(comparison.difference.estimate) if comparison else 0.0,
+            diff_ci=_interval(comparison.difference.interval) if comparison else None,
+            diff_cs=_interval(comparison.sequence) if comparison else None,
+            diff_p_value=_number(comparison.difference.p_value) if comparison else 1.0,
+            outcome_means=_finite(arm.outcome_means)))
+    return trainer_pb2.ExperimentReport(
+        use_case=experiment.use_case, experiment_id=experiment.experiment_id,
+        kind=trainer_pb2.ExperimentKind.Value(f"EXPERIMENT_KIND_{ExperimentKind(experiment.kind).name}"),
+        control=experiment.control, arms=arms, srm_p_value=_number(result.sample_ratio.p_value, 1.0),
+        srm_detected=result.sample_ratio.mismatch,
+        verdict=trainer_pb2.ExperimentVerdict.Value(f"EXPERIMENT_VERDICT_{Verdict(result.verdict).name}"),
+        reason=result.reason, start_time=to_timestamp(experiment.start_time),
+        end_time=to_timestamp(experiment.end_time) if experiment.end_time else None,
+        blueprint_version=experiment.blueprint_version, confidence=result.confidence)
+
+
+def _number(value: float, missing: float = 0.0) -> float:
+    return value if value == value else missing  # NaN (an empty arm) has no wire form worth sending
+
+
+def _interval(interval: Interval) -> trainer_pb2.Interval:
+    return trainer_pb2.Interval(low=interval.low, high=interval.high)
+
+
+def _who() -> str:
+    caller = current_caller()
+    return caller.name if caller else "an operator"
 
 
 def _require_use_case(use_case: str) -> None:
@@ -57,8 +104,10 @@ def _require_use_case(use_case: str) -> None:
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, blueprints: BlueprintStore, applier: BlueprintApplier, runs: TrainingRunStore,
-                 runner: TrainingRunner, registry: ModelRegistry, audit: AuditLog):
+                 runner: TrainingRunner, registry: ModelRegistry, audit: AuditLog,
+                 experiments: ExperimentController | None = None):
         self.blueprints, self.applier = blueprints, applier
+        self.experiments = experiments
         self.runs, self.runner, self.registry = runs, runner, registry
         self.audit = audit
 
@@ -123,7 +172,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                                f"models:{request.use_case}", descending=True)
         metas = [self.registry.get(request.use_case, v) for v in versions]
         return trainer_pb2.ListModelsResponse(
-            models=[model_to_proto(m, self.registry.stage(m.use_case, m.version)) for m in metas], next_page_token=token)
+            models=[model_to_proto(m, self.registry.stage(m.use_case, m.version),
+                                   self.registry.stage_history(m.use_case, m.version)) for m in metas],
+            next_page_token=token)
 
     @rpc_method
     def PromoteModel(self, request, context):
@@ -131,7 +182,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if not request.model_version:
             raise InvalidArgument.single("model_version", "is required")
         self.blueprints.latest_version(request.use_case)
-        meta = self.registry.promote(request.use_case, request.model_version)
+        meta = self.registry.promote(request.use_case, request.model_version, f"promoted by {_who()}")
         self.audit.record("promote_model", meta.use_case, model_version=meta.version)
         return trainer_pb2.PromoteModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
@@ -139,7 +190,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def RollbackModel(self, request, context):
         _require_use_case(request.use_case)
         self.blueprints.latest_version(request.use_case)
-        meta = self.registry.rollback(request.use_case)
+        meta = self.registry.rollback(request.use_case, f"rolled back by {_who()}")
         self.audit.record("rollback_model", meta.use_case, model_version=meta.version)
         return trainer_pb2.RollbackModelResponse(model=model_to_proto(meta, ModelStage.LIVE))
 
@@ -158,6 +209,17 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self.blueprints.set_paused(request.use_case, False)
         self.audit.record("resume_use_case", request.use_case)
         return trainer_pb2.ResumeUseCaseResponse(paused=False)
+
+    @rpc_method
+    def GetExperimentReport(self, request, context):
+        _require_use_case(request.use_case)
+        if request.experiment_id:
+            v = Violations()
+            v.require_name("experiment_id", request.experiment_id)
+            v.raise_if_any()
+        self.blueprints.latest_version(request.use_case)
+        result = self.experiments.report(request.use_case, request.experiment_id)
+        return trainer_pb2.GetExperimentReportResponse(report=report_to_proto(result))
 
 
 def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
@@ -186,6 +248,7 @@ def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
         "RollbackModel": needs(Role.ADMIN, use_case),
         "PauseUseCase": needs(Role.ADMIN, use_case),
         "ResumeUseCase": needs(Role.ADMIN, use_case),
+        "GetExperimentReport": needs(Role.READ, use_case),
     }
 
 

@@ -198,7 +198,8 @@ class OtlpSink:
 
 class Stack:
     """The three real services in one process, on loopback ports chosen here and traced into
-    an OtlpSink; they can be stopped and started again on the same ports."""
+    an OtlpSink; they can be stopped and started again on the same ports. ``token`` is the
+    local cluster administrator's, written at the first start (it stays across restarts)."""
 
     def __init__(self, data_dir: Path, sink: OtlpSink) -> None:
         self.data_dir = data_dir
@@ -207,6 +208,7 @@ class Stack:
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         self._process: LooperProcess | None = None
         self.start()
+        self.token = self._process.token_file.read_text().strip()
 
     def start(self) -> None:
         self._process = start_looper(self.data_dir, ports=self.ports, env=self.sink.otel_env())
@@ -217,15 +219,17 @@ class Stack:
             self._process.stop()
             self._process = None
 
-    def client(self):
+    def client(self, **kwargs):
+        """A Python client of the services, with the administrator's token unless ``kwargs`` say otherwise."""
         assert self._process is not None, "the services are stopped"
-        return self._process.client()
+        return self._process.client(**kwargs)
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The environment of a language suite: the services' addresses and ``extra``."""
-        return dict(os.environ, LOOPER_DECISION_ADDR=self.addresses["decision"],
-                    LOOPER_FEEDBACK_ADDR=self.addresses["feedback"], LOOPER_TRAINER_ADDR=self.addresses["trainer"],
-                    **extra)
+        """The environment of a language suite: the services' addresses, the administrator's
+        token in LOOPER_TOKEN (each SDK's fallback when given no token), and ``extra``."""
+        return {**os.environ, "LOOPER_DECISION_ADDR": self.addresses["decision"],
+                "LOOPER_FEEDBACK_ADDR": self.addresses["feedback"], "LOOPER_TRAINER_ADDR": self.addresses["trainer"],
+                "LOOPER_TOKEN": self.token, **extra}
 
     def restart_when_asked(self, handshake: Path, timeout: float = 240):
         """A ``during`` for `run` that answers the suite's restart handshake in ``handshake``."""

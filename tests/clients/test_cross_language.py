@@ -6,8 +6,9 @@ The services are the package's stack (tests/clients/conftest.py): one `looper se
 free loopback ports, traced into a local OTLP sink, with the blueprints of tests/clients
 applied. Each test makes its own decisions under a fresh run id, so the tests pass in any
 order and alone. Each language's suite runs with LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR,
-LOOPER_TRAINER_ADDR, LOOPER_USE_CASE, LOOPER_MIXED_USE_CASE and LOOPER_RUN_ID (an id prefix),
-and:
+LOOPER_TRAINER_ADDR, LOOPER_TOKEN (the stack's cluster administrator's bearer token, which
+each SDK takes from the environment when given none), LOOPER_USE_CASE, LOOPER_MIXED_USE_CASE
+and LOOPER_RUN_ID (an id prefix), and:
 
 - LOOPER_RESTART_DIR, the directory of the restart handshake (see harness.py): the suite's
   real-server test issues a Decide and a LogFeedback while the services are down, the
@@ -83,7 +84,8 @@ def test_go_suite(stack, real_server_env):
         "TestInvalidArgumentCarriesFieldViolations", "TestPropagatesTheCallersTraceAsTraceparent",
         "TestDefaultDeadline", "TestUnavailableNamesTheServiceAndItsAddress",
         "TestRetriesUnavailableAcrossARestart", "TestTheDeadlineFailsACallTheServerCannotAnswerInTime",
-        "TestTheCallersTraceReachesTheDecisionLog"}, results
+        "TestTheCallersTraceReachesTheDecisionLog", "TestEveryAttemptCarriesTheBearerToken",
+        "TestRefusesToSendATokenInTheClearToAnotherHost", "TestCallsWithoutTheRightCredentialFailWithTypedErrors"}, results
     stack.sink.wait_for_trace("looper-decision", trace_id)
 
 
@@ -101,7 +103,9 @@ def test_java_suite(stack, real_server_env):
         "ClientTest.propagatesTheCurrentTraceAsTraceparent", "ClientTest.everyCallHasTheDefaultDeadline",
         "ClientTest.unavailableNamesTheServiceAndItsTarget", "RealServerTest.retriesUnavailableAcrossARestart",
         "RealServerTest.theDeadlineFailsACallTheServerCannotAnswerInTime",
-        "RealServerTest.theCallersTraceReachesTheDecisionLog"}, results
+        "RealServerTest.theCallersTraceReachesTheDecisionLog", "ClientTest.everyAttemptCarriesTheBearerToken",
+        "ClientTest.refusesToSendATokenInTheClearToAnotherHost",
+        "RealServerTest.callsWithoutTheRightCredentialFailWithTypedExceptions"}, results
     stack.sink.wait_for_trace("looper-decision", trace_id)
 
 
@@ -118,7 +122,9 @@ def test_typescript_suite(stack, real_server_env):
         "UNAVAILABLE names the service and the address it tried", "INVALID_ARGUMENT carries the field violations",
         "propagates the active trace as traceparent", "every call has the default deadline",
         "retries UNAVAILABLE across a restart", "the deadline fails a call the server cannot answer in time",
-        "the caller's trace reaches the decision log"}, results
+        "the caller's trace reaches the decision log", "every attempt carries the bearer token",
+        "refuses to send a token in the clear to another host",
+        "calls without the right credential fail with typed errors"}, results
     stack.sink.wait_for_trace("looper-decision", trace_id)
 
 

@@ -46,6 +46,7 @@ CALLS = {
     "RollbackModel": ("trainer", trainer_pb2.RollbackModelRequest(use_case="contract_test"), "admin"),
     "PauseUseCase": ("trainer", trainer_pb2.PauseUseCaseRequest(use_case="other_case"), "admin-other"),
     "ResumeUseCase": ("trainer", trainer_pb2.ResumeUseCaseRequest(use_case="other_case"), "admin-other"),
+    "GetExperimentReport": ("trainer", trainer_pb2.GetExperimentReportRequest(use_case="contract_test"), "read"),
     "CreateCredential": ("access", access_pb2.CreateCredentialRequest(name="x"), None),
     "ListCredentials": ("access", access_pb2.ListCredentialsRequest(), None),
     "RotateCredential": ("access", access_pb2.RotateCredentialRequest(credential_id="cred-000000000000"), None),

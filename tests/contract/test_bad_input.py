@@ -188,6 +188,13 @@ CASES = {
                                      INVALID, "reason"),
     "resume of unknown use case": (_trainer("ResumeUseCase", use_case="no_such_case"), NOT_FOUND, None),
     "resume with a bad name": (_trainer("ResumeUseCase", use_case="Bad Name"), INVALID, "use_case"),
+    # GetExperimentReport
+    "report without use case": (_trainer("GetExperimentReport"), INVALID, "use_case"),
+    "report of unknown use case": (_trainer("GetExperimentReport", use_case="no_such_case"), NOT_FOUND, None),
+    "report with a bad experiment id": (_trainer("GetExperimentReport", use_case="contract_test",
+                                                 experiment_id="../x"), INVALID, "experiment_id"),
+    "report of an experiment never run": (_trainer("GetExperimentReport", use_case="contract_test",
+                                                   experiment_id="never_run"), NOT_FOUND, None),
     # Access
     "credential with a bad name": (_call("access", "CreateCredential", access_pb2.CreateCredentialRequest(
         name="Bad Name!")), INVALID, "name"),

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from looper import LooperClient, outcome_event
+from looper import LooperClient
 
 from services.launcher import start_looper
 from services.platform.data_dir import DataDir

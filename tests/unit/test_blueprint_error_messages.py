@@ -47,6 +47,18 @@ def violations(**changes) -> list[tuple[str, str]]:
     ({"label": {"outcome": "clicked", "window": "1h", "aggregation": "avg"}},
      ("label.aggregation", "must be one of ['sum', 'max', 'first', 'count']")),
     ({"entities": ["user_id", "user_id"]}, ("entities", "must not repeat a value")),
+    ({"experiment": {"name": "t", "control": "a", "arms": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]}},
+     ("experiment.arms", "shares must add up to 1")),
+    ({"experiment": {"name": "t", "control": "c", "arms": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]}},
+     ("experiment.control", "must be one of the arms ['a', 'b']")),
+    ({"experiment": {"name": "t", "control": "a", "arms": [{"name": "a", "share": 0.5},
+                                                          {"name": "b", "share": 0.5, "model": "best"}]}},
+     ("experiment.arms[1].model", "must be live, default or a model version like m000003")),
+    ({"experiment": {"name": "t", "control": "a", "arms": [{"name": "a", "share": 1.0}]}},
+     ("experiment.arms", "must have at least 2 items")),
+    ({"deployment": {"canary_share": 0.9}}, ("deployment.canary_share", "must be at most 0.5")),
+    ({"deployment": {"guardrails": [{"outcome": "unsubscribed", "max_harm": 0.1}]}},
+     ("deployment.guardrails", "outcome 'unsubscribed' is not a label of the use case ['clicked']")),
 ])
 def test_a_refused_blueprint_names_the_key_and_the_reason(changes, expected):
     assert violations(**changes) == [expected]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from services.blueprints.store import BlueprintStore
-from services.decision.decider import MAX_CANDIDATES, CandidateInput, DecideCommand, Decider
+from services.decision.decider import MAX_CANDIDATES, CandidateInput, DecideCommand, Decider, NoModels
 from services.decisions.log import DecisionLog
 from services.decisions.record import DefaultReason
 from services.platform.data_dir import DataDir
@@ -52,7 +52,7 @@ class Features:
         return {"user_profile__sessions": 4.0}
 
 
-class Models:
+class Models(NoModels):
     def __init__(self, scores):
         self.scores, self.rows = scores, []
 

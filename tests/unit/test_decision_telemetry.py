@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.blueprints.store import BlueprintStore
 from services.decision import decider as decider_module
-from services.decision.decider import DecideCommand, Decider
+from services.decision.decider import DecideCommand, Decider, NoModels
 from services.decisions.log import DecisionLog
 from services.platform.data_dir import DataDir
 from services.platform.telemetry import Telemetry
@@ -32,7 +32,7 @@ class Model:
         return [0.9, 0.1]
 
 
-class Models:
+class Models(NoModels):
     def __init__(self, model):
         self.model = model
 

@@ -148,3 +148,43 @@ def test_one_model_per_label_is_trained_registered_and_served_together(tmp_path)
     assert predictions["opened"][0] > predictions["opened"][1]
     assert predictions["unsubscribed"][1] > predictions["unsubscribed"][0]
     assert predictions["minutes"][0] > predictions["minutes"][1]
+
+
+GOAL = {"product_metric": {"weights": {"opened": 1.0, "unsubscribed": -3.0}, "treatment_cost": 0.25,
+                           "goal": "minutes"}}
+
+
+def test_a_goal_is_a_label_the_policy_does_not_weigh_and_no_model_predicts(tmp_path):
+    bp = blueprint(**GOAL).with_version(1)
+    assert bp.weights == {"opened": 1.0, "unsubscribed": -3.0}
+    assert [label.outcome for label in bp.predicted_labels] == ["opened", "unsubscribed"]
+    data = DataDir(tmp_path).ensure()
+    folder = data.labels.training / "notify"
+    folder.mkdir(parents=True)
+    training_rows().to_parquet(folder / "part-1-1.parquet", index=False)
+    registry = ModelRegistry(data.models)
+    run = TrainingRun("run-000000000001", "notify", 1, RunState.RUNNING, Trigger.MANUAL, T0.isoformat())
+    done = TrainingPipeline(TrainingTable(data.labels.training), registry)(run, bp, force_promote=False)
+    assert set(registry.get("notify", done.model_version).labels) == {"opened", "unsubscribed"}
+    assert not any(name.startswith("minutes.") for name in done.metrics)
+
+
+@pytest.mark.parametrize("metric, reason", [
+    ({"weights": {"opened": 1.0, "unsubscribed": -3.0}, "goal": "opened"}, "other than the first"),
+    ({"weights": {"opened": 1.0, "unsubscribed": -3.0}, "goal": "retained"}, "other than the first"),
+    ({"weights": {"opened": 1.0, "unsubscribed": -3.0, "minutes": 0.1}, "goal": "minutes"}, "not to the goal"),
+])
+def test_a_goal_must_be_an_unweighed_label_other_than_the_primary(metric, reason):
+    with pytest.raises(InvalidArgument) as raised:
+        blueprint(product_metric=metric)
+    assert any(reason in v.reason for v in raised.value.violations)
+
+
+def test_experiments_judge_decisions_by_the_goal_less_the_cost_of_acting():
+    from services.experiments.report import decision_values
+
+    rows = pd.DataFrame({"action": ["true", "false", "true"], "label__opened": [1.0, 0.0, 0.0],
+                         "label__unsubscribed": [0.0, 0.0, 1.0], "label__minutes": [3.0, 2.0, 0.0],
+                         "label": [1.0, 0.0, 0.0]})
+    assert decision_values(blueprint(**GOAL), rows).tolist() == [2.75, 2.0, -0.25]
+    assert decision_values(blueprint(), rows).tolist() == pytest.approx([1.05, 0.2, -3.25])

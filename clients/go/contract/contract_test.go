@@ -1,6 +1,7 @@
 // Package contract runs Looper's cross-language client contract against real services.
 // tests/clients/test_cross_language.py starts the services, applies the contract blueprint
 // and runs this with LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR, LOOPER_TRAINER_ADDR,
+// LOOPER_TOKEN (an administrator's, which the client takes from the environment),
 // LOOPER_USE_CASE, LOOPER_MIXED_USE_CASE and LOOPER_RUN_ID set; without them the tests skip.
 package contract
 
@@ -29,7 +30,7 @@ func setup(t *testing.T) env {
 	if decision == "" {
 		t.Skip("LOOPER_DECISION_ADDR is not set; the harness in tests/clients sets it")
 	}
-	for _, name := range []string{"LOOPER_FEEDBACK_ADDR", "LOOPER_TRAINER_ADDR", "LOOPER_USE_CASE", "LOOPER_RUN_ID"} {
+	for _, name := range []string{"LOOPER_FEEDBACK_ADDR", "LOOPER_TRAINER_ADDR", "LOOPER_TOKEN", "LOOPER_USE_CASE", "LOOPER_RUN_ID"} {
 		if os.Getenv(name) == "" {
 			t.Fatalf("%s is not set", name)
 		}

@@ -191,3 +191,49 @@ func TestTheCallersTraceReachesTheDecisionLog(t *testing.T) {
 		t.Fatalf("logged traceparent = %q, want a span of trace %s other than the caller's", logged.GetTraceparent(), traceHex)
 	}
 }
+
+// TestCallsWithoutTheRightCredentialFailWithTypedErrors: without a token, or with one Looper
+// does not know, a call is ErrUnauthenticated; with a credential that may only read the use
+// case (created through the Access service), a Decide is ErrPermissionDenied while a read
+// goes through.
+func TestCallsWithoutTheRightCredentialFailWithTypedErrors(t *testing.T) {
+	e := setup(t) // the administrator's token, from LOOPER_TOKEN
+	ctx := context.Background()
+	req := looper.DecideRequest{UseCase: e.useCase, DecisionID: e.runID + "-go-denied", Subject: map[string]string{"user_id": "u-go"}}
+	// The Trainer (and Access) service starts last after a restart: wait for it to be ready.
+	ready, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	created, err := e.client.Access.CreateCredential(ready, &looperv1.CreateCredentialRequest{Name: e.runID + "-go-reader",
+		Grants: []*looperv1.Grant{{UseCase: e.useCase, Roles: []looperv1.Role{looperv1.Role_ROLE_READ}}}}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatalf("CreateCredential: %v", err)
+	}
+	defer func() {
+		_, _ = e.client.Access.RevokeCredential(ready, &looperv1.RevokeCredentialRequest{CredentialId: created.GetCredential().GetCredentialId()})
+	}()
+	client := func(opts ...looper.Option) *looper.Client {
+		c, err := looper.New(append([]looper.Option{looper.WithDecisionAddr(os.Getenv("LOOPER_DECISION_ADDR")),
+			looper.WithMaxAttempts(1)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	reader := client(looper.WithToken(created.GetToken()))
+	unknown := client(looper.WithToken("lpr_not-a-token"))
+	t.Setenv("LOOPER_TOKEN", "") // and no token at all
+	anonymous := client()
+
+	for name, c := range map[string]*looper.Client{"no token": anonymous, "an unknown token": unknown} {
+		if _, err := c.Decide(ctx, req); !errors.Is(err, looper.ErrUnauthenticated) || errors.Is(err, looper.ErrPermissionDenied) {
+			t.Errorf("Decide with %s: err = %v, want ErrUnauthenticated", name, err)
+		}
+	}
+	if _, err := reader.Decide(ctx, req); !errors.Is(err, looper.ErrPermissionDenied) {
+		t.Errorf("Decide with a reader's token: err = %v, want ErrPermissionDenied", err)
+	}
+	if _, err := reader.GetDecision(ctx, e.useCase, req.DecisionID); !errors.Is(err, looper.ErrNotFound) {
+		t.Errorf("GetDecision with a reader's token: err = %v, want ErrNotFound (allowed, and never decided)", err)
+	}
+}

@@ -5,8 +5,9 @@
 // create it once. Every call gets a default deadline unless its context already has one,
 // retries UNAVAILABLE with exponential backoff (safe: each call carries an idempotency id,
 // decision_id or event_id, fixed before the first attempt), propagates the caller's
-// OpenTelemetry trace as a W3C traceparent, and returns *Error, which carries the
-// server's field violations and, when a service cannot be reached, names it and its address.
+// OpenTelemetry trace as a W3C traceparent, carries the bearer token (WithToken, or the
+// LOOPER_TOKEN environment variable), and returns *Error, which carries the server's field
+// violations and, when a service cannot be reached, names it and its address.
 package looper
 
 import (
@@ -35,6 +36,7 @@ type config struct {
 	decisionAddr, feedbackAddr, trainerAddr string
 	timeout                                 time.Duration
 	maxAttempts                             int
+	token                                   string
 	creds                                   credentials.TransportCredentials
 	propagator                              propagation.TextMapPropagator
 	dialOptions                             []grpc.DialOption
@@ -62,7 +64,8 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // attempts and a deadline to match (e.g. 30 attempts and a 30s timeout).
 func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
 
-// WithTLS connects over TLS; a nil config uses the system roots.
+// WithTLS connects over TLS; a nil config uses the system roots. For mutual TLS, put the
+// client certificate in the config's Certificates: its subject is then the credential.
 func WithTLS(cfg *tls.Config) Option {
 	return func(c *config) {
 		if cfg == nil {
@@ -94,9 +97,11 @@ type Client struct {
 	Decision looperv1.DecisionServiceClient
 	Feedback looperv1.FeedbackServiceClient
 	Trainer  looperv1.TrainerServiceClient
+	Access   looperv1.AccessServiceClient // hosted beside the Trainer, at its address
 }
 
-// New creates a Client. Connections are made lazily, on the first call.
+// New creates a Client. Connections are made lazily, on the first call. It fails when a
+// bearer token would go to an address that is not loopback without TLS.
 func New(opts ...Option) (*Client, error) {
 	cfg := config{
 		decisionAddr: "127.0.0.1:50051", feedbackAddr: "127.0.0.1:50052", trainerAddr: "127.0.0.1:50053",
@@ -109,13 +114,21 @@ func New(opts ...Option) (*Client, error) {
 	if cfg.maxAttempts < 1 {
 		return nil, fmt.Errorf("looper: max attempts must be at least 1, got %d", cfg.maxAttempts)
 	}
-	dial := append([]grpc.DialOption{
+	token := resolveToken(cfg.token)
+	dial := []grpc.DialOption{}
+	if token != "" {
+		if err := checkTokenTransport(cfg.creds, cfg.decisionAddr, cfg.feedbackAddr, cfg.trainerAddr); err != nil {
+			return nil, err
+		}
+		dial = append(dial, grpc.WithPerRPCCredentials(bearerToken{header: "Bearer " + token}))
+	}
+	dial = append(append(dial,
 		grpc.WithTransportCredentials(cfg.creds),
 		grpc.WithDefaultServiceConfig(RetryServiceConfig(cfg.maxAttempts)),
 		// gRPC caps a retry policy at 5 attempts unless the channel allows more.
 		grpc.WithMaxCallAttempts(cfg.maxAttempts),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(cfg.propagator))),
-	}, cfg.dialOptions...)
+	), cfg.dialOptions...)
 	c := &Client{cfg: cfg}
 	for _, addr := range []string{cfg.decisionAddr, cfg.feedbackAddr, cfg.trainerAddr} {
 		conn, err := grpc.NewClient(addr, dial...)
@@ -128,6 +141,7 @@ func New(opts ...Option) (*Client, error) {
 	c.Decision = looperv1.NewDecisionServiceClient(c.conns[0])
 	c.Feedback = looperv1.NewFeedbackServiceClient(c.conns[1])
 	c.Trainer = looperv1.NewTrainerServiceClient(c.conns[2])
+	c.Access = looperv1.NewAccessServiceClient(c.conns[2])
 	return c, nil
 }
 

@@ -29,6 +29,7 @@ type fakeServer struct {
 	unavailable  int // fail this many calls with UNAVAILABLE first
 	eventIDs     []string
 	traceparents []string
+	authz        []string // the authorization header of each attempt
 	deadlines    []time.Duration
 	block        time.Duration
 }
@@ -38,6 +39,7 @@ func (f *fakeServer) record(ctx context.Context) error {
 	defer f.mu.Unlock()
 	md, _ := metadata.FromIncomingContext(ctx)
 	f.traceparents = append(f.traceparents, strings.Join(md.Get("traceparent"), ","))
+	f.authz = append(f.authz, strings.Join(md.Get("authorization"), ","))
 	if dl, ok := ctx.Deadline(); ok {
 		f.deadlines = append(f.deadlines, time.Until(dl))
 	}

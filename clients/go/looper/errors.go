@@ -67,6 +67,10 @@ var (
 	ErrResourceExhausted  error = kind(codes.ResourceExhausted)
 	ErrUnavailable        error = kind(codes.Unavailable)
 	ErrDeadlineExceeded   error = kind(codes.DeadlineExceeded)
+	// The call carried no credential, or one Looper does not know (unknown, revoked, rotated).
+	ErrUnauthenticated error = kind(codes.Unauthenticated)
+	// The credential lacks the role the call needs in its use case.
+	ErrPermissionDenied error = kind(codes.PermissionDenied)
 )
 
 // fromRPC maps a gRPC error of a call to service at addr to *Error, decoding

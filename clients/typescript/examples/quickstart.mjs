@@ -1,7 +1,7 @@
 // Asks Looper whether to send a notification and reports that it was opened. Start the
 // services and apply the notification_send blueprint (see the top-level README), then, from
-// clients/typescript:
-//   npm run build && node examples/quickstart.mjs
+// clients/typescript, with the token `make run` wrote:
+//   npm run build && LOOPER_TOKEN=$(cat ../../data/run/looper-token) node examples/quickstart.mjs
 // LOOPER_DECISION_ADDR and LOOPER_FEEDBACK_ADDR override the services' default addresses.
 import { randomUUID } from "node:crypto";
 import { InvalidArgumentError, LooperClient } from "@looper-ml/client";
@@ -10,6 +10,8 @@ import { InvalidArgumentError, LooperClient } from "@looper-ml/client";
 const client = new LooperClient({
   decision: process.env.LOOPER_DECISION_ADDR || "127.0.0.1:50051",
   feedback: process.env.LOOPER_FEEDBACK_ADDR || "127.0.0.1:50052",
+  // Every call's credential; without this option the client reads LOOPER_TOKEN itself.
+  token: process.env.LOOPER_TOKEN,
   timeoutMs: 2000, // each call's deadline; add `tls: true` for TLS
 });
 const decisionId = randomUUID(); // yours: the idempotency key that feedback refers to

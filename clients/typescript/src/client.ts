@@ -24,8 +24,10 @@ import {
   type GetLabelResponse,
   type OutcomeEvent,
 } from "./gen/looper/v1/feedback.js";
+import { AccessServiceClient } from "./gen/looper/v1/access.js";
 import { TrainerServiceClient, type ApplyBlueprintResponse } from "./gen/looper/v1/trainer.js";
 import type { FeatureValue } from "./gen/looper/v1/types.js";
+import { bearerTokenInterceptor, checkTokenTransport, resolveToken } from "./token.js";
 import { traceMetadata } from "./tracing.js";
 
 /** A feature value: integers become int64, other numbers double; wrap with `double()` to force. */
@@ -83,6 +85,8 @@ export interface OutcomeInput {
   value?: number;
   eventId?: string;
   eventTime?: Date;
+  /** The item of a ranking the outcome concerns (empty: the decision as a whole). */
+  actionId?: string;
 }
 
 /** The wire DecideRequest of a DecideInput. */
@@ -107,6 +111,7 @@ export function outcomeEvent(input: OutcomeInput): OutcomeEvent {
     outcome: input.outcome,
     value: input.value ?? 1,
     eventTime: input.eventTime,
+    actionId: input.actionId ?? "",
   };
 }
 
@@ -126,11 +131,21 @@ export interface LooperClientOptions {
    * restart, which takes seconds, needs more attempts and a `timeoutMs` to match.
    */
   maxAttempts?: number;
-  /** TLS: true for the system roots, or PEM buffers. Ignored when `credentials` is given. */
+  /**
+   * The bearer token every call carries as `authorization: Bearer <token>`; without it the
+   * client uses the LOOPER_TOKEN environment variable, and sends no token when that is unset
+   * too. Without TLS the constructor refuses to send a token to an address that is not
+   * loopback: it would cross the network in the clear.
+   */
+  token?: string;
+  /**
+   * TLS: true for the system roots, or PEM buffers (`privateKey` and `certChain` for mutual
+   * TLS, where the client certificate is the credential). Ignored when `credentials` is given.
+   */
   tls?: boolean | { rootCerts?: Buffer; privateKey?: Buffer; certChain?: Buffer };
   /** Any channel credentials. */
   credentials?: ChannelCredentials;
-  /** Extra grpc-js client options (e.g. interceptors). */
+  /** Extra grpc-js client options (e.g. interceptors, which run before the client's own). */
   clientOptions?: Partial<ClientOptions>;
 }
 
@@ -170,13 +185,15 @@ type Unary<Req, Res> = (
  * happened. Create it once and reuse it: it holds one channel per service. Every call has a
  * deadline, is retried with backoff on UNAVAILABLE (safe: each request carries its
  * idempotency id), carries the active OpenTelemetry trace as W3C traceparent when
- * @opentelemetry/api is installed, and rejects with a typed LooperError, which names the
- * service and its address when it could not be reached.
+ * @opentelemetry/api is installed, carries the bearer token (`token`, else LOOPER_TOKEN), and
+ * rejects with a typed LooperError, which names the service and its address when it could not
+ * be reached. `access` is the Access service (credentials), hosted beside the Trainer.
  */
 export class LooperClient {
   readonly decision: DecisionServiceClient;
   readonly feedback: FeedbackServiceClient;
   readonly trainer: TrainerServiceClient;
+  readonly access: AccessServiceClient;
   private readonly timeoutMs: number;
   private readonly targets: Map<Client, CallTarget>;
 
@@ -193,23 +210,32 @@ export class LooperClient {
           ? grpcCredentials.createSsl()
           : grpcCredentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
     }
+    const decision = options.decision ?? "127.0.0.1:50051";
+    const feedback = options.feedback ?? "127.0.0.1:50052";
+    const trainer = options.trainer ?? "127.0.0.1:50053";
+    const interceptors = [...(options.clientOptions?.interceptors ?? [])];
+    const token = resolveToken(options.token);
+    if (token) {
+      checkTokenTransport(creds, [decision, feedback, trainer]);
+      interceptors.push(bearerTokenInterceptor(token));
+    }
     const clientOptions: Partial<ClientOptions> = {
       "grpc.service_config": retryServiceConfig(maxAttempts),
       "grpc.enable_retries": maxAttempts > 1 ? 1 : 0,
       // grpc-js caps a retry policy at 5 attempts unless the channel allows more.
       "grpc-node.retry_max_attempts_limit": maxAttempts,
       ...options.clientOptions,
+      interceptors,
     };
-    const decision = options.decision ?? "127.0.0.1:50051";
-    const feedback = options.feedback ?? "127.0.0.1:50052";
-    const trainer = options.trainer ?? "127.0.0.1:50053";
     this.decision = new DecisionServiceClient(decision, creds, clientOptions);
     this.feedback = new FeedbackServiceClient(feedback, creds, clientOptions);
     this.trainer = new TrainerServiceClient(trainer, creds, clientOptions);
+    this.access = new AccessServiceClient(trainer, creds, clientOptions);
     this.targets = new Map<Client, CallTarget>([
       [this.decision, { service: "Decision", address: decision }],
       [this.feedback, { service: "Feedback", address: feedback }],
       [this.trainer, { service: "Trainer", address: trainer }],
+      [this.access, { service: "Access", address: trainer }],
     ]);
   }
 
@@ -285,5 +311,6 @@ export class LooperClient {
     this.decision.close();
     this.feedback.close();
     this.trainer.close();
+    this.access.close();
   }
 }

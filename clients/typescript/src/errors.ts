@@ -10,7 +10,7 @@ export interface FieldViolation {
 
 /** The service a call went to, as errors name it, and the address the client was given. */
 export interface CallTarget {
-  service: "Decision" | "Feedback" | "Trainer";
+  service: "Decision" | "Feedback" | "Trainer" | "Access";
   address: string;
 }
 
@@ -55,6 +55,10 @@ export class ResourceExhaustedError extends LooperError {}
 export class UnavailableError extends LooperError {}
 /** The call did not finish within its deadline. */
 export class DeadlineExceededError extends LooperError {}
+/** The call carried no credential, or one Looper does not know (unknown, rotated or revoked). */
+export class UnauthenticatedError extends LooperError {}
+/** The credential lacks the role the call needs in its use case. */
+export class PermissionDeniedError extends LooperError {}
 
 const BY_CODE: Partial<Record<status, typeof LooperError>> = {
   [status.INVALID_ARGUMENT]: InvalidArgumentError,
@@ -63,6 +67,8 @@ const BY_CODE: Partial<Record<status, typeof LooperError>> = {
   [status.RESOURCE_EXHAUSTED]: ResourceExhaustedError,
   [status.UNAVAILABLE]: UnavailableError,
   [status.DEADLINE_EXCEEDED]: DeadlineExceededError,
+  [status.UNAUTHENTICATED]: UnauthenticatedError,
+  [status.PERMISSION_DENIED]: PermissionDeniedError,
 };
 
 const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";

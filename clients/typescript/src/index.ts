@@ -19,13 +19,16 @@ export {
   InvalidArgumentError,
   LooperError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
   fieldViolations,
   fromServiceError,
   type CallTarget,
   type FieldViolation,
 } from "./errors.js";
+export { TOKEN_ENV, bearerTokenInterceptor } from "./token.js";
 export { traceMetadata } from "./tracing.js";
 export type { DecideBatchResult, DecideResponse, Decision, GetDecisionResponse } from "./gen/looper/v1/decision.js";
 export { FeedbackStatus, LabelState, type GetLabelResponse, type OutcomeEvent } from "./gen/looper/v1/feedback.js";

@@ -10,10 +10,11 @@ import {
   LooperClient,
   LooperError,
   UnavailableError,
+  bearerTokenInterceptor,
   decideRequest,
   double,
 } from "../dist/index.js";
-import { DecideResponse, DecisionServiceService } from "../dist/gen/looper/v1/decision.js";
+import { DecideResponse, DecisionServiceClient, DecisionServiceService } from "../dist/gen/looper/v1/decision.js";
 import { FeedbackServiceService, FeedbackStatus } from "../dist/gen/looper/v1/feedback.js";
 import { BadRequest } from "../dist/gen/google/rpc/error_details.js";
 import { Status } from "../dist/gen/google/rpc/status.js";
@@ -32,12 +33,13 @@ class StackContextManager {
 }
 context.setGlobalContextManager(new StackContextManager());
 
-const seen = { unavailable: 0, eventIds: [], traceparents: [], deadlinesMs: [], blockMs: 0 };
+const seen = { unavailable: 0, eventIds: [], traceparents: [], authorizations: [], deadlinesMs: [], blockMs: 0 };
 let server;
 let address;
 
 function record(call) {
   seen.traceparents.push(call.metadata.get("traceparent").join(","));
+  seen.authorizations.push(call.metadata.get("authorization").join(","));
   const deadline = call.getDeadline();
   const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
   seen.deadlinesMs.push(Number.isFinite(at) ? at - Date.now() : Infinity);
@@ -82,7 +84,7 @@ before(async () => {
 
 after(() => server.forceShutdown());
 
-beforeEach(() => Object.assign(seen, { unavailable: 0, eventIds: [], traceparents: [], deadlinesMs: [], blockMs: 0 }));
+beforeEach(() => Object.assign(seen, { unavailable: 0, eventIds: [], traceparents: [], authorizations: [], deadlinesMs: [], blockMs: 0 }));
 
 const client = (options = {}) => new LooperClient({ decision: address, feedback: address, trainer: address, ...options });
 
@@ -175,4 +177,63 @@ test("every call has the default deadline", async () => {
 test("feature values are typed", () => {
   const r = decideRequest({ useCase: "u", decisionId: "d", subject: {}, context: { i: 3, f: 0.5, d: double(2), s: "x", b: true, n: null } });
   assert.deepEqual(r.context, { i: { int64Value: 3 }, f: { doubleValue: 0.5 }, d: { doubleValue: 2 }, s: { stringValue: "x" }, b: { boolValue: true }, n: {} });
+});
+
+/** Runs `fn` with LOOPER_TOKEN set to `value` (unset when undefined), then restores it. */
+function withTokenEnv(value, fn) {
+  const saved = process.env.LOOPER_TOKEN;
+  if (value === undefined) delete process.env.LOOPER_TOKEN;
+  else process.env.LOOPER_TOKEN = value;
+  try { return fn(); } finally {
+    if (saved === undefined) delete process.env.LOOPER_TOKEN;
+    else process.env.LOOPER_TOKEN = saved;
+  }
+}
+
+test("every attempt carries the bearer token", async () => {
+  seen.unavailable = 1;
+  const c = client({ token: "lpr_secret" });
+  try {
+    await c.decide({ useCase: "u", decisionId: "d", subject: {} });
+    await c.logFeedback({ useCase: "u", decisionId: "d", outcome: "clicked" });
+  } finally { c.close(); }
+  assert.deepEqual(seen.authorizations, ["Bearer lpr_secret", "Bearer lpr_secret", "Bearer lpr_secret"]);
+});
+
+test("the token falls back to LOOPER_TOKEN", async () => {
+  const clients = [
+    withTokenEnv("lpr_from_env\n", () => client()),
+    withTokenEnv("lpr_from_env", () => client({ token: "lpr_from_option" })),
+    withTokenEnv(undefined, () => client()),
+  ];
+  try {
+    for (const c of clients) await c.decide({ useCase: "u", decisionId: "d", subject: {} });
+  } finally { clients.forEach((c) => c.close()); }
+  assert.deepEqual(seen.authorizations, ["Bearer lpr_from_env", "Bearer lpr_from_option", ""]);
+});
+
+test("refuses to send a token in the clear to another host", () => {
+  withTokenEnv(undefined, () => {
+    for (const remote of ["10.1.2.3:50051", "looper.example.com:50051", "[2001:db8::1]:50051"]) {
+      assert.throws(() => new LooperClient({ trainer: remote, token: "lpr_secret" }),
+        { message: new RegExp(`^refusing to send a bearer token without TLS to ${remote.replace(/[.[\]]/g, "\\$&")}:`) });
+      assert.throws(() => withTokenEnv("lpr_from_env", () => new LooperClient({ trainer: remote })), /without TLS/,
+        "LOOPER_TOKEN is refused the same way");
+      // With TLS, or without a token, the same target is fine.
+      new LooperClient({ trainer: remote, token: "lpr_secret", tls: true }).close();
+      new LooperClient({ trainer: remote }).close();
+    }
+    new LooperClient({ decision: "localhost:50051", feedback: "[::1]:50052", trainer: "127.0.0.2:50053", token: "lpr_secret" })
+      .close();
+  });
+});
+
+test("the interceptor also serves the generated clients", async () => {
+  const raw = new DecisionServiceClient(address, grpc.credentials.createInsecure(),
+    { interceptors: [bearerTokenInterceptor("lpr_raw")] });
+  try {
+    await new Promise((resolve, reject) =>
+      raw.decide({ useCase: "u", decisionId: "d", subject: {}, context: {}, candidates: [] }, (e, r) => (e ? reject(e) : resolve(r))));
+  } finally { raw.close(); }
+  assert.deepEqual(seen.authorizations, ["Bearer lpr_raw"]);
 });

@@ -1,6 +1,7 @@
 // Looper's cross-language client contract against real services. tests/clients/
 // test_cross_language.py starts them and sets LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR,
-// LOOPER_TRAINER_ADDR, LOOPER_USE_CASE and LOOPER_RUN_ID; without them these tests skip.
+// LOOPER_TRAINER_ADDR, LOOPER_TOKEN (an administrator's, which the client takes from the
+// environment), LOOPER_USE_CASE and LOOPER_RUN_ID; without them these tests skip.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, test } from "node:test";
@@ -17,6 +18,7 @@ function env(name) {
 
 let client;
 function connect() {
+  env("LOOPER_TOKEN"); // the client's credential, from the environment
   client ??= new LooperClient({
     decision: env("LOOPER_DECISION_ADDR"), feedback: env("LOOPER_FEEDBACK_ADDR"), trainer: env("LOOPER_TRAINER_ADDR"),
   });

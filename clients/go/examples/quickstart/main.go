@@ -1,8 +1,8 @@
 // Command quickstart asks Looper whether to send a notification and reports that it was
 // opened. Start the services and apply the notification_send blueprint (see the top-level
-// README), then, from clients/go:
+// README), then, from clients/go, with the token `make run` wrote:
 //
-//	go run ./examples/quickstart
+//	LOOPER_TOKEN=$(cat ../../data/run/looper-token) go run ./examples/quickstart
 //
 // LOOPER_DECISION_ADDR and LOOPER_FEEDBACK_ADDR override the services' default addresses.
 package main
@@ -29,6 +29,8 @@ func run(ctx context.Context) error {
 	client, err := looper.New(
 		looper.WithDecisionAddr(envOr("LOOPER_DECISION_ADDR", "127.0.0.1:50051")),
 		looper.WithFeedbackAddr(envOr("LOOPER_FEEDBACK_ADDR", "127.0.0.1:50052")),
+		// Every call's credential; without this option the client reads LOOPER_TOKEN itself.
+		looper.WithToken(os.Getenv("LOOPER_TOKEN")),
 		looper.WithTimeout(2*time.Second), // each call's deadline; add looper.WithTLS(nil) for TLS
 	)
 	if err != nil {

@@ -32,6 +32,13 @@ const (
 	DefaultReason_DEFAULT_REASON_NO_MODEL DefaultReason = 1
 	// The live model could not be loaded or could not score; the on-call engineer should look.
 	DefaultReason_DEFAULT_REASON_MODEL_UNAVAILABLE DefaultReason = 2
+	// An administrator paused the use case (PauseUseCase).
+	DefaultReason_DEFAULT_REASON_PAUSED DefaultReason = 3
+	// The feature store failed or did not answer within the call's deadline; the decision
+	// did not score on missing features.
+	DefaultReason_DEFAULT_REASON_FEATURES_UNAVAILABLE DefaultReason = 4
+	// The subject is in an experiment arm that uses the default policy (no model).
+	DefaultReason_DEFAULT_REASON_EXPERIMENT_ARM DefaultReason = 5
 )
 
 // Enum value maps for DefaultReason.
@@ -40,11 +47,17 @@ var (
 		0: "DEFAULT_REASON_UNSPECIFIED",
 		1: "DEFAULT_REASON_NO_MODEL",
 		2: "DEFAULT_REASON_MODEL_UNAVAILABLE",
+		3: "DEFAULT_REASON_PAUSED",
+		4: "DEFAULT_REASON_FEATURES_UNAVAILABLE",
+		5: "DEFAULT_REASON_EXPERIMENT_ARM",
 	}
 	DefaultReason_value = map[string]int32{
-		"DEFAULT_REASON_UNSPECIFIED":       0,
-		"DEFAULT_REASON_NO_MODEL":          1,
-		"DEFAULT_REASON_MODEL_UNAVAILABLE": 2,
+		"DEFAULT_REASON_UNSPECIFIED":          0,
+		"DEFAULT_REASON_NO_MODEL":             1,
+		"DEFAULT_REASON_MODEL_UNAVAILABLE":    2,
+		"DEFAULT_REASON_PAUSED":               3,
+		"DEFAULT_REASON_FEATURES_UNAVAILABLE": 4,
+		"DEFAULT_REASON_EXPERIMENT_ARM":       5,
 	}
 )
 
@@ -221,7 +234,8 @@ type ScoredAction struct {
 	ActionId string `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
 	// The model's score for the action (the default score when there is no model).
 	Score float64 `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
-	// The probability that the policy would have chosen this action first.
+	// The probability that the policy would have put this action at this position (for the
+	// first position: chosen it); logged for off-policy evaluation.
 	Propensity    float64 `protobuf:"fixed64,3,opt,name=propensity,proto3" json:"propensity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -308,6 +322,11 @@ type Decision struct {
 	DecideTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
 	// Why the default decision was returned; DEFAULT_REASON_UNSPECIFIED when a model decided.
 	DefaultReason DefaultReason `protobuf:"varint,12,opt,name=default_reason,json=defaultReason,proto3,enum=looper.v1.DefaultReason" json:"default_reason,omitempty"`
+	// The chosen value of a numeric decision (DECISION_TYPE_NUMERIC); action holds it as text.
+	Value float64 `protobuf:"fixed64,13,opt,name=value,proto3" json:"value,omitempty"`
+	// The experiment arm the subject is in ("" when the use case runs no experiment); see
+	// TrainerService.GetExperimentReport.
+	Arm           string `protobuf:"bytes,14,opt,name=arm,proto3" json:"arm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +443,20 @@ func (x *Decision) GetDefaultReason() DefaultReason {
 		return x.DefaultReason
 	}
 	return DefaultReason_DEFAULT_REASON_UNSPECIFIED
+}
+
+func (x *Decision) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Decision) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
 }
 
 // DecideResponse carries the decision.
@@ -884,7 +917,7 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1e\n" +
 	"\n" +
 	"propensity\x18\x03 \x01(\x01R\n" +
-	"propensity\"\xdd\x03\n" +
+	"propensity\"\x85\x04\n" +
 	"\bDecision\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x19\n" +
@@ -903,7 +936,9 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	" \x01(\bR\risExploration\x12;\n" +
 	"\vdecide_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"decideTime\x12?\n" +
-	"\x0edefault_reason\x18\f \x01(\x0e2\x18.looper.v1.DefaultReasonR\rdefaultReason\"]\n" +
+	"\x0edefault_reason\x18\f \x01(\x0e2\x18.looper.v1.DefaultReasonR\rdefaultReason\x12\x14\n" +
+	"\x05value\x18\r \x01(\x01R\x05value\x12\x10\n" +
+	"\x03arm\x18\x0e \x01(\tR\x03arm\"]\n" +
 	"\x0eDecideResponse\x12/\n" +
 	"\bdecision\x18\x01 \x01(\v2\x13.looper.v1.DecisionR\bdecision\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"J\n" +
@@ -933,11 +968,14 @@ const file_looper_v1_decision_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x17.looper.v1.FeatureValueR\x05value:\x028\x01\x1a:\n" +
 	"\fSubjectEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*r\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xd9\x01\n" +
 	"\rDefaultReason\x12\x1e\n" +
 	"\x1aDEFAULT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DEFAULT_REASON_NO_MODEL\x10\x01\x12$\n" +
-	" DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x022\xec\x01\n" +
+	" DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x02\x12\x19\n" +
+	"\x15DEFAULT_REASON_PAUSED\x10\x03\x12'\n" +
+	"#DEFAULT_REASON_FEATURES_UNAVAILABLE\x10\x04\x12!\n" +
+	"\x1dDEFAULT_REASON_EXPERIMENT_ARM\x10\x052\xec\x01\n" +
 	"\x0fDecisionService\x12=\n" +
 	"\x06Decide\x12\x18.looper.v1.DecideRequest\x1a\x19.looper.v1.DecideResponse\x12L\n" +
 	"\vDecideBatch\x12\x1d.looper.v1.DecideBatchRequest\x1a\x1e.looper.v1.DecideBatchResponse\x12L\n" +

@@ -142,7 +142,11 @@ type OutcomeEvent struct {
 	// The outcome's numeric value, e.g. 1 for a click or 37.5 for seconds of dwell time.
 	Value float64 `protobuf:"fixed64,5,opt,name=value,proto3" json:"value,omitempty"`
 	// When the outcome happened; defaults to the time it was received.
-	EventTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// For a ranking (or a multi-action decision with candidates): the item the outcome
+	// concerns, e.g. the clicked one; it must be one of the decision's candidates. Empty
+	// means the decision as a whole (its first item for a ranking).
+	ActionId      string `protobuf:"bytes,7,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +221,13 @@ func (x *OutcomeEvent) GetEventTime() *timestamppb.Timestamp {
 		return x.EventTime
 	}
 	return nil
+}
+
+func (x *OutcomeEvent) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
 }
 
 // LogFeedbackRequest carries one outcome event.
@@ -591,8 +602,10 @@ type GetJoinStatsResponse struct {
 	LateOutcomes int64 `protobuf:"varint,4,opt,name=late_outcomes,json=lateOutcomes,proto3" json:"late_outcomes,omitempty"`
 	// Outcome events whose decision id is unknown; kept, joined if the decision shows up.
 	OrphanOutcomes int64 `protobuf:"varint,5,opt,name=orphan_outcomes,json=orphanOutcomes,proto3" json:"orphan_outcomes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Outcomes dated before the decision they name: kept and counted, never labeled.
+	EarlyOutcomes int64 `protobuf:"varint,6,opt,name=early_outcomes,json=earlyOutcomes,proto3" json:"early_outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetJoinStatsResponse) Reset() {
@@ -660,11 +673,18 @@ func (x *GetJoinStatsResponse) GetOrphanOutcomes() int64 {
 	return 0
 }
 
+func (x *GetJoinStatsResponse) GetEarlyOutcomes() int64 {
+	if x != nil {
+		return x.EarlyOutcomes
+	}
+	return 0
+}
+
 var File_looper_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
+	"\x18looper/v1/feedback.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n" +
 	"\fOutcomeEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x19\n" +
 	"\buse_case\x18\x02 \x01(\tR\auseCase\x12\x1f\n" +
@@ -673,7 +693,8 @@ const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x14\n" +
 	"\x05value\x18\x05 \x01(\x01R\x05value\x129\n" +
 	"\n" +
-	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"C\n" +
+	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x1b\n" +
+	"\taction_id\x18\a \x01(\tR\bactionId\"C\n" +
 	"\x12LogFeedbackRequest\x12-\n" +
 	"\x05event\x18\x01 \x01(\v2\x17.looper.v1.OutcomeEventR\x05event\"H\n" +
 	"\x13LogFeedbackResponse\x121\n" +
@@ -692,13 +713,14 @@ const file_looper_v1_feedback_proto_rawDesc = "" +
 	"\routcome_count\x18\x03 \x01(\x03R\foutcomeCount\x12B\n" +
 	"\x0fwindow_end_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rwindowEndTime\"0\n" +
 	"\x13GetJoinStatsRequest\x12\x19\n" +
-	"\buse_case\x18\x01 \x01(\tR\auseCase\"\xed\x01\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\"\x94\x02\n" +
 	"\x14GetJoinStatsResponse\x12)\n" +
 	"\x10joined_decisions\x18\x01 \x01(\x03R\x0fjoinedDecisions\x12+\n" +
 	"\x11pending_decisions\x18\x02 \x01(\x03R\x10pendingDecisions\x12/\n" +
 	"\x13attributed_outcomes\x18\x03 \x01(\x03R\x12attributedOutcomes\x12#\n" +
 	"\rlate_outcomes\x18\x04 \x01(\x03R\flateOutcomes\x12'\n" +
-	"\x0forphan_outcomes\x18\x05 \x01(\x03R\x0eorphanOutcomes*n\n" +
+	"\x0forphan_outcomes\x18\x05 \x01(\x03R\x0eorphanOutcomes\x12%\n" +
+	"\x0eearly_outcomes\x18\x06 \x01(\x03R\rearlyOutcomes*n\n" +
 	"\x0eFeedbackStatus\x12\x1f\n" +
 	"\x1bFEEDBACK_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FEEDBACK_STATUS_ACCEPTED\x10\x01\x12\x1d\n" +

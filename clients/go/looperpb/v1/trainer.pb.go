@@ -152,6 +152,12 @@ const (
 	ModelStage_MODEL_STAGE_LIVE ModelStage = 2
 	// Was live before; kept for rollback.
 	ModelStage_MODEL_STAGE_RETIRED ModelStage = 3
+	// Scored on live traffic and logged beside the live model's decisions, never acted on.
+	ModelStage_MODEL_STAGE_SHADOW ModelStage = 4
+	// Serving a share of the subjects as an experiment arm against the live model.
+	ModelStage_MODEL_STAGE_CANARY ModelStage = 5
+	// Stopped in shadow or canary: it lost on the product metric, broke a guardrail or failed.
+	ModelStage_MODEL_STAGE_ROLLED_BACK ModelStage = 6
 )
 
 // Enum value maps for ModelStage.
@@ -161,12 +167,18 @@ var (
 		1: "MODEL_STAGE_CANDIDATE",
 		2: "MODEL_STAGE_LIVE",
 		3: "MODEL_STAGE_RETIRED",
+		4: "MODEL_STAGE_SHADOW",
+		5: "MODEL_STAGE_CANARY",
+		6: "MODEL_STAGE_ROLLED_BACK",
 	}
 	ModelStage_value = map[string]int32{
 		"MODEL_STAGE_UNSPECIFIED": 0,
 		"MODEL_STAGE_CANDIDATE":   1,
 		"MODEL_STAGE_LIVE":        2,
 		"MODEL_STAGE_RETIRED":     3,
+		"MODEL_STAGE_SHADOW":      4,
+		"MODEL_STAGE_CANARY":      5,
+		"MODEL_STAGE_ROLLED_BACK": 6,
 	}
 )
 
@@ -195,6 +207,128 @@ func (x ModelStage) Number() protoreflect.EnumNumber {
 // Deprecated: Use ModelStage.Descriptor instead.
 func (ModelStage) EnumDescriptor() ([]byte, []int) {
 	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{2}
+}
+
+// What started an experiment.
+type ExperimentKind int32
+
+const (
+	// Not set.
+	ExperimentKind_EXPERIMENT_KIND_UNSPECIFIED ExperimentKind = 0
+	// The blueprint's experiment section.
+	ExperimentKind_EXPERIMENT_KIND_BLUEPRINT ExperimentKind = 1
+	// A model version's canary stage: control is the live model.
+	ExperimentKind_EXPERIMENT_KIND_CANARY ExperimentKind = 2
+	// A tuning round: arms with policy parameter overrides.
+	ExperimentKind_EXPERIMENT_KIND_TUNING ExperimentKind = 3
+)
+
+// Enum value maps for ExperimentKind.
+var (
+	ExperimentKind_name = map[int32]string{
+		0: "EXPERIMENT_KIND_UNSPECIFIED",
+		1: "EXPERIMENT_KIND_BLUEPRINT",
+		2: "EXPERIMENT_KIND_CANARY",
+		3: "EXPERIMENT_KIND_TUNING",
+	}
+	ExperimentKind_value = map[string]int32{
+		"EXPERIMENT_KIND_UNSPECIFIED": 0,
+		"EXPERIMENT_KIND_BLUEPRINT":   1,
+		"EXPERIMENT_KIND_CANARY":      2,
+		"EXPERIMENT_KIND_TUNING":      3,
+	}
+)
+
+func (x ExperimentKind) Enum() *ExperimentKind {
+	p := new(ExperimentKind)
+	*p = x
+	return p
+}
+
+func (x ExperimentKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExperimentKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_looper_v1_trainer_proto_enumTypes[3].Descriptor()
+}
+
+func (ExperimentKind) Type() protoreflect.EnumType {
+	return &file_looper_v1_trainer_proto_enumTypes[3]
+}
+
+func (x ExperimentKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExperimentKind.Descriptor instead.
+func (ExperimentKind) EnumDescriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{3}
+}
+
+// Where an experiment's evidence stands.
+type ExperimentVerdict int32
+
+const (
+	// Not set.
+	ExperimentVerdict_EXPERIMENT_VERDICT_UNSPECIFIED ExperimentVerdict = 0
+	// Not enough evidence yet (or the split is broken: see srm_detected).
+	ExperimentVerdict_EXPERIMENT_VERDICT_CONTINUE ExperimentVerdict = 1
+	// A treatment is better than control on the product value, and no guardrail is harmed.
+	ExperimentVerdict_EXPERIMENT_VERDICT_PROMOTE ExperimentVerdict = 2
+	// A treatment is worse than control, or harms a guardrail.
+	ExperimentVerdict_EXPERIMENT_VERDICT_ROLLBACK ExperimentVerdict = 3
+	// The maximum sample was reached without a verdict.
+	ExperimentVerdict_EXPERIMENT_VERDICT_INCONCLUSIVE ExperimentVerdict = 4
+	// Ended by a newer blueprint, an operator or a failure.
+	ExperimentVerdict_EXPERIMENT_VERDICT_STOPPED ExperimentVerdict = 5
+)
+
+// Enum value maps for ExperimentVerdict.
+var (
+	ExperimentVerdict_name = map[int32]string{
+		0: "EXPERIMENT_VERDICT_UNSPECIFIED",
+		1: "EXPERIMENT_VERDICT_CONTINUE",
+		2: "EXPERIMENT_VERDICT_PROMOTE",
+		3: "EXPERIMENT_VERDICT_ROLLBACK",
+		4: "EXPERIMENT_VERDICT_INCONCLUSIVE",
+		5: "EXPERIMENT_VERDICT_STOPPED",
+	}
+	ExperimentVerdict_value = map[string]int32{
+		"EXPERIMENT_VERDICT_UNSPECIFIED":  0,
+		"EXPERIMENT_VERDICT_CONTINUE":     1,
+		"EXPERIMENT_VERDICT_PROMOTE":      2,
+		"EXPERIMENT_VERDICT_ROLLBACK":     3,
+		"EXPERIMENT_VERDICT_INCONCLUSIVE": 4,
+		"EXPERIMENT_VERDICT_STOPPED":      5,
+	}
+)
+
+func (x ExperimentVerdict) Enum() *ExperimentVerdict {
+	p := new(ExperimentVerdict)
+	*p = x
+	return p
+}
+
+func (x ExperimentVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExperimentVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_looper_v1_trainer_proto_enumTypes[4].Descriptor()
+}
+
+func (ExperimentVerdict) Type() protoreflect.EnumType {
+	return &file_looper_v1_trainer_proto_enumTypes[4]
+}
+
+func (x ExperimentVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExperimentVerdict.Descriptor instead.
+func (ExperimentVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{4}
 }
 
 // One immutable version of a use case's blueprint.
@@ -492,7 +626,11 @@ func (x *GetBlueprintResponse) GetBlueprint() *Blueprint {
 
 // ListBlueprintsRequest lists every use case.
 type ListBlueprintsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,11 +665,27 @@ func (*ListBlueprintsRequest) Descriptor() ([]byte, []int) {
 	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{5}
 }
 
+func (x *ListBlueprintsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBlueprintsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListBlueprintsResponse carries the latest version of each use case.
 type ListBlueprintsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The blueprints, by use case name.
-	Blueprints    []*Blueprint `protobuf:"bytes,1,rep,name=blueprints,proto3" json:"blueprints,omitempty"`
+	Blueprints []*Blueprint `protobuf:"bytes,1,rep,name=blueprints,proto3" json:"blueprints,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +725,13 @@ func (x *ListBlueprintsResponse) GetBlueprints() []*Blueprint {
 		return x.Blueprints
 	}
 	return nil
+}
+
+func (x *ListBlueprintsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // A training run.
@@ -926,8 +1087,10 @@ type ListTrainingRunsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The use case.
 	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
-	// At most this many runs; 0 means 50.
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// At most this many runs; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -976,11 +1139,20 @@ func (x *ListTrainingRunsRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListTrainingRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListTrainingRunsResponse carries the runs, newest first.
 type ListTrainingRunsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The runs.
-	Runs          []*TrainingRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	Runs []*TrainingRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1022,6 +1194,77 @@ func (x *ListTrainingRunsResponse) GetRuns() []*TrainingRun {
 	return nil
 }
 
+func (x *ListTrainingRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One change of a model version's stage.
+type ModelStageChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stage it entered.
+	Stage ModelStage `protobuf:"varint,1,opt,name=stage,proto3,enum=looper.v1.ModelStage" json:"stage,omitempty"`
+	// Why, e.g. "canary won: +0.031 per decision, 95% anytime-valid interval [0.012, 0.050]".
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When.
+	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelStageChange) Reset() {
+	*x = ModelStageChange{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelStageChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelStageChange) ProtoMessage() {}
+
+func (x *ModelStageChange) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelStageChange.ProtoReflect.Descriptor instead.
+func (*ModelStageChange) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ModelStageChange) GetStage() ModelStage {
+	if x != nil {
+		return x.Stage
+	}
+	return ModelStage_MODEL_STAGE_UNSPECIFIED
+}
+
+func (x *ModelStageChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ModelStageChange) GetChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeTime
+	}
+	return nil
+}
+
 // A registered model version.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1044,14 +1287,16 @@ type Model struct {
 	// The latest decision time in its training data.
 	DataEndTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=data_end_time,json=dataEndTime,proto3" json:"data_end_time,omitempty"`
 	// How many labeled rows it was trained and evaluated on.
-	RowCount      int64 `protobuf:"varint,10,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	RowCount int64 `protobuf:"varint,10,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	// Every stage it went through, oldest first.
+	StageHistory  []*ModelStageChange `protobuf:"bytes,11,rep,name=stage_history,json=stageHistory,proto3" json:"stage_history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[14]
+	mi := &file_looper_v1_trainer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1308,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[14]
+	mi := &file_looper_v1_trainer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1321,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{14}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Model) GetUseCase() string {
@@ -1149,18 +1394,29 @@ func (x *Model) GetRowCount() int64 {
 	return 0
 }
 
+func (x *Model) GetStageHistory() []*ModelStageChange {
+	if x != nil {
+		return x.StageHistory
+	}
+	return nil
+}
+
 // ListModelsRequest names a use case.
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The use case.
-	UseCase       string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[15]
+	mi := &file_looper_v1_trainer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1428,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[15]
+	mi := &file_looper_v1_trainer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1441,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{15}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListModelsRequest) GetUseCase() string {
@@ -1195,18 +1451,34 @@ func (x *ListModelsRequest) GetUseCase() string {
 	return ""
 }
 
+func (x *ListModelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListModelsResponse carries the model versions, newest first.
 type ListModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The models.
-	Models        []*Model `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	Models []*Model `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[16]
+	mi := &file_looper_v1_trainer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1490,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[16]
+	mi := &file_looper_v1_trainer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1503,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{16}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -1239,6 +1511,13 @@ func (x *ListModelsResponse) GetModels() []*Model {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *ListModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // PromoteModelRequest names the version to make live.
@@ -1254,7 +1533,7 @@ type PromoteModelRequest struct {
 
 func (x *PromoteModelRequest) Reset() {
 	*x = PromoteModelRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[17]
+	mi := &file_looper_v1_trainer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1545,7 @@ func (x *PromoteModelRequest) String() string {
 func (*PromoteModelRequest) ProtoMessage() {}
 
 func (x *PromoteModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[17]
+	mi := &file_looper_v1_trainer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1558,7 @@ func (x *PromoteModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteModelRequest.ProtoReflect.Descriptor instead.
 func (*PromoteModelRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{17}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PromoteModelRequest) GetUseCase() string {
@@ -1307,7 +1586,7 @@ type PromoteModelResponse struct {
 
 func (x *PromoteModelResponse) Reset() {
 	*x = PromoteModelResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[18]
+	mi := &file_looper_v1_trainer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1598,7 @@ func (x *PromoteModelResponse) String() string {
 func (*PromoteModelResponse) ProtoMessage() {}
 
 func (x *PromoteModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[18]
+	mi := &file_looper_v1_trainer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1611,7 @@ func (x *PromoteModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteModelResponse.ProtoReflect.Descriptor instead.
 func (*PromoteModelResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{18}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PromoteModelResponse) GetModel() *Model {
@@ -1353,7 +1632,7 @@ type RollbackModelRequest struct {
 
 func (x *RollbackModelRequest) Reset() {
 	*x = RollbackModelRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[19]
+	mi := &file_looper_v1_trainer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1644,7 @@ func (x *RollbackModelRequest) String() string {
 func (*RollbackModelRequest) ProtoMessage() {}
 
 func (x *RollbackModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[19]
+	mi := &file_looper_v1_trainer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1657,7 @@ func (x *RollbackModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackModelRequest.ProtoReflect.Descriptor instead.
 func (*RollbackModelRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{19}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RollbackModelRequest) GetUseCase() string {
@@ -1399,7 +1678,7 @@ type RollbackModelResponse struct {
 
 func (x *RollbackModelResponse) Reset() {
 	*x = RollbackModelResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[20]
+	mi := &file_looper_v1_trainer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1690,7 @@ func (x *RollbackModelResponse) String() string {
 func (*RollbackModelResponse) ProtoMessage() {}
 
 func (x *RollbackModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[20]
+	mi := &file_looper_v1_trainer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1703,7 @@ func (x *RollbackModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackModelResponse.ProtoReflect.Descriptor instead.
 func (*RollbackModelResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{20}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RollbackModelResponse) GetModel() *Model {
@@ -1432,6 +1711,682 @@ func (x *RollbackModelResponse) GetModel() *Model {
 		return x.Model
 	}
 	return nil
+}
+
+// PauseUseCaseRequest names the use case to pause.
+type PauseUseCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// Why, for the audit log and for whoever resumes it.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseUseCaseRequest) Reset() {
+	*x = PauseUseCaseRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseUseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseUseCaseRequest) ProtoMessage() {}
+
+func (x *PauseUseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseUseCaseRequest.ProtoReflect.Descriptor instead.
+func (*PauseUseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PauseUseCaseRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *PauseUseCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// PauseUseCaseResponse confirms the pause.
+type PauseUseCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the use case is paused now (true).
+	Paused        bool `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseUseCaseResponse) Reset() {
+	*x = PauseUseCaseResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseUseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseUseCaseResponse) ProtoMessage() {}
+
+func (x *PauseUseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseUseCaseResponse.ProtoReflect.Descriptor instead.
+func (*PauseUseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PauseUseCaseResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// ResumeUseCaseRequest names the use case to resume.
+type ResumeUseCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase       string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeUseCaseRequest) Reset() {
+	*x = ResumeUseCaseRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeUseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeUseCaseRequest) ProtoMessage() {}
+
+func (x *ResumeUseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeUseCaseRequest.ProtoReflect.Descriptor instead.
+func (*ResumeUseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResumeUseCaseRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+// ResumeUseCaseResponse confirms the resumption.
+type ResumeUseCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the use case is paused now (false).
+	Paused        bool `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeUseCaseResponse) Reset() {
+	*x = ResumeUseCaseResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeUseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeUseCaseResponse) ProtoMessage() {}
+
+func (x *ResumeUseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeUseCaseResponse.ProtoReflect.Descriptor instead.
+func (*ResumeUseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ResumeUseCaseResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// GetExperimentReportRequest names the use case and, optionally, the experiment.
+type GetExperimentReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// The experiment; empty means the running one, else the last one that ended.
+	ExperimentId  string `protobuf:"bytes,2,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExperimentReportRequest) Reset() {
+	*x = GetExperimentReportRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExperimentReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExperimentReportRequest) ProtoMessage() {}
+
+func (x *GetExperimentReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExperimentReportRequest.ProtoReflect.Descriptor instead.
+func (*GetExperimentReportRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetExperimentReportRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *GetExperimentReportRequest) GetExperimentId() string {
+	if x != nil {
+		return x.ExperimentId
+	}
+	return ""
+}
+
+// GetExperimentReportResponse carries the report.
+type GetExperimentReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The report.
+	Report        *ExperimentReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExperimentReportResponse) Reset() {
+	*x = GetExperimentReportResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExperimentReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExperimentReportResponse) ProtoMessage() {}
+
+func (x *GetExperimentReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExperimentReportResponse.ProtoReflect.Descriptor instead.
+func (*GetExperimentReportResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetExperimentReportResponse) GetReport() *ExperimentReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// A closed interval.
+type Interval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lower end.
+	Low float64 `protobuf:"fixed64,1,opt,name=low,proto3" json:"low,omitempty"`
+	// Upper end.
+	High          float64 `protobuf:"fixed64,2,opt,name=high,proto3" json:"high,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interval) Reset() {
+	*x = Interval{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interval) ProtoMessage() {}
+
+func (x *Interval) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interval.ProtoReflect.Descriptor instead.
+func (*Interval) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Interval) GetLow() float64 {
+	if x != nil {
+		return x.Low
+	}
+	return 0
+}
+
+func (x *Interval) GetHigh() float64 {
+	if x != nil {
+		return x.High
+	}
+	return 0
+}
+
+// One arm of an experiment report.
+type ArmReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The arm's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its configured share of the subjects.
+	Share float64 `protobuf:"fixed64,2,opt,name=share,proto3" json:"share,omitempty"`
+	// The model deciding for it: "live", "default" (no model) or a model version.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Its policy overrides (e.g. "threshold", "weights.opened").
+	Policy map[string]float64 `protobuf:"bytes,4,rep,name=policy,proto3" json:"policy,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// Decisions made in the arm since the experiment started.
+	Decisions int64 `protobuf:"varint,5,opt,name=decisions,proto3" json:"decisions,omitempty"`
+	// Of those, the ones whose label is known (their window closed).
+	LabeledDecisions int64 `protobuf:"varint,6,opt,name=labeled_decisions,json=labeledDecisions,proto3" json:"labeled_decisions,omitempty"`
+	// Outcome events attributed to the arm's decisions.
+	Outcomes int64 `protobuf:"varint,7,opt,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// Mean product value per labeled decision.
+	Value float64 `protobuf:"fixed64,8,opt,name=value,proto3" json:"value,omitempty"`
+	// Its 95% (1 - alpha) confidence interval, valid at a fixed sample size.
+	ValueCi *Interval `protobuf:"bytes,9,opt,name=value_ci,json=valueCi,proto3" json:"value_ci,omitempty"`
+	// Its anytime-valid confidence sequence: valid however often the report is read.
+	ValueCs *Interval `protobuf:"bytes,10,opt,name=value_cs,json=valueCs,proto3" json:"value_cs,omitempty"`
+	// value minus control's value (0 for control).
+	Diff float64 `protobuf:"fixed64,11,opt,name=diff,proto3" json:"diff,omitempty"`
+	// Its confidence interval (fixed sample size).
+	DiffCi *Interval `protobuf:"bytes,12,opt,name=diff_ci,json=diffCi,proto3" json:"diff_ci,omitempty"`
+	// Its anytime-valid confidence sequence.
+	DiffCs *Interval `protobuf:"bytes,13,opt,name=diff_cs,json=diffCs,proto3" json:"diff_cs,omitempty"`
+	// The fixed-horizon p-value of diff (Welch's t-test).
+	DiffPValue float64 `protobuf:"fixed64,14,opt,name=diff_p_value,json=diffPValue,proto3" json:"diff_p_value,omitempty"`
+	// Mean label value per decision, by outcome.
+	OutcomeMeans  map[string]float64 `protobuf:"bytes,15,rep,name=outcome_means,json=outcomeMeans,proto3" json:"outcome_means,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArmReport) Reset() {
+	*x = ArmReport{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArmReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArmReport) ProtoMessage() {}
+
+func (x *ArmReport) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArmReport.ProtoReflect.Descriptor instead.
+func (*ArmReport) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ArmReport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ArmReport) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *ArmReport) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ArmReport) GetPolicy() map[string]float64 {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ArmReport) GetDecisions() int64 {
+	if x != nil {
+		return x.Decisions
+	}
+	return 0
+}
+
+func (x *ArmReport) GetLabeledDecisions() int64 {
+	if x != nil {
+		return x.LabeledDecisions
+	}
+	return 0
+}
+
+func (x *ArmReport) GetOutcomes() int64 {
+	if x != nil {
+		return x.Outcomes
+	}
+	return 0
+}
+
+func (x *ArmReport) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *ArmReport) GetValueCi() *Interval {
+	if x != nil {
+		return x.ValueCi
+	}
+	return nil
+}
+
+func (x *ArmReport) GetValueCs() *Interval {
+	if x != nil {
+		return x.ValueCs
+	}
+	return nil
+}
+
+func (x *ArmReport) GetDiff() float64 {
+	if x != nil {
+		return x.Diff
+	}
+	return 0
+}
+
+func (x *ArmReport) GetDiffCi() *Interval {
+	if x != nil {
+		return x.DiffCi
+	}
+	return nil
+}
+
+func (x *ArmReport) GetDiffCs() *Interval {
+	if x != nil {
+		return x.DiffCs
+	}
+	return nil
+}
+
+func (x *ArmReport) GetDiffPValue() float64 {
+	if x != nil {
+		return x.DiffPValue
+	}
+	return 0
+}
+
+func (x *ArmReport) GetOutcomeMeans() map[string]float64 {
+	if x != nil {
+		return x.OutcomeMeans
+	}
+	return nil
+}
+
+// An experiment's report.
+type ExperimentReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// The experiment's id (the salt of its assignment).
+	ExperimentId string `protobuf:"bytes,2,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	// What started it.
+	Kind ExperimentKind `protobuf:"varint,3,opt,name=kind,proto3,enum=looper.v1.ExperimentKind" json:"kind,omitempty"`
+	// The control arm's name.
+	Control string `protobuf:"bytes,4,opt,name=control,proto3" json:"control,omitempty"`
+	// Every arm, control first.
+	Arms []*ArmReport `protobuf:"bytes,5,rep,name=arms,proto3" json:"arms,omitempty"`
+	// The sample-ratio-mismatch check: the p-value of the arms' decision counts against
+	// their shares (chi-square).
+	SrmPValue float64 `protobuf:"fixed64,6,opt,name=srm_p_value,json=srmPValue,proto3" json:"srm_p_value,omitempty"`
+	// Whether the split is broken (srm_p_value below 0.001): the comparison cannot be trusted.
+	SrmDetected bool `protobuf:"varint,7,opt,name=srm_detected,json=srmDetected,proto3" json:"srm_detected,omitempty"`
+	// The verdict: the final one of an ended experiment, the current one of a running one.
+	Verdict ExperimentVerdict `protobuf:"varint,8,opt,name=verdict,proto3,enum=looper.v1.ExperimentVerdict" json:"verdict,omitempty"`
+	// Why, in words.
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When it started.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When it ended (unset while it runs).
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// The blueprint version it started under.
+	BlueprintVersion int64 `protobuf:"varint,12,opt,name=blueprint_version,json=blueprintVersion,proto3" json:"blueprint_version,omitempty"`
+	// The confidence level of the intervals (1 - alpha).
+	Confidence    float64 `protobuf:"fixed64,13,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExperimentReport) Reset() {
+	*x = ExperimentReport{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExperimentReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExperimentReport) ProtoMessage() {}
+
+func (x *ExperimentReport) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExperimentReport.ProtoReflect.Descriptor instead.
+func (*ExperimentReport) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ExperimentReport) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *ExperimentReport) GetExperimentId() string {
+	if x != nil {
+		return x.ExperimentId
+	}
+	return ""
+}
+
+func (x *ExperimentReport) GetKind() ExperimentKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ExperimentKind_EXPERIMENT_KIND_UNSPECIFIED
+}
+
+func (x *ExperimentReport) GetControl() string {
+	if x != nil {
+		return x.Control
+	}
+	return ""
+}
+
+func (x *ExperimentReport) GetArms() []*ArmReport {
+	if x != nil {
+		return x.Arms
+	}
+	return nil
+}
+
+func (x *ExperimentReport) GetSrmPValue() float64 {
+	if x != nil {
+		return x.SrmPValue
+	}
+	return 0
+}
+
+func (x *ExperimentReport) GetSrmDetected() bool {
+	if x != nil {
+		return x.SrmDetected
+	}
+	return false
+}
+
+func (x *ExperimentReport) GetVerdict() ExperimentVerdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return ExperimentVerdict_EXPERIMENT_VERDICT_UNSPECIFIED
+}
+
+func (x *ExperimentReport) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExperimentReport) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExperimentReport) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ExperimentReport) GetBlueprintVersion() int64 {
+	if x != nil {
+		return x.BlueprintVersion
+	}
+	return 0
+}
+
+func (x *ExperimentReport) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
 }
 
 var File_looper_v1_trainer_proto protoreflect.FileDescriptor
@@ -1457,12 +2412,16 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"J\n" +
 	"\x14GetBlueprintResponse\x122\n" +
-	"\tblueprint\x18\x01 \x01(\v2\x14.looper.v1.BlueprintR\tblueprint\"\x17\n" +
-	"\x15ListBlueprintsRequest\"N\n" +
+	"\tblueprint\x18\x01 \x01(\v2\x14.looper.v1.BlueprintR\tblueprint\"S\n" +
+	"\x15ListBlueprintsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"v\n" +
 	"\x16ListBlueprintsResponse\x124\n" +
 	"\n" +
 	"blueprints\x18\x01 \x03(\v2\x14.looper.v1.BlueprintR\n" +
-	"blueprints\"\xc9\x05\n" +
+	"blueprints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc9\x05\n" +
 	"\vTrainingRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\buse_case\x18\x02 \x01(\tR\auseCase\x12+\n" +
@@ -1493,12 +2452,20 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x15GetTrainingRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"B\n" +
 	"\x16GetTrainingRunResponse\x12(\n" +
-	"\x03run\x18\x01 \x01(\v2\x16.looper.v1.TrainingRunR\x03run\"Q\n" +
+	"\x03run\x18\x01 \x01(\v2\x16.looper.v1.TrainingRunR\x03run\"p\n" +
 	"\x17ListTrainingRunsRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"F\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x18ListTrainingRunsResponse\x12*\n" +
-	"\x04runs\x18\x01 \x03(\v2\x16.looper.v1.TrainingRunR\x04runs\"\x80\x04\n" +
+	"\x04runs\x18\x01 \x03(\v2\x16.looper.v1.TrainingRunR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x01\n" +
+	"\x10ModelStageChange\x12+\n" +
+	"\x05stage\x18\x01 \x01(\x0e2\x15.looper.v1.ModelStageR\x05stage\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12;\n" +
+	"\vchange_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"changeTime\"\xc2\x04\n" +
 	"\x05Model\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
@@ -1511,14 +2478,19 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x0fdata_start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdataStartTime\x12>\n" +
 	"\rdata_end_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vdataEndTime\x12\x1b\n" +
 	"\trow_count\x18\n" +
-	" \x01(\x03R\browCount\x1a:\n" +
+	" \x01(\x03R\browCount\x12@\n" +
+	"\rstage_history\x18\v \x03(\v2\x1b.looper.v1.ModelStageChangeR\fstageHistory\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\".\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"j\n" +
 	"\x11ListModelsRequest\x12\x19\n" +
-	"\buse_case\x18\x01 \x01(\tR\auseCase\">\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListModelsResponse\x12(\n" +
-	"\x06models\x18\x01 \x03(\v2\x10.looper.v1.ModelR\x06models\"U\n" +
+	"\x06models\x18\x01 \x03(\v2\x10.looper.v1.ModelR\x06models\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
 	"\x13PromoteModelRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\">\n" +
@@ -1527,7 +2499,66 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x14RollbackModelRequest\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\"?\n" +
 	"\x15RollbackModelResponse\x12&\n" +
-	"\x05model\x18\x01 \x01(\v2\x10.looper.v1.ModelR\x05model*\xb6\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x10.looper.v1.ModelR\x05model\"H\n" +
+	"\x13PauseUseCaseRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\".\n" +
+	"\x14PauseUseCaseResponse\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\"1\n" +
+	"\x14ResumeUseCaseRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\"/\n" +
+	"\x15ResumeUseCaseResponse\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06paused\"\\\n" +
+	"\x1aGetExperimentReportRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12#\n" +
+	"\rexperiment_id\x18\x02 \x01(\tR\fexperimentId\"R\n" +
+	"\x1bGetExperimentReportResponse\x123\n" +
+	"\x06report\x18\x01 \x01(\v2\x1b.looper.v1.ExperimentReportR\x06report\"0\n" +
+	"\bInterval\x12\x10\n" +
+	"\x03low\x18\x01 \x01(\x01R\x03low\x12\x12\n" +
+	"\x04high\x18\x02 \x01(\x01R\x04high\"\xbd\x05\n" +
+	"\tArmReport\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05share\x18\x02 \x01(\x01R\x05share\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x128\n" +
+	"\x06policy\x18\x04 \x03(\v2 .looper.v1.ArmReport.PolicyEntryR\x06policy\x12\x1c\n" +
+	"\tdecisions\x18\x05 \x01(\x03R\tdecisions\x12+\n" +
+	"\x11labeled_decisions\x18\x06 \x01(\x03R\x10labeledDecisions\x12\x1a\n" +
+	"\boutcomes\x18\a \x01(\x03R\boutcomes\x12\x14\n" +
+	"\x05value\x18\b \x01(\x01R\x05value\x12.\n" +
+	"\bvalue_ci\x18\t \x01(\v2\x13.looper.v1.IntervalR\avalueCi\x12.\n" +
+	"\bvalue_cs\x18\n" +
+	" \x01(\v2\x13.looper.v1.IntervalR\avalueCs\x12\x12\n" +
+	"\x04diff\x18\v \x01(\x01R\x04diff\x12,\n" +
+	"\adiff_ci\x18\f \x01(\v2\x13.looper.v1.IntervalR\x06diffCi\x12,\n" +
+	"\adiff_cs\x18\r \x01(\v2\x13.looper.v1.IntervalR\x06diffCs\x12 \n" +
+	"\fdiff_p_value\x18\x0e \x01(\x01R\n" +
+	"diffPValue\x12K\n" +
+	"\routcome_means\x18\x0f \x03(\v2&.looper.v1.ArmReport.OutcomeMeansEntryR\foutcomeMeans\x1a9\n" +
+	"\vPolicyEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a?\n" +
+	"\x11OutcomeMeansEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x97\x04\n" +
+	"\x10ExperimentReport\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12#\n" +
+	"\rexperiment_id\x18\x02 \x01(\tR\fexperimentId\x12-\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x19.looper.v1.ExperimentKindR\x04kind\x12\x18\n" +
+	"\acontrol\x18\x04 \x01(\tR\acontrol\x12(\n" +
+	"\x04arms\x18\x05 \x03(\v2\x14.looper.v1.ArmReportR\x04arms\x12\x1e\n" +
+	"\vsrm_p_value\x18\x06 \x01(\x01R\tsrmPValue\x12!\n" +
+	"\fsrm_detected\x18\a \x01(\bR\vsrmDetected\x126\n" +
+	"\averdict\x18\b \x01(\x0e2\x1c.looper.v1.ExperimentVerdictR\averdict\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"start_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12+\n" +
+	"\x11blueprint_version\x18\f \x01(\x03R\x10blueprintVersion\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\r \x01(\x01R\n" +
+	"confidence*\xb6\x01\n" +
 	"\x10TrainingRunState\x12\"\n" +
 	"\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n" +
@@ -1538,13 +2569,28 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x1cTRAINING_TRIGGER_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRAINING_TRIGGER_MANUAL\x10\x01\x12\x1d\n" +
 	"\x19TRAINING_TRIGGER_MIN_ROWS\x10\x02\x12\x1d\n" +
-	"\x19TRAINING_TRIGGER_SCHEDULE\x10\x03*s\n" +
+	"\x19TRAINING_TRIGGER_SCHEDULE\x10\x03*\xc0\x01\n" +
 	"\n" +
 	"ModelStage\x12\x1b\n" +
 	"\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MODEL_STAGE_CANDIDATE\x10\x01\x12\x14\n" +
 	"\x10MODEL_STAGE_LIVE\x10\x02\x12\x17\n" +
-	"\x13MODEL_STAGE_RETIRED\x10\x032\x90\x06\n" +
+	"\x13MODEL_STAGE_RETIRED\x10\x03\x12\x16\n" +
+	"\x12MODEL_STAGE_SHADOW\x10\x04\x12\x16\n" +
+	"\x12MODEL_STAGE_CANARY\x10\x05\x12\x1b\n" +
+	"\x17MODEL_STAGE_ROLLED_BACK\x10\x06*\x88\x01\n" +
+	"\x0eExperimentKind\x12\x1f\n" +
+	"\x1bEXPERIMENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19EXPERIMENT_KIND_BLUEPRINT\x10\x01\x12\x1a\n" +
+	"\x16EXPERIMENT_KIND_CANARY\x10\x02\x12\x1a\n" +
+	"\x16EXPERIMENT_KIND_TUNING\x10\x03*\xde\x01\n" +
+	"\x11ExperimentVerdict\x12\"\n" +
+	"\x1eEXPERIMENT_VERDICT_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bEXPERIMENT_VERDICT_CONTINUE\x10\x01\x12\x1e\n" +
+	"\x1aEXPERIMENT_VERDICT_PROMOTE\x10\x02\x12\x1f\n" +
+	"\x1bEXPERIMENT_VERDICT_ROLLBACK\x10\x03\x12#\n" +
+	"\x1fEXPERIMENT_VERDICT_INCONCLUSIVE\x10\x04\x12\x1e\n" +
+	"\x1aEXPERIMENT_VERDICT_STOPPED\x10\x052\x9b\b\n" +
 	"\x0eTrainerService\x12U\n" +
 	"\x0eApplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n" +
 	"\fGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n" +
@@ -1555,7 +2601,10 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\n" +
 	"ListModels\x12\x1c.looper.v1.ListModelsRequest\x1a\x1d.looper.v1.ListModelsResponse\x12O\n" +
 	"\fPromoteModel\x12\x1e.looper.v1.PromoteModelRequest\x1a\x1f.looper.v1.PromoteModelResponse\x12R\n" +
-	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponseB\\\n" +
+	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponse\x12O\n" +
+	"\fPauseUseCase\x12\x1e.looper.v1.PauseUseCaseRequest\x1a\x1f.looper.v1.PauseUseCaseResponse\x12R\n" +
+	"\rResumeUseCase\x12\x1f.looper.v1.ResumeUseCaseRequest\x1a .looper.v1.ResumeUseCaseResponse\x12d\n" +
+	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponseB\\\n" +
 	"\rdev.looper.v1B\fTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3"
 
 var (
@@ -1570,85 +2619,120 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_looper_v1_trainer_proto_rawDescData
 }
 
-var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_looper_v1_trainer_proto_goTypes = []any{
-	(TrainingRunState)(0),            // 0: looper.v1.TrainingRunState
-	(TrainingTrigger)(0),             // 1: looper.v1.TrainingTrigger
-	(ModelStage)(0),                  // 2: looper.v1.ModelStage
-	(*Blueprint)(nil),                // 3: looper.v1.Blueprint
-	(*ApplyBlueprintRequest)(nil),    // 4: looper.v1.ApplyBlueprintRequest
-	(*ApplyBlueprintResponse)(nil),   // 5: looper.v1.ApplyBlueprintResponse
-	(*GetBlueprintRequest)(nil),      // 6: looper.v1.GetBlueprintRequest
-	(*GetBlueprintResponse)(nil),     // 7: looper.v1.GetBlueprintResponse
-	(*ListBlueprintsRequest)(nil),    // 8: looper.v1.ListBlueprintsRequest
-	(*ListBlueprintsResponse)(nil),   // 9: looper.v1.ListBlueprintsResponse
-	(*TrainingRun)(nil),              // 10: looper.v1.TrainingRun
-	(*StartTrainingRunRequest)(nil),  // 11: looper.v1.StartTrainingRunRequest
-	(*StartTrainingRunResponse)(nil), // 12: looper.v1.StartTrainingRunResponse
-	(*GetTrainingRunRequest)(nil),    // 13: looper.v1.GetTrainingRunRequest
-	(*GetTrainingRunResponse)(nil),   // 14: looper.v1.GetTrainingRunResponse
-	(*ListTrainingRunsRequest)(nil),  // 15: looper.v1.ListTrainingRunsRequest
-	(*ListTrainingRunsResponse)(nil), // 16: looper.v1.ListTrainingRunsResponse
-	(*Model)(nil),                    // 17: looper.v1.Model
-	(*ListModelsRequest)(nil),        // 18: looper.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),       // 19: looper.v1.ListModelsResponse
-	(*PromoteModelRequest)(nil),      // 20: looper.v1.PromoteModelRequest
-	(*PromoteModelResponse)(nil),     // 21: looper.v1.PromoteModelResponse
-	(*RollbackModelRequest)(nil),     // 22: looper.v1.RollbackModelRequest
-	(*RollbackModelResponse)(nil),    // 23: looper.v1.RollbackModelResponse
-	nil,                              // 24: looper.v1.TrainingRun.MetricsEntry
-	nil,                              // 25: looper.v1.TrainingRun.LiveMetricsEntry
-	nil,                              // 26: looper.v1.Model.MetricsEntry
-	(DecisionType)(0),                // 27: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(TrainingRunState)(0),               // 0: looper.v1.TrainingRunState
+	(TrainingTrigger)(0),                // 1: looper.v1.TrainingTrigger
+	(ModelStage)(0),                     // 2: looper.v1.ModelStage
+	(ExperimentKind)(0),                 // 3: looper.v1.ExperimentKind
+	(ExperimentVerdict)(0),              // 4: looper.v1.ExperimentVerdict
+	(*Blueprint)(nil),                   // 5: looper.v1.Blueprint
+	(*ApplyBlueprintRequest)(nil),       // 6: looper.v1.ApplyBlueprintRequest
+	(*ApplyBlueprintResponse)(nil),      // 7: looper.v1.ApplyBlueprintResponse
+	(*GetBlueprintRequest)(nil),         // 8: looper.v1.GetBlueprintRequest
+	(*GetBlueprintResponse)(nil),        // 9: looper.v1.GetBlueprintResponse
+	(*ListBlueprintsRequest)(nil),       // 10: looper.v1.ListBlueprintsRequest
+	(*ListBlueprintsResponse)(nil),      // 11: looper.v1.ListBlueprintsResponse
+	(*TrainingRun)(nil),                 // 12: looper.v1.TrainingRun
+	(*StartTrainingRunRequest)(nil),     // 13: looper.v1.StartTrainingRunRequest
+	(*StartTrainingRunResponse)(nil),    // 14: looper.v1.StartTrainingRunResponse
+	(*GetTrainingRunRequest)(nil),       // 15: looper.v1.GetTrainingRunRequest
+	(*GetTrainingRunResponse)(nil),      // 16: looper.v1.GetTrainingRunResponse
+	(*ListTrainingRunsRequest)(nil),     // 17: looper.v1.ListTrainingRunsRequest
+	(*ListTrainingRunsResponse)(nil),    // 18: looper.v1.ListTrainingRunsResponse
+	(*ModelStageChange)(nil),            // 19: looper.v1.ModelStageChange
+	(*Model)(nil),                       // 20: looper.v1.Model
+	(*ListModelsRequest)(nil),           // 21: looper.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),          // 22: looper.v1.ListModelsResponse
+	(*PromoteModelRequest)(nil),         // 23: looper.v1.PromoteModelRequest
+	(*PromoteModelResponse)(nil),        // 24: looper.v1.PromoteModelResponse
+	(*RollbackModelRequest)(nil),        // 25: looper.v1.RollbackModelRequest
+	(*RollbackModelResponse)(nil),       // 26: looper.v1.RollbackModelResponse
+	(*PauseUseCaseRequest)(nil),         // 27: looper.v1.PauseUseCaseRequest
+	(*PauseUseCaseResponse)(nil),        // 28: looper.v1.PauseUseCaseResponse
+	(*ResumeUseCaseRequest)(nil),        // 29: looper.v1.ResumeUseCaseRequest
+	(*ResumeUseCaseResponse)(nil),       // 30: looper.v1.ResumeUseCaseResponse
+	(*GetExperimentReportRequest)(nil),  // 31: looper.v1.GetExperimentReportRequest
+	(*GetExperimentReportResponse)(nil), // 32: looper.v1.GetExperimentReportResponse
+	(*Interval)(nil),                    // 33: looper.v1.Interval
+	(*ArmReport)(nil),                   // 34: looper.v1.ArmReport
+	(*ExperimentReport)(nil),            // 35: looper.v1.ExperimentReport
+	nil,                                 // 36: looper.v1.TrainingRun.MetricsEntry
+	nil,                                 // 37: looper.v1.TrainingRun.LiveMetricsEntry
+	nil,                                 // 38: looper.v1.Model.MetricsEntry
+	nil,                                 // 39: looper.v1.ArmReport.PolicyEntry
+	nil,                                 // 40: looper.v1.ArmReport.OutcomeMeansEntry
+	(DecisionType)(0),                   // 41: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	27, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	28, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
-	3,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
-	3,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
+	41, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	42, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
+	5,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
+	5,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	28, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	28, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
-	24, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
-	25, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
-	10, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
-	10, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
-	10, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
-	2,  // 14: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
-	26, // 15: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	28, // 16: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	28, // 17: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	28, // 18: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
-	17, // 19: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
-	17, // 20: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
-	17, // 21: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
-	4,  // 22: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
-	6,  // 23: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
-	8,  // 24: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
-	11, // 25: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
-	13, // 26: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
-	15, // 27: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
-	18, // 28: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
-	20, // 29: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
-	22, // 30: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	5,  // 31: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	7,  // 32: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	9,  // 33: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	12, // 34: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	14, // 35: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	16, // 36: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	19, // 37: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	21, // 38: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	23, // 39: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	31, // [31:40] is the sub-list for method output_type
-	22, // [22:31] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	42, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	42, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	36, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
+	37, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
+	12, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
+	12, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
+	12, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
+	2,  // 14: looper.v1.ModelStageChange.stage:type_name -> looper.v1.ModelStage
+	42, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
+	2,  // 16: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
+	38, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
+	42, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	42, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	42, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	19, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
+	20, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
+	20, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
+	20, // 24: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
+	35, // 25: looper.v1.GetExperimentReportResponse.report:type_name -> looper.v1.ExperimentReport
+	39, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
+	33, // 27: looper.v1.ArmReport.value_ci:type_name -> looper.v1.Interval
+	33, // 28: looper.v1.ArmReport.value_cs:type_name -> looper.v1.Interval
+	33, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
+	33, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
+	40, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
+	3,  // 32: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
+	34, // 33: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
+	4,  // 34: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
+	42, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
+	42, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 37: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
+	8,  // 38: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
+	10, // 39: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
+	13, // 40: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
+	15, // 41: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
+	17, // 42: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
+	21, // 43: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
+	23, // 44: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
+	25, // 45: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
+	27, // 46: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	29, // 47: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	31, // 48: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
+	7,  // 49: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	9,  // 50: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	11, // 51: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	14, // 52: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	16, // 53: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	18, // 54: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	22, // 55: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	24, // 56: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	26, // 57: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	28, // 58: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	30, // 59: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	32, // 60: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
+	49, // [49:61] is the sub-list for method output_type
+	37, // [37:49] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_trainer_proto_init() }
@@ -1662,8 +2746,8 @@ func file_looper_v1_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   24,
+			NumEnums:      5,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

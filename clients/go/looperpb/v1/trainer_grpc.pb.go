@@ -19,15 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TrainerService_ApplyBlueprint_FullMethodName   = "/looper.v1.TrainerService/ApplyBlueprint"
-	TrainerService_GetBlueprint_FullMethodName     = "/looper.v1.TrainerService/GetBlueprint"
-	TrainerService_ListBlueprints_FullMethodName   = "/looper.v1.TrainerService/ListBlueprints"
-	TrainerService_StartTrainingRun_FullMethodName = "/looper.v1.TrainerService/StartTrainingRun"
-	TrainerService_GetTrainingRun_FullMethodName   = "/looper.v1.TrainerService/GetTrainingRun"
-	TrainerService_ListTrainingRuns_FullMethodName = "/looper.v1.TrainerService/ListTrainingRuns"
-	TrainerService_ListModels_FullMethodName       = "/looper.v1.TrainerService/ListModels"
-	TrainerService_PromoteModel_FullMethodName     = "/looper.v1.TrainerService/PromoteModel"
-	TrainerService_RollbackModel_FullMethodName    = "/looper.v1.TrainerService/RollbackModel"
+	TrainerService_ApplyBlueprint_FullMethodName      = "/looper.v1.TrainerService/ApplyBlueprint"
+	TrainerService_GetBlueprint_FullMethodName        = "/looper.v1.TrainerService/GetBlueprint"
+	TrainerService_ListBlueprints_FullMethodName      = "/looper.v1.TrainerService/ListBlueprints"
+	TrainerService_StartTrainingRun_FullMethodName    = "/looper.v1.TrainerService/StartTrainingRun"
+	TrainerService_GetTrainingRun_FullMethodName      = "/looper.v1.TrainerService/GetTrainingRun"
+	TrainerService_ListTrainingRuns_FullMethodName    = "/looper.v1.TrainerService/ListTrainingRuns"
+	TrainerService_ListModels_FullMethodName          = "/looper.v1.TrainerService/ListModels"
+	TrainerService_PromoteModel_FullMethodName        = "/looper.v1.TrainerService/PromoteModel"
+	TrainerService_RollbackModel_FullMethodName       = "/looper.v1.TrainerService/RollbackModel"
+	TrainerService_PauseUseCase_FullMethodName        = "/looper.v1.TrainerService/PauseUseCase"
+	TrainerService_ResumeUseCase_FullMethodName       = "/looper.v1.TrainerService/ResumeUseCase"
+	TrainerService_GetExperimentReport_FullMethodName = "/looper.v1.TrainerService/GetExperimentReport"
 )
 
 // TrainerServiceClient is the client API for TrainerService service.
@@ -56,6 +59,15 @@ type TrainerServiceClient interface {
 	PromoteModel(ctx context.Context, in *PromoteModelRequest, opts ...grpc.CallOption) (*PromoteModelResponse, error)
 	// Restores the model version that was live before the current one.
 	RollbackModel(ctx context.Context, in *RollbackModelRequest, opts ...grpc.CallOption) (*RollbackModelResponse, error)
+	// Pauses a use case: Decide answers its default decision (still logged, flagged
+	// DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+	PauseUseCase(ctx context.Context, in *PauseUseCaseRequest, opts ...grpc.CallOption) (*PauseUseCaseResponse, error)
+	// Resumes a paused use case.
+	ResumeUseCase(ctx context.Context, in *ResumeUseCaseRequest, opts ...grpc.CallOption) (*ResumeUseCaseResponse, error)
+	// Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+	// outcomes and product value per decision with intervals, each treatment against control,
+	// the sample-ratio check and the verdict so far.
+	GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error)
 }
 
 type trainerServiceClient struct {
@@ -156,6 +168,36 @@ func (c *trainerServiceClient) RollbackModel(ctx context.Context, in *RollbackMo
 	return out, nil
 }
 
+func (c *trainerServiceClient) PauseUseCase(ctx context.Context, in *PauseUseCaseRequest, opts ...grpc.CallOption) (*PauseUseCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseUseCaseResponse)
+	err := c.cc.Invoke(ctx, TrainerService_PauseUseCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainerServiceClient) ResumeUseCase(ctx context.Context, in *ResumeUseCaseRequest, opts ...grpc.CallOption) (*ResumeUseCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeUseCaseResponse)
+	err := c.cc.Invoke(ctx, TrainerService_ResumeUseCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainerServiceClient) GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetExperimentReportResponse)
+	err := c.cc.Invoke(ctx, TrainerService_GetExperimentReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrainerServiceServer is the server API for TrainerService service.
 // All implementations must embed UnimplementedTrainerServiceServer
 // for forward compatibility.
@@ -182,6 +224,15 @@ type TrainerServiceServer interface {
 	PromoteModel(context.Context, *PromoteModelRequest) (*PromoteModelResponse, error)
 	// Restores the model version that was live before the current one.
 	RollbackModel(context.Context, *RollbackModelRequest) (*RollbackModelResponse, error)
+	// Pauses a use case: Decide answers its default decision (still logged, flagged
+	// DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+	PauseUseCase(context.Context, *PauseUseCaseRequest) (*PauseUseCaseResponse, error)
+	// Resumes a paused use case.
+	ResumeUseCase(context.Context, *ResumeUseCaseRequest) (*ResumeUseCaseResponse, error)
+	// Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+	// outcomes and product value per decision with intervals, each treatment against control,
+	// the sample-ratio check and the verdict so far.
+	GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error)
 	mustEmbedUnimplementedTrainerServiceServer()
 }
 
@@ -218,6 +269,15 @@ func (UnimplementedTrainerServiceServer) PromoteModel(context.Context, *PromoteM
 }
 func (UnimplementedTrainerServiceServer) RollbackModel(context.Context, *RollbackModelRequest) (*RollbackModelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackModel not implemented")
+}
+func (UnimplementedTrainerServiceServer) PauseUseCase(context.Context, *PauseUseCaseRequest) (*PauseUseCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseUseCase not implemented")
+}
+func (UnimplementedTrainerServiceServer) ResumeUseCase(context.Context, *ResumeUseCaseRequest) (*ResumeUseCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeUseCase not implemented")
+}
+func (UnimplementedTrainerServiceServer) GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetExperimentReport not implemented")
 }
 func (UnimplementedTrainerServiceServer) mustEmbedUnimplementedTrainerServiceServer() {}
 func (UnimplementedTrainerServiceServer) testEmbeddedByValue()                        {}
@@ -402,6 +462,60 @@ func _TrainerService_RollbackModel_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainerService_PauseUseCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseUseCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).PauseUseCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_PauseUseCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).PauseUseCase(ctx, req.(*PauseUseCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrainerService_ResumeUseCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeUseCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).ResumeUseCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_ResumeUseCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).ResumeUseCase(ctx, req.(*ResumeUseCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrainerService_GetExperimentReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetExperimentReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).GetExperimentReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_GetExperimentReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).GetExperimentReport(ctx, req.(*GetExperimentReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrainerService_ServiceDesc is the grpc.ServiceDesc for TrainerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -444,6 +558,18 @@ var TrainerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackModel",
 			Handler:    _TrainerService_RollbackModel_Handler,
+		},
+		{
+			MethodName: "PauseUseCase",
+			Handler:    _TrainerService_PauseUseCase_Handler,
+		},
+		{
+			MethodName: "ResumeUseCase",
+			Handler:    _TrainerService_ResumeUseCase_Handler,
+		},
+		{
+			MethodName: "GetExperimentReport",
+			Handler:    _TrainerService_GetExperimentReport_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

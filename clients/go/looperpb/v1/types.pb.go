@@ -33,8 +33,11 @@ const (
 	DecisionType_DECISION_TYPE_MULTI_ACTION DecisionType = 2
 	// Order the candidates, e.g. "rank these items".
 	DecisionType_DECISION_TYPE_RANKING DecisionType = 3
-	// Predict a number, e.g. "which bitrate to start with?".
+	// Predict a number (pure prediction, no choice): e.g. "how long will this take?".
 	DecisionType_DECISION_TYPE_REGRESSION DecisionType = 4
+	// Choose a number in a range for the best predicted outcome, e.g. a bitrate, a prefetch
+	// count or a bid.
+	DecisionType_DECISION_TYPE_NUMERIC DecisionType = 5
 )
 
 // Enum value maps for DecisionType.
@@ -45,6 +48,7 @@ var (
 		2: "DECISION_TYPE_MULTI_ACTION",
 		3: "DECISION_TYPE_RANKING",
 		4: "DECISION_TYPE_REGRESSION",
+		5: "DECISION_TYPE_NUMERIC",
 	}
 	DecisionType_value = map[string]int32{
 		"DECISION_TYPE_UNSPECIFIED":  0,
@@ -52,6 +56,7 @@ var (
 		"DECISION_TYPE_MULTI_ACTION": 2,
 		"DECISION_TYPE_RANKING":      3,
 		"DECISION_TYPE_REGRESSION":   4,
+		"DECISION_TYPE_NUMERIC":      5,
 	}
 )
 
@@ -216,13 +221,14 @@ const file_looper_v1_types_proto_rawDesc = "" +
 	"\fstring_value\x18\x03 \x01(\tH\x00R\vstringValue\x12\x1f\n" +
 	"\n" +
 	"bool_value\x18\x04 \x01(\bH\x00R\tboolValueB\x06\n" +
-	"\x04kind*\xa0\x01\n" +
+	"\x04kind*\xbb\x01\n" +
 	"\fDecisionType\x12\x1d\n" +
 	"\x19DECISION_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DECISION_TYPE_BINARY\x10\x01\x12\x1e\n" +
 	"\x1aDECISION_TYPE_MULTI_ACTION\x10\x02\x12\x19\n" +
 	"\x15DECISION_TYPE_RANKING\x10\x03\x12\x1c\n" +
-	"\x18DECISION_TYPE_REGRESSION\x10\x04BZ\n" +
+	"\x18DECISION_TYPE_REGRESSION\x10\x04\x12\x19\n" +
+	"\x15DECISION_TYPE_NUMERIC\x10\x05BZ\n" +
 	"\rdev.looper.v1B\n" +
 	"TypesProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3"
 

@@ -10,8 +10,9 @@ import java.util.concurrent.CompletionException;
 /**
  * Asks Looper whether to send a notification and reports that it was opened. Start the
  * services and apply the notification_send blueprint (see the top-level README), then, from
- * clients/java:
+ * clients/java, with the token `make run` wrote:
  *   mvn -q compile dependency:build-classpath -Dmdep.outputFile=target/cp.txt
+ *   export LOOPER_TOKEN=$(cat ../../data/run/looper-token)
  *   java -cp target/classes:$(cat target/cp.txt) examples/quickstart/Quickstart.java
  * LOOPER_DECISION_ADDR and LOOPER_FEEDBACK_ADDR override the services' default addresses.
  */
@@ -21,6 +22,8 @@ public class Quickstart {
     try (LooperClient client = LooperClient.builder()
         .decisionTarget(env("LOOPER_DECISION_ADDR", "127.0.0.1:50051"))
         .feedbackTarget(env("LOOPER_FEEDBACK_ADDR", "127.0.0.1:50052"))
+        // Every call's credential; without this option the client reads LOOPER_TOKEN itself.
+        .token(System.getenv("LOOPER_TOKEN"))
         .timeout(Duration.ofSeconds(2)) // each call's deadline; add .useTls() for TLS
         .build()) {
       String decisionId = Requests.newId(); // yours: the idempotency key that feedback refers to

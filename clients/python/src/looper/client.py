@@ -185,7 +185,9 @@ class LooperClient:
                  connections: int = 1):
         """Calls carry the bearer token ``token`` (or the one in ``token_file``, or in the
         LOOPER_TOKEN / LOOPER_TOKEN_FILE variables); with ``credentials`` (TLS) the channels
-        are encrypted. Calls are traced (client spans, W3C traceparent) with
+        are encrypted. ``max_attempts`` (on UNAVAILABLE) is at most 5 in effect: gRPC's C core
+        clamps a retry policy at 5 attempts and, unlike gRPC-Go, -Java and grpc-js, has no
+        channel option that raises the cap. Calls are traced (client spans, W3C traceparent) with
         ``tracer_provider``, or with OpenTelemetry's global provider when one was installed
         before this client was created (see ``looper.tracing.configure_tracing``).
         ``connections`` to each of the Decision and Feedback services spread the calls over
@@ -290,6 +292,12 @@ class LooperClient:
 
     def rollback_model(self, use_case: str) -> trainer_pb2.Model:
         return self._call(self.trainer.RollbackModel, trainer_pb2.RollbackModelRequest(use_case=use_case), None).model
+
+    def experiment_report(self, use_case: str, experiment_id: str = "") -> trainer_pb2.ExperimentReport:
+        """The running experiment's report (or an ended one's, by id; without one and with none
+        running, the last that ended): per arm its value with intervals, and the verdict."""
+        return self._call(self.trainer.GetExperimentReport, trainer_pb2.GetExperimentReportRequest(
+            use_case=use_case, experiment_id=experiment_id), None).report
 
     def close(self) -> None:
         for channel in self._channels:

@@ -49,6 +49,14 @@ class DeadlineExceededError(LooperError):
     """The call did not finish within its deadline."""
 
 
+class UnauthenticatedError(LooperError):
+    """The call carried no credential, or one Looper does not know (unknown, rotated or revoked)."""
+
+
+class PermissionDeniedError(LooperError):
+    """The credential lacks the role the call needs in its use case."""
+
+
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
@@ -56,6 +64,8 @@ _BY_CODE = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 

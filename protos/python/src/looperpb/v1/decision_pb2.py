@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from looperpb.v1 import types_pb2 as looper_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18looper/v1/decision.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15looper/v1/types.proto\"\x9e\x01\n\tCandidate\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\".looper.v1.Candidate.FeaturesEntry\x1aH\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\"\xc9\x02\n\rDecideRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x36\n\x07subject\x18\x03 \x03(\x0b\x32%.looper.v1.DecideRequest.SubjectEntry\x12\x36\n\x07\x63ontext\x18\x04 \x03(\x0b\x32%.looper.v1.DecideRequest.ContextEntry\x12(\n\ncandidates\x18\x05 \x03(\x0b\x32\x14.looper.v1.Candidate\x1a.\n\x0cSubjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aG\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\"D\n\x0cScoredAction\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\npropensity\x18\x03 \x01(\x01\"\xde\x02\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12(\n\x07ranking\x18\x05 \x03(\x0b\x32\x17.looper.v1.ScoredAction\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x07 \x01(\x03\x12\x12\n\npropensity\x18\x08 \x01(\x01\x12\x12\n\nis_default\x18\t \x01(\x08\x12\x16\n\x0eis_exploration\x18\n \x01(\x08\x12/\n\x0b\x64\x65\x63ide_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0e\x64\x65\x66\x61ult_reason\x18\x0c \x01(\x0e\x32\x18.looper.v1.DefaultReason\x12\r\n\x05value\x18\r \x01(\x01\"I\n\x0e\x44\x65\x63ideResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.looper.v1.Decision\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"@\n\x12\x44\x65\x63ideBatchRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.looper.v1.DecideRequest\"x\n\x11\x44\x65\x63ideBatchResult\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x19.looper.v1.DecideResponseH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.looper.v1.BatchItemErrorH\x00\x42\x08\n\x06result\">\n\x0e\x42\x61tchItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"D\n\x13\x44\x65\x63ideBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.looper.v1.DecideBatchResult\";\n\x12GetDecisionRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\"\xc9\x02\n\x13GetDecisionResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.looper.v1.Decision\x12>\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32,.looper.v1.GetDecisionResponse.FeaturesEntry\x12<\n\x07subject\x18\x03 \x03(\x0b\x32+.looper.v1.GetDecisionResponse.SubjectEntry\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\x1aH\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\x1a.\n\x0cSubjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xb6\x01\n\rDefaultReason\x12\x1e\n\x1a\x44\x45\x46\x41ULT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x46\x41ULT_REASON_NO_MODEL\x10\x01\x12$\n DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x02\x12\x19\n\x15\x44\x45\x46\x41ULT_REASON_PAUSED\x10\x03\x12\'\n#DEFAULT_REASON_FEATURES_UNAVAILABLE\x10\x04\x32\xec\x01\n\x0f\x44\x65\x63isionService\x12=\n\x06\x44\x65\x63ide\x12\x18.looper.v1.DecideRequest\x1a\x19.looper.v1.DecideResponse\x12L\n\x0b\x44\x65\x63ideBatch\x12\x1d.looper.v1.DecideBatchRequest\x1a\x1e.looper.v1.DecideBatchResponse\x12L\n\x0bGetDecision\x12\x1d.looper.v1.GetDecisionRequest\x1a\x1e.looper.v1.GetDecisionResponseB]\n\rdev.looper.v1B\rDecisionProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18looper/v1/decision.proto\x12\tlooper.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15looper/v1/types.proto\"\x9e\x01\n\tCandidate\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\".looper.v1.Candidate.FeaturesEntry\x1aH\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\"\xc9\x02\n\rDecideRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x36\n\x07subject\x18\x03 \x03(\x0b\x32%.looper.v1.DecideRequest.SubjectEntry\x12\x36\n\x07\x63ontext\x18\x04 \x03(\x0b\x32%.looper.v1.DecideRequest.ContextEntry\x12(\n\ncandidates\x18\x05 \x03(\x0b\x32\x14.looper.v1.Candidate\x1a.\n\x0cSubjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aG\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\"D\n\x0cScoredAction\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\npropensity\x18\x03 \x01(\x01\"\xeb\x02\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x10\n\x08use_case\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12(\n\x07ranking\x18\x05 \x03(\x0b\x32\x17.looper.v1.ScoredAction\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x19\n\x11\x62lueprint_version\x18\x07 \x01(\x03\x12\x12\n\npropensity\x18\x08 \x01(\x01\x12\x12\n\nis_default\x18\t \x01(\x08\x12\x16\n\x0eis_exploration\x18\n \x01(\x08\x12/\n\x0b\x64\x65\x63ide_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0e\x64\x65\x66\x61ult_reason\x18\x0c \x01(\x0e\x32\x18.looper.v1.DefaultReason\x12\r\n\x05value\x18\r \x01(\x01\x12\x0b\n\x03\x61rm\x18\x0e \x01(\t\"I\n\x0e\x44\x65\x63ideResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.looper.v1.Decision\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"@\n\x12\x44\x65\x63ideBatchRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.looper.v1.DecideRequest\"x\n\x11\x44\x65\x63ideBatchResult\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x19.looper.v1.DecideResponseH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.looper.v1.BatchItemErrorH\x00\x42\x08\n\x06result\">\n\x0e\x42\x61tchItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\"D\n\x13\x44\x65\x63ideBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.looper.v1.DecideBatchResult\";\n\x12GetDecisionRequest\x12\x10\n\x08use_case\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\"\xc9\x02\n\x13GetDecisionResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.looper.v1.Decision\x12>\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32,.looper.v1.GetDecisionResponse.FeaturesEntry\x12<\n\x07subject\x18\x03 \x03(\x0b\x32+.looper.v1.GetDecisionResponse.SubjectEntry\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\x1aH\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.looper.v1.FeatureValue:\x02\x38\x01\x1a.\n\x0cSubjectEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xd9\x01\n\rDefaultReason\x12\x1e\n\x1a\x44\x45\x46\x41ULT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x46\x41ULT_REASON_NO_MODEL\x10\x01\x12$\n DEFAULT_REASON_MODEL_UNAVAILABLE\x10\x02\x12\x19\n\x15\x44\x45\x46\x41ULT_REASON_PAUSED\x10\x03\x12\'\n#DEFAULT_REASON_FEATURES_UNAVAILABLE\x10\x04\x12!\n\x1d\x44\x45\x46\x41ULT_REASON_EXPERIMENT_ARM\x10\x05\x32\xec\x01\n\x0f\x44\x65\x63isionService\x12=\n\x06\x44\x65\x63ide\x12\x18.looper.v1.DecideRequest\x1a\x19.looper.v1.DecideResponse\x12L\n\x0b\x44\x65\x63ideBatch\x12\x1d.looper.v1.DecideBatchRequest\x1a\x1e.looper.v1.DecideBatchResponse\x12L\n\x0bGetDecision\x12\x1d.looper.v1.GetDecisionRequest\x1a\x1e.looper.v1.GetDecisionResponseB]\n\rdev.looper.v1B\rDecisionProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDECISIONRESPONSE_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_GETDECISIONRESPONSE_SUBJECTENTRY']._loaded_options = None
   _globals['_GETDECISIONRESPONSE_SUBJECTENTRY']._serialized_options = b'8\001'
-  _globals['_DEFAULTREASON']._serialized_start=1802
-  _globals['_DEFAULTREASON']._serialized_end=1984
+  _globals['_DEFAULTREASON']._serialized_start=1815
+  _globals['_DEFAULTREASON']._serialized_end=2032
   _globals['_CANDIDATE']._serialized_start=96
   _globals['_CANDIDATE']._serialized_end=254
   _globals['_CANDIDATE_FEATURESENTRY']._serialized_start=182
@@ -59,25 +59,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREDACTION']._serialized_start=588
   _globals['_SCOREDACTION']._serialized_end=656
   _globals['_DECISION']._serialized_start=659
-  _globals['_DECISION']._serialized_end=1009
-  _globals['_DECIDERESPONSE']._serialized_start=1011
-  _globals['_DECIDERESPONSE']._serialized_end=1084
-  _globals['_DECIDEBATCHREQUEST']._serialized_start=1086
-  _globals['_DECIDEBATCHREQUEST']._serialized_end=1150
-  _globals['_DECIDEBATCHRESULT']._serialized_start=1152
-  _globals['_DECIDEBATCHRESULT']._serialized_end=1272
-  _globals['_BATCHITEMERROR']._serialized_start=1274
-  _globals['_BATCHITEMERROR']._serialized_end=1336
-  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1338
-  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1406
-  _globals['_GETDECISIONREQUEST']._serialized_start=1408
-  _globals['_GETDECISIONREQUEST']._serialized_end=1467
-  _globals['_GETDECISIONRESPONSE']._serialized_start=1470
-  _globals['_GETDECISIONRESPONSE']._serialized_end=1799
+  _globals['_DECISION']._serialized_end=1022
+  _globals['_DECIDERESPONSE']._serialized_start=1024
+  _globals['_DECIDERESPONSE']._serialized_end=1097
+  _globals['_DECIDEBATCHREQUEST']._serialized_start=1099
+  _globals['_DECIDEBATCHREQUEST']._serialized_end=1163
+  _globals['_DECIDEBATCHRESULT']._serialized_start=1165
+  _globals['_DECIDEBATCHRESULT']._serialized_end=1285
+  _globals['_BATCHITEMERROR']._serialized_start=1287
+  _globals['_BATCHITEMERROR']._serialized_end=1349
+  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1351
+  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1419
+  _globals['_GETDECISIONREQUEST']._serialized_start=1421
+  _globals['_GETDECISIONREQUEST']._serialized_end=1480
+  _globals['_GETDECISIONRESPONSE']._serialized_start=1483
+  _globals['_GETDECISIONRESPONSE']._serialized_end=1812
   _globals['_GETDECISIONRESPONSE_FEATURESENTRY']._serialized_start=182
   _globals['_GETDECISIONRESPONSE_FEATURESENTRY']._serialized_end=254
   _globals['_GETDECISIONRESPONSE_SUBJECTENTRY']._serialized_start=467
   _globals['_GETDECISIONRESPONSE_SUBJECTENTRY']._serialized_end=513
-  _globals['_DECISIONSERVICE']._serialized_start=1987
-  _globals['_DECISIONSERVICE']._serialized_end=2223
+  _globals['_DECISIONSERVICE']._serialized_start=2035
+  _globals['_DECISIONSERVICE']._serialized_end=2271
 # @@protoc_insertion_point(module_scope)

@@ -18,11 +18,13 @@ class DefaultReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEFAULT_REASON_MODEL_UNAVAILABLE: _ClassVar[DefaultReason]
     DEFAULT_REASON_PAUSED: _ClassVar[DefaultReason]
     DEFAULT_REASON_FEATURES_UNAVAILABLE: _ClassVar[DefaultReason]
+    DEFAULT_REASON_EXPERIMENT_ARM: _ClassVar[DefaultReason]
 DEFAULT_REASON_UNSPECIFIED: DefaultReason
 DEFAULT_REASON_NO_MODEL: DefaultReason
 DEFAULT_REASON_MODEL_UNAVAILABLE: DefaultReason
 DEFAULT_REASON_PAUSED: DefaultReason
 DEFAULT_REASON_FEATURES_UNAVAILABLE: DefaultReason
+DEFAULT_REASON_EXPERIMENT_ARM: DefaultReason
 
 class Candidate(_message.Message):
     __slots__ = ("action_id", "features")
@@ -78,7 +80,7 @@ class ScoredAction(_message.Message):
     def __init__(self, action_id: _Optional[str] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "use_case", "action", "score", "ranking", "model_version", "blueprint_version", "propensity", "is_default", "is_exploration", "decide_time", "default_reason", "value")
+    __slots__ = ("decision_id", "use_case", "action", "score", "ranking", "model_version", "blueprint_version", "propensity", "is_default", "is_exploration", "decide_time", "default_reason", "value", "arm")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     USE_CASE_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +94,7 @@ class Decision(_message.Message):
     DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_REASON_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     use_case: str
     action: str
@@ -105,7 +108,8 @@ class Decision(_message.Message):
     decide_time: _timestamp_pb2.Timestamp
     default_reason: DefaultReason
     value: float
-    def __init__(self, decision_id: _Optional[str] = ..., use_case: _Optional[str] = ..., action: _Optional[str] = ..., score: _Optional[float] = ..., ranking: _Optional[_Iterable[_Union[ScoredAction, _Mapping]]] = ..., model_version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., propensity: _Optional[float] = ..., is_default: _Optional[bool] = ..., is_exploration: _Optional[bool] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_reason: _Optional[_Union[DefaultReason, str]] = ..., value: _Optional[float] = ...) -> None: ...
+    arm: str
+    def __init__(self, decision_id: _Optional[str] = ..., use_case: _Optional[str] = ..., action: _Optional[str] = ..., score: _Optional[float] = ..., ranking: _Optional[_Iterable[_Union[ScoredAction, _Mapping]]] = ..., model_version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., propensity: _Optional[float] = ..., is_default: _Optional[bool] = ..., is_exploration: _Optional[bool] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_reason: _Optional[_Union[DefaultReason, str]] = ..., value: _Optional[float] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decision", "replayed")

@@ -32,6 +32,25 @@ class ModelStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_STAGE_CANDIDATE: _ClassVar[ModelStage]
     MODEL_STAGE_LIVE: _ClassVar[ModelStage]
     MODEL_STAGE_RETIRED: _ClassVar[ModelStage]
+    MODEL_STAGE_SHADOW: _ClassVar[ModelStage]
+    MODEL_STAGE_CANARY: _ClassVar[ModelStage]
+    MODEL_STAGE_ROLLED_BACK: _ClassVar[ModelStage]
+
+class ExperimentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPERIMENT_KIND_UNSPECIFIED: _ClassVar[ExperimentKind]
+    EXPERIMENT_KIND_BLUEPRINT: _ClassVar[ExperimentKind]
+    EXPERIMENT_KIND_CANARY: _ClassVar[ExperimentKind]
+    EXPERIMENT_KIND_TUNING: _ClassVar[ExperimentKind]
+
+class ExperimentVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPERIMENT_VERDICT_UNSPECIFIED: _ClassVar[ExperimentVerdict]
+    EXPERIMENT_VERDICT_CONTINUE: _ClassVar[ExperimentVerdict]
+    EXPERIMENT_VERDICT_PROMOTE: _ClassVar[ExperimentVerdict]
+    EXPERIMENT_VERDICT_ROLLBACK: _ClassVar[ExperimentVerdict]
+    EXPERIMENT_VERDICT_INCONCLUSIVE: _ClassVar[ExperimentVerdict]
+    EXPERIMENT_VERDICT_STOPPED: _ClassVar[ExperimentVerdict]
 TRAINING_RUN_STATE_UNSPECIFIED: TrainingRunState
 TRAINING_RUN_STATE_QUEUED: TrainingRunState
 TRAINING_RUN_STATE_RUNNING: TrainingRunState
@@ -45,6 +64,19 @@ MODEL_STAGE_UNSPECIFIED: ModelStage
 MODEL_STAGE_CANDIDATE: ModelStage
 MODEL_STAGE_LIVE: ModelStage
 MODEL_STAGE_RETIRED: ModelStage
+MODEL_STAGE_SHADOW: ModelStage
+MODEL_STAGE_CANARY: ModelStage
+MODEL_STAGE_ROLLED_BACK: ModelStage
+EXPERIMENT_KIND_UNSPECIFIED: ExperimentKind
+EXPERIMENT_KIND_BLUEPRINT: ExperimentKind
+EXPERIMENT_KIND_CANARY: ExperimentKind
+EXPERIMENT_KIND_TUNING: ExperimentKind
+EXPERIMENT_VERDICT_UNSPECIFIED: ExperimentVerdict
+EXPERIMENT_VERDICT_CONTINUE: ExperimentVerdict
+EXPERIMENT_VERDICT_PROMOTE: ExperimentVerdict
+EXPERIMENT_VERDICT_ROLLBACK: ExperimentVerdict
+EXPERIMENT_VERDICT_INCONCLUSIVE: ExperimentVerdict
+EXPERIMENT_VERDICT_STOPPED: ExperimentVerdict
 
 class Blueprint(_message.Message):
     __slots__ = ("use_case", "version", "decision_type", "spec_yaml", "spec_sha256", "create_time")
@@ -194,8 +226,18 @@ class ListTrainingRunsResponse(_message.Message):
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ModelStageChange(_message.Message):
+    __slots__ = ("stage", "reason", "change_time")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    stage: ModelStage
+    reason: str
+    change_time: _timestamp_pb2.Timestamp
+    def __init__(self, stage: _Optional[_Union[ModelStage, str]] = ..., reason: _Optional[str] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class Model(_message.Message):
-    __slots__ = ("use_case", "version", "blueprint_version", "run_id", "stage", "metrics", "create_time", "data_start_time", "data_end_time", "row_count")
+    __slots__ = ("use_case", "version", "blueprint_version", "run_id", "stage", "metrics", "create_time", "data_start_time", "data_end_time", "row_count", "stage_history")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +255,7 @@ class Model(_message.Message):
     DATA_START_TIME_FIELD_NUMBER: _ClassVar[int]
     DATA_END_TIME_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STAGE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     use_case: str
     version: str
     blueprint_version: int
@@ -223,7 +266,8 @@ class Model(_message.Message):
     data_start_time: _timestamp_pb2.Timestamp
     data_end_time: _timestamp_pb2.Timestamp
     row_count: int
-    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., run_id: _Optional[str] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., row_count: _Optional[int] = ...) -> None: ...
+    stage_history: _containers.RepeatedCompositeFieldContainer[ModelStageChange]
+    def __init__(self, use_case: _Optional[str] = ..., version: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., run_id: _Optional[str] = ..., stage: _Optional[_Union[ModelStage, str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., row_count: _Optional[int] = ..., stage_history: _Optional[_Iterable[_Union[ModelStageChange, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("use_case", "page_size", "page_token")
@@ -294,3 +338,103 @@ class ResumeUseCaseResponse(_message.Message):
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     paused: bool
     def __init__(self, paused: _Optional[bool] = ...) -> None: ...
+
+class GetExperimentReportRequest(_message.Message):
+    __slots__ = ("use_case", "experiment_id")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    experiment_id: str
+    def __init__(self, use_case: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
+
+class GetExperimentReportResponse(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: ExperimentReport
+    def __init__(self, report: _Optional[_Union[ExperimentReport, _Mapping]] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class ArmReport(_message.Message):
+    __slots__ = ("name", "share", "model", "policy", "decisions", "labeled_decisions", "outcomes", "value", "value_ci", "value_cs", "diff", "diff_ci", "diff_cs", "diff_p_value", "outcome_means")
+    class PolicyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class OutcomeMeansEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    LABELED_DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_CI_FIELD_NUMBER: _ClassVar[int]
+    VALUE_CS_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    DIFF_CI_FIELD_NUMBER: _ClassVar[int]
+    DIFF_CS_FIELD_NUMBER: _ClassVar[int]
+    DIFF_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_MEANS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    share: float
+    model: str
+    policy: _containers.ScalarMap[str, float]
+    decisions: int
+    labeled_decisions: int
+    outcomes: int
+    value: float
+    value_ci: Interval
+    value_cs: Interval
+    diff: float
+    diff_ci: Interval
+    diff_cs: Interval
+    diff_p_value: float
+    outcome_means: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., share: _Optional[float] = ..., model: _Optional[str] = ..., policy: _Optional[_Mapping[str, float]] = ..., decisions: _Optional[int] = ..., labeled_decisions: _Optional[int] = ..., outcomes: _Optional[int] = ..., value: _Optional[float] = ..., value_ci: _Optional[_Union[Interval, _Mapping]] = ..., value_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff: _Optional[float] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., diff_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff_p_value: _Optional[float] = ..., outcome_means: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ExperimentReport(_message.Message):
+    __slots__ = ("use_case", "experiment_id", "kind", "control", "arms", "srm_p_value", "srm_detected", "verdict", "reason", "start_time", "end_time", "blueprint_version", "confidence")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SRM_DETECTED_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    BLUEPRINT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    experiment_id: str
+    kind: ExperimentKind
+    control: str
+    arms: _containers.RepeatedCompositeFieldContainer[ArmReport]
+    srm_p_value: float
+    srm_detected: bool
+    verdict: ExperimentVerdict
+    reason: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    blueprint_version: int
+    confidence: float
+    def __init__(self, use_case: _Optional[str] = ..., experiment_id: _Optional[str] = ..., kind: _Optional[_Union[ExperimentKind, str]] = ..., control: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., srm_p_value: _Optional[float] = ..., srm_detected: _Optional[bool] = ..., verdict: _Optional[_Union[ExperimentVerdict, str]] = ..., reason: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blueprint_version: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...

@@ -92,6 +92,11 @@ class TrainerServiceStub:
                 request_serializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.SerializeToString,
                 response_deserializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.FromString,
                 _registered_method=True)
+        self.GetExperimentReport = channel.unary_unary(
+                '/looper.v1.TrainerService/GetExperimentReport',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -178,6 +183,15 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExperimentReport(self, request, context):
+        """Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+        outcomes and product value per decision with intervals, each treatment against control,
+        the sample-ratio check and the verdict so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -235,6 +249,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.ResumeUseCase,
                     request_deserializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.FromString,
                     response_serializer=looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.SerializeToString,
+            ),
+            'GetExperimentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentReport,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -537,6 +556,33 @@ class TrainerService:
             '/looper.v1.TrainerService/ResumeUseCase',
             looper_dot_v1_dot_trainer__pb2.ResumeUseCaseRequest.SerializeToString,
             looper_dot_v1_dot_trainer__pb2.ResumeUseCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/GetExperimentReport',
+            looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

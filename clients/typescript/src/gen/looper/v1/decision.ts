@@ -33,6 +33,15 @@ export enum DefaultReason {
   DEFAULT_REASON_NO_MODEL = 1,
   /** DEFAULT_REASON_MODEL_UNAVAILABLE - The live model could not be loaded or could not score; the on-call engineer should look. */
   DEFAULT_REASON_MODEL_UNAVAILABLE = 2,
+  /** DEFAULT_REASON_PAUSED - An administrator paused the use case (PauseUseCase). */
+  DEFAULT_REASON_PAUSED = 3,
+  /**
+   * DEFAULT_REASON_FEATURES_UNAVAILABLE - The feature store failed or did not answer within the call's deadline; the decision
+   * did not score on missing features.
+   */
+  DEFAULT_REASON_FEATURES_UNAVAILABLE = 4,
+  /** DEFAULT_REASON_EXPERIMENT_ARM - The subject is in an experiment arm that uses the default policy (no model). */
+  DEFAULT_REASON_EXPERIMENT_ARM = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -47,6 +56,15 @@ export function defaultReasonFromJSON(object: any): DefaultReason {
     case 2:
     case "DEFAULT_REASON_MODEL_UNAVAILABLE":
       return DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE;
+    case 3:
+    case "DEFAULT_REASON_PAUSED":
+      return DefaultReason.DEFAULT_REASON_PAUSED;
+    case 4:
+    case "DEFAULT_REASON_FEATURES_UNAVAILABLE":
+      return DefaultReason.DEFAULT_REASON_FEATURES_UNAVAILABLE;
+    case 5:
+    case "DEFAULT_REASON_EXPERIMENT_ARM":
+      return DefaultReason.DEFAULT_REASON_EXPERIMENT_ARM;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -62,6 +80,12 @@ export function defaultReasonToJSON(object: DefaultReason): string {
       return "DEFAULT_REASON_NO_MODEL";
     case DefaultReason.DEFAULT_REASON_MODEL_UNAVAILABLE:
       return "DEFAULT_REASON_MODEL_UNAVAILABLE";
+    case DefaultReason.DEFAULT_REASON_PAUSED:
+      return "DEFAULT_REASON_PAUSED";
+    case DefaultReason.DEFAULT_REASON_FEATURES_UNAVAILABLE:
+      return "DEFAULT_REASON_FEATURES_UNAVAILABLE";
+    case DefaultReason.DEFAULT_REASON_EXPERIMENT_ARM:
+      return "DEFAULT_REASON_EXPERIMENT_ARM";
     case DefaultReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -117,7 +141,10 @@ export interface ScoredAction {
   actionId: string;
   /** The model's score for the action (the default score when there is no model). */
   score: number;
-  /** The probability that the policy would have chosen this action first. */
+  /**
+   * The probability that the policy would have put this action at this position (for the
+   * first position: chosen it); logged for off-policy evaluation.
+   */
   propensity: number;
 }
 
@@ -158,6 +185,13 @@ export interface Decision {
     | undefined;
   /** Why the default decision was returned; DEFAULT_REASON_UNSPECIFIED when a model decided. */
   defaultReason: DefaultReason;
+  /** The chosen value of a numeric decision (DECISION_TYPE_NUMERIC); action holds it as text. */
+  value: number;
+  /**
+   * The experiment arm the subject is in ("" when the use case runs no experiment); see
+   * TrainerService.GetExperimentReport.
+   */
+  arm: string;
 }
 
 /** DecideResponse carries the decision. */
@@ -937,6 +971,8 @@ function createBaseDecision(): Decision {
     isExploration: false,
     decideTime: undefined,
     defaultReason: 0,
+    value: 0,
+    arm: "",
   };
 }
 
@@ -977,6 +1013,12 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.defaultReason !== 0) {
       writer.uint32(96).int32(message.defaultReason);
+    }
+    if (message.value !== 0) {
+      writer.uint32(105).double(message.value);
+    }
+    if (message.arm !== "") {
+      writer.uint32(114).string(message.arm);
     }
     return writer;
   },
@@ -1090,6 +1132,22 @@ export const Decision: MessageFns<Decision> = {
             message.defaultReason = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.arm = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1150,6 +1208,8 @@ export const Decision: MessageFns<Decision> = {
         : isSet(object.default_reason)
         ? defaultReasonFromJSON(object.default_reason)
         : 0,
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      arm: isSet(object.arm) ? globalThis.String(object.arm) : "",
     };
   },
 
@@ -1191,6 +1251,12 @@ export const Decision: MessageFns<Decision> = {
     if (message.defaultReason !== 0) {
       obj.defaultReason = defaultReasonToJSON(message.defaultReason);
     }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.arm !== "") {
+      obj.arm = message.arm;
+    }
     return obj;
   },
 
@@ -1211,6 +1277,8 @@ export const Decision: MessageFns<Decision> = {
     message.isExploration = object.isExploration ?? false;
     message.decideTime = object.decideTime ?? undefined;
     message.defaultReason = object.defaultReason ?? 0;
+    message.value = object.value ?? 0;
+    message.arm = object.arm ?? "";
     return message;
   },
 };

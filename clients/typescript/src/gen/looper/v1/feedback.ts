@@ -123,7 +123,15 @@ export interface OutcomeEvent {
   /** The outcome's numeric value, e.g. 1 for a click or 37.5 for seconds of dwell time. */
   value: number;
   /** When the outcome happened; defaults to the time it was received. */
-  eventTime: Date | undefined;
+  eventTime:
+    | Date
+    | undefined;
+  /**
+   * For a ranking (or a multi-action decision with candidates): the item the outcome
+   * concerns, e.g. the clicked one; it must be one of the decision's candidates. Empty
+   * means the decision as a whole (its first item for a ranking).
+   */
+  actionId: string;
 }
 
 /** LogFeedbackRequest carries one outcome event. */
@@ -191,10 +199,12 @@ export interface GetJoinStatsResponse {
   lateOutcomes: number;
   /** Outcome events whose decision id is unknown; kept, joined if the decision shows up. */
   orphanOutcomes: number;
+  /** Outcomes dated before the decision they name: kept and counted, never labeled. */
+  earlyOutcomes: number;
 }
 
 function createBaseOutcomeEvent(): OutcomeEvent {
-  return { eventId: "", useCase: "", decisionId: "", outcome: "", value: 0, eventTime: undefined };
+  return { eventId: "", useCase: "", decisionId: "", outcome: "", value: 0, eventTime: undefined, actionId: "" };
 }
 
 export const OutcomeEvent: MessageFns<OutcomeEvent> = {
@@ -216,6 +226,9 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     }
     if (message.eventTime !== undefined) {
       Timestamp.encode(toTimestamp(message.eventTime), writer.uint32(50).fork()).join();
+    }
+    if (message.actionId !== "") {
+      writer.uint32(58).string(message.actionId);
     }
     return writer;
   },
@@ -281,6 +294,14 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
             message.eventTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.actionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -317,6 +338,11 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
         : isSet(object.event_time)
         ? fromJsonTimestamp(object.event_time)
         : undefined,
+      actionId: isSet(object.actionId)
+        ? globalThis.String(object.actionId)
+        : isSet(object.action_id)
+        ? globalThis.String(object.action_id)
+        : "",
     };
   },
 
@@ -340,6 +366,9 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     if (message.eventTime !== undefined) {
       obj.eventTime = message.eventTime.toISOString();
     }
+    if (message.actionId !== "") {
+      obj.actionId = message.actionId;
+    }
     return obj;
   },
 
@@ -354,6 +383,7 @@ export const OutcomeEvent: MessageFns<OutcomeEvent> = {
     message.outcome = object.outcome ?? "";
     message.value = object.value ?? 0;
     message.eventTime = object.eventTime ?? undefined;
+    message.actionId = object.actionId ?? "";
     return message;
   },
 };
@@ -940,7 +970,14 @@ export const GetJoinStatsRequest: MessageFns<GetJoinStatsRequest> = {
 };
 
 function createBaseGetJoinStatsResponse(): GetJoinStatsResponse {
-  return { joinedDecisions: 0, pendingDecisions: 0, attributedOutcomes: 0, lateOutcomes: 0, orphanOutcomes: 0 };
+  return {
+    joinedDecisions: 0,
+    pendingDecisions: 0,
+    attributedOutcomes: 0,
+    lateOutcomes: 0,
+    orphanOutcomes: 0,
+    earlyOutcomes: 0,
+  };
 }
 
 export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
@@ -959,6 +996,9 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     }
     if (message.orphanOutcomes !== 0) {
       writer.uint32(40).int64(message.orphanOutcomes);
+    }
+    if (message.earlyOutcomes !== 0) {
+      writer.uint32(48).int64(message.earlyOutcomes);
     }
     return writer;
   },
@@ -1016,6 +1056,14 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
             message.orphanOutcomes = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.earlyOutcomes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1055,6 +1103,11 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
         : isSet(object.orphan_outcomes)
         ? globalThis.Number(object.orphan_outcomes)
         : 0,
+      earlyOutcomes: isSet(object.earlyOutcomes)
+        ? globalThis.Number(object.earlyOutcomes)
+        : isSet(object.early_outcomes)
+        ? globalThis.Number(object.early_outcomes)
+        : 0,
     };
   },
 
@@ -1075,6 +1128,9 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     if (message.orphanOutcomes !== 0) {
       obj.orphanOutcomes = Math.round(message.orphanOutcomes);
     }
+    if (message.earlyOutcomes !== 0) {
+      obj.earlyOutcomes = Math.round(message.earlyOutcomes);
+    }
     return obj;
   },
 
@@ -1088,6 +1144,7 @@ export const GetJoinStatsResponse: MessageFns<GetJoinStatsResponse> = {
     message.attributedOutcomes = object.attributedOutcomes ?? 0;
     message.lateOutcomes = object.lateOutcomes ?? 0;
     message.orphanOutcomes = object.orphanOutcomes ?? 0;
+    message.earlyOutcomes = object.earlyOutcomes ?? 0;
     return message;
   },
 };

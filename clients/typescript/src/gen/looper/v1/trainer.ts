@@ -142,6 +142,12 @@ export enum ModelStage {
   MODEL_STAGE_LIVE = 2,
   /** MODEL_STAGE_RETIRED - Was live before; kept for rollback. */
   MODEL_STAGE_RETIRED = 3,
+  /** MODEL_STAGE_SHADOW - Scored on live traffic and logged beside the live model's decisions, never acted on. */
+  MODEL_STAGE_SHADOW = 4,
+  /** MODEL_STAGE_CANARY - Serving a share of the subjects as an experiment arm against the live model. */
+  MODEL_STAGE_CANARY = 5,
+  /** MODEL_STAGE_ROLLED_BACK - Stopped in shadow or canary: it lost on the product metric, broke a guardrail or failed. */
+  MODEL_STAGE_ROLLED_BACK = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -159,6 +165,15 @@ export function modelStageFromJSON(object: any): ModelStage {
     case 3:
     case "MODEL_STAGE_RETIRED":
       return ModelStage.MODEL_STAGE_RETIRED;
+    case 4:
+    case "MODEL_STAGE_SHADOW":
+      return ModelStage.MODEL_STAGE_SHADOW;
+    case 5:
+    case "MODEL_STAGE_CANARY":
+      return ModelStage.MODEL_STAGE_CANARY;
+    case 6:
+    case "MODEL_STAGE_ROLLED_BACK":
+      return ModelStage.MODEL_STAGE_ROLLED_BACK;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -176,7 +191,127 @@ export function modelStageToJSON(object: ModelStage): string {
       return "MODEL_STAGE_LIVE";
     case ModelStage.MODEL_STAGE_RETIRED:
       return "MODEL_STAGE_RETIRED";
+    case ModelStage.MODEL_STAGE_SHADOW:
+      return "MODEL_STAGE_SHADOW";
+    case ModelStage.MODEL_STAGE_CANARY:
+      return "MODEL_STAGE_CANARY";
+    case ModelStage.MODEL_STAGE_ROLLED_BACK:
+      return "MODEL_STAGE_ROLLED_BACK";
     case ModelStage.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** What started an experiment. */
+export enum ExperimentKind {
+  /** EXPERIMENT_KIND_UNSPECIFIED - Not set. */
+  EXPERIMENT_KIND_UNSPECIFIED = 0,
+  /** EXPERIMENT_KIND_BLUEPRINT - The blueprint's experiment section. */
+  EXPERIMENT_KIND_BLUEPRINT = 1,
+  /** EXPERIMENT_KIND_CANARY - A model version's canary stage: control is the live model. */
+  EXPERIMENT_KIND_CANARY = 2,
+  /** EXPERIMENT_KIND_TUNING - A tuning round: arms with policy parameter overrides. */
+  EXPERIMENT_KIND_TUNING = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function experimentKindFromJSON(object: any): ExperimentKind {
+  switch (object) {
+    case 0:
+    case "EXPERIMENT_KIND_UNSPECIFIED":
+      return ExperimentKind.EXPERIMENT_KIND_UNSPECIFIED;
+    case 1:
+    case "EXPERIMENT_KIND_BLUEPRINT":
+      return ExperimentKind.EXPERIMENT_KIND_BLUEPRINT;
+    case 2:
+    case "EXPERIMENT_KIND_CANARY":
+      return ExperimentKind.EXPERIMENT_KIND_CANARY;
+    case 3:
+    case "EXPERIMENT_KIND_TUNING":
+      return ExperimentKind.EXPERIMENT_KIND_TUNING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExperimentKind.UNRECOGNIZED;
+  }
+}
+
+export function experimentKindToJSON(object: ExperimentKind): string {
+  switch (object) {
+    case ExperimentKind.EXPERIMENT_KIND_UNSPECIFIED:
+      return "EXPERIMENT_KIND_UNSPECIFIED";
+    case ExperimentKind.EXPERIMENT_KIND_BLUEPRINT:
+      return "EXPERIMENT_KIND_BLUEPRINT";
+    case ExperimentKind.EXPERIMENT_KIND_CANARY:
+      return "EXPERIMENT_KIND_CANARY";
+    case ExperimentKind.EXPERIMENT_KIND_TUNING:
+      return "EXPERIMENT_KIND_TUNING";
+    case ExperimentKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Where an experiment's evidence stands. */
+export enum ExperimentVerdict {
+  /** EXPERIMENT_VERDICT_UNSPECIFIED - Not set. */
+  EXPERIMENT_VERDICT_UNSPECIFIED = 0,
+  /** EXPERIMENT_VERDICT_CONTINUE - Not enough evidence yet (or the split is broken: see srm_detected). */
+  EXPERIMENT_VERDICT_CONTINUE = 1,
+  /** EXPERIMENT_VERDICT_PROMOTE - A treatment is better than control on the product value, and no guardrail is harmed. */
+  EXPERIMENT_VERDICT_PROMOTE = 2,
+  /** EXPERIMENT_VERDICT_ROLLBACK - A treatment is worse than control, or harms a guardrail. */
+  EXPERIMENT_VERDICT_ROLLBACK = 3,
+  /** EXPERIMENT_VERDICT_INCONCLUSIVE - The maximum sample was reached without a verdict. */
+  EXPERIMENT_VERDICT_INCONCLUSIVE = 4,
+  /** EXPERIMENT_VERDICT_STOPPED - Ended by a newer blueprint, an operator or a failure. */
+  EXPERIMENT_VERDICT_STOPPED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function experimentVerdictFromJSON(object: any): ExperimentVerdict {
+  switch (object) {
+    case 0:
+    case "EXPERIMENT_VERDICT_UNSPECIFIED":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_UNSPECIFIED;
+    case 1:
+    case "EXPERIMENT_VERDICT_CONTINUE":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_CONTINUE;
+    case 2:
+    case "EXPERIMENT_VERDICT_PROMOTE":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_PROMOTE;
+    case 3:
+    case "EXPERIMENT_VERDICT_ROLLBACK":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_ROLLBACK;
+    case 4:
+    case "EXPERIMENT_VERDICT_INCONCLUSIVE":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_INCONCLUSIVE;
+    case 5:
+    case "EXPERIMENT_VERDICT_STOPPED":
+      return ExperimentVerdict.EXPERIMENT_VERDICT_STOPPED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExperimentVerdict.UNRECOGNIZED;
+  }
+}
+
+export function experimentVerdictToJSON(object: ExperimentVerdict): string {
+  switch (object) {
+    case ExperimentVerdict.EXPERIMENT_VERDICT_UNSPECIFIED:
+      return "EXPERIMENT_VERDICT_UNSPECIFIED";
+    case ExperimentVerdict.EXPERIMENT_VERDICT_CONTINUE:
+      return "EXPERIMENT_VERDICT_CONTINUE";
+    case ExperimentVerdict.EXPERIMENT_VERDICT_PROMOTE:
+      return "EXPERIMENT_VERDICT_PROMOTE";
+    case ExperimentVerdict.EXPERIMENT_VERDICT_ROLLBACK:
+      return "EXPERIMENT_VERDICT_ROLLBACK";
+    case ExperimentVerdict.EXPERIMENT_VERDICT_INCONCLUSIVE:
+      return "EXPERIMENT_VERDICT_INCONCLUSIVE";
+    case ExperimentVerdict.EXPERIMENT_VERDICT_STOPPED:
+      return "EXPERIMENT_VERDICT_STOPPED";
+    case ExperimentVerdict.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -230,12 +365,18 @@ export interface GetBlueprintResponse {
 
 /** ListBlueprintsRequest lists every use case. */
 export interface ListBlueprintsRequest {
+  /** At most this many items; 0 means 50, and more than 1000 is refused. */
+  pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListBlueprintsResponse carries the latest version of each use case. */
 export interface ListBlueprintsResponse {
   /** The blueprints, by use case name. */
   blueprints: Blueprint[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
 }
 
 /** A training run. */
@@ -315,14 +456,28 @@ export interface GetTrainingRunResponse {
 export interface ListTrainingRunsRequest {
   /** The use case. */
   useCase: string;
-  /** At most this many runs; 0 means 50. */
+  /** At most this many runs; 0 means 50, and more than 1000 is refused. */
   pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListTrainingRunsResponse carries the runs, newest first. */
 export interface ListTrainingRunsResponse {
   /** The runs. */
   runs: TrainingRun[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** One change of a model version's stage. */
+export interface ModelStageChange {
+  /** The stage it entered. */
+  stage: ModelStage;
+  /** Why, e.g. "canary won: +0.031 per decision, 95% anytime-valid interval [0.012, 0.050]". */
+  reason: string;
+  /** When. */
+  changeTime: Date | undefined;
 }
 
 /** A registered model version. */
@@ -353,6 +508,8 @@ export interface Model {
     | undefined;
   /** How many labeled rows it was trained and evaluated on. */
   rowCount: number;
+  /** Every stage it went through, oldest first. */
+  stageHistory: ModelStageChange[];
 }
 
 export interface Model_MetricsEntry {
@@ -364,12 +521,18 @@ export interface Model_MetricsEntry {
 export interface ListModelsRequest {
   /** The use case. */
   useCase: string;
+  /** At most this many items; 0 means 50, and more than 1000 is refused. */
+  pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
 }
 
 /** ListModelsResponse carries the model versions, newest first. */
 export interface ListModelsResponse {
   /** The models. */
   models: Model[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
 }
 
 /** PromoteModelRequest names the version to make live. */
@@ -396,6 +559,143 @@ export interface RollbackModelRequest {
 export interface RollbackModelResponse {
   /** The live model. */
   model: Model | undefined;
+}
+
+/** PauseUseCaseRequest names the use case to pause. */
+export interface PauseUseCaseRequest {
+  /** The use case. */
+  useCase: string;
+  /** Why, for the audit log and for whoever resumes it. */
+  reason: string;
+}
+
+/** PauseUseCaseResponse confirms the pause. */
+export interface PauseUseCaseResponse {
+  /** Whether the use case is paused now (true). */
+  paused: boolean;
+}
+
+/** ResumeUseCaseRequest names the use case to resume. */
+export interface ResumeUseCaseRequest {
+  /** The use case. */
+  useCase: string;
+}
+
+/** ResumeUseCaseResponse confirms the resumption. */
+export interface ResumeUseCaseResponse {
+  /** Whether the use case is paused now (false). */
+  paused: boolean;
+}
+
+/** GetExperimentReportRequest names the use case and, optionally, the experiment. */
+export interface GetExperimentReportRequest {
+  /** The use case. */
+  useCase: string;
+  /** The experiment; empty means the running one, else the last one that ended. */
+  experimentId: string;
+}
+
+/** GetExperimentReportResponse carries the report. */
+export interface GetExperimentReportResponse {
+  /** The report. */
+  report: ExperimentReport | undefined;
+}
+
+/** A closed interval. */
+export interface Interval {
+  /** Lower end. */
+  low: number;
+  /** Upper end. */
+  high: number;
+}
+
+/** One arm of an experiment report. */
+export interface ArmReport {
+  /** The arm's name. */
+  name: string;
+  /** Its configured share of the subjects. */
+  share: number;
+  /** The model deciding for it: "live", "default" (no model) or a model version. */
+  model: string;
+  /** Its policy overrides (e.g. "threshold", "weights.opened"). */
+  policy: { [key: string]: number };
+  /** Decisions made in the arm since the experiment started. */
+  decisions: number;
+  /** Of those, the ones whose label is known (their window closed). */
+  labeledDecisions: number;
+  /** Outcome events attributed to the arm's decisions. */
+  outcomes: number;
+  /** Mean product value per labeled decision. */
+  value: number;
+  /** Its 95% (1 - alpha) confidence interval, valid at a fixed sample size. */
+  valueCi:
+    | Interval
+    | undefined;
+  /** Its anytime-valid confidence sequence: valid however often the report is read. */
+  valueCs:
+    | Interval
+    | undefined;
+  /** value minus control's value (0 for control). */
+  diff: number;
+  /** Its confidence interval (fixed sample size). */
+  diffCi:
+    | Interval
+    | undefined;
+  /** Its anytime-valid confidence sequence. */
+  diffCs:
+    | Interval
+    | undefined;
+  /** The fixed-horizon p-value of diff (Welch's t-test). */
+  diffPValue: number;
+  /** Mean label value per decision, by outcome. */
+  outcomeMeans: { [key: string]: number };
+}
+
+export interface ArmReport_PolicyEntry {
+  key: string;
+  value: number;
+}
+
+export interface ArmReport_OutcomeMeansEntry {
+  key: string;
+  value: number;
+}
+
+/** An experiment's report. */
+export interface ExperimentReport {
+  /** The use case. */
+  useCase: string;
+  /** The experiment's id (the salt of its assignment). */
+  experimentId: string;
+  /** What started it. */
+  kind: ExperimentKind;
+  /** The control arm's name. */
+  control: string;
+  /** Every arm, control first. */
+  arms: ArmReport[];
+  /**
+   * The sample-ratio-mismatch check: the p-value of the arms' decision counts against
+   * their shares (chi-square).
+   */
+  srmPValue: number;
+  /** Whether the split is broken (srm_p_value below 0.001): the comparison cannot be trusted. */
+  srmDetected: boolean;
+  /** The verdict: the final one of an ended experiment, the current one of a running one. */
+  verdict: ExperimentVerdict;
+  /** Why, in words. */
+  reason: string;
+  /** When it started. */
+  startTime:
+    | Date
+    | undefined;
+  /** When it ended (unset while it runs). */
+  endTime:
+    | Date
+    | undefined;
+  /** The blueprint version it started under. */
+  blueprintVersion: number;
+  /** The confidence level of the intervals (1 - alpha). */
+  confidence: number;
 }
 
 function createBaseBlueprint(): Blueprint {
@@ -886,11 +1186,17 @@ export const GetBlueprintResponse: MessageFns<GetBlueprintResponse> = {
 };
 
 function createBaseListBlueprintsRequest(): ListBlueprintsRequest {
-  return {};
+  return { pageSize: 0, pageToken: "" };
 }
 
 export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
-  encode(_: ListBlueprintsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListBlueprintsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
     return writer;
   },
 
@@ -907,6 +1213,22 @@ export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -919,32 +1241,54 @@ export const ListBlueprintsRequest: MessageFns<ListBlueprintsRequest> = {
     }
   },
 
-  fromJSON(_: any): ListBlueprintsRequest {
-    return {};
+  fromJSON(object: any): ListBlueprintsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
-  toJSON(_: ListBlueprintsRequest): unknown {
+  toJSON(message: ListBlueprintsRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(base?: I): ListBlueprintsRequest {
     return ListBlueprintsRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(_: I): ListBlueprintsRequest {
+  fromPartial<I extends Exact<DeepPartial<ListBlueprintsRequest>, I>>(object: I): ListBlueprintsRequest {
     const message = createBaseListBlueprintsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListBlueprintsResponse(): ListBlueprintsResponse {
-  return { blueprints: [] };
+  return { blueprints: [], nextPageToken: "" };
 }
 
 export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
   encode(message: ListBlueprintsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.blueprints) {
       Blueprint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -970,6 +1314,14 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
             message.blueprints.push(Blueprint.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -987,6 +1339,11 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
       blueprints: globalThis.Array.isArray(object?.blueprints)
         ? object.blueprints.map((e: any) => Blueprint.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -994,6 +1351,9 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
     const obj: any = {};
     if (message.blueprints?.length) {
       obj.blueprints = message.blueprints.map((e) => Blueprint.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1004,6 +1364,7 @@ export const ListBlueprintsResponse: MessageFns<ListBlueprintsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListBlueprintsResponse>, I>>(object: I): ListBlueprintsResponse {
     const message = createBaseListBlueprintsResponse();
     message.blueprints = object.blueprints?.map((e) => Blueprint.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -1851,7 +2212,7 @@ export const GetTrainingRunResponse: MessageFns<GetTrainingRunResponse> = {
 };
 
 function createBaseListTrainingRunsRequest(): ListTrainingRunsRequest {
-  return { useCase: "", pageSize: 0 };
+  return { useCase: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
@@ -1861,6 +2222,9 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     }
     if (message.pageSize !== 0) {
       writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -1894,6 +2258,14 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
             message.pageSize = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1918,6 +2290,11 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
         : isSet(object.page_size)
         ? globalThis.Number(object.page_size)
         : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1929,6 +2306,9 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     if (message.pageSize !== 0) {
       obj.pageSize = Math.round(message.pageSize);
     }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1939,18 +2319,22 @@ export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
     const message = createBaseListTrainingRunsRequest();
     message.useCase = object.useCase ?? "";
     message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListTrainingRunsResponse(): ListTrainingRunsResponse {
-  return { runs: [] };
+  return { runs: [], nextPageToken: "" };
 }
 
 export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   encode(message: ListTrainingRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.runs) {
       TrainingRun.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1976,6 +2360,14 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
             message.runs.push(TrainingRun.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1989,13 +2381,23 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   },
 
   fromJSON(object: any): ListTrainingRunsResponse {
-    return { runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => TrainingRun.fromJSON(e)) : [] };
+    return {
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => TrainingRun.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListTrainingRunsResponse): unknown {
     const obj: any = {};
     if (message.runs?.length) {
       obj.runs = message.runs.map((e) => TrainingRun.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2006,6 +2408,112 @@ export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListTrainingRunsResponse>, I>>(object: I): ListTrainingRunsResponse {
     const message = createBaseListTrainingRunsResponse();
     message.runs = object.runs?.map((e) => TrainingRun.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseModelStageChange(): ModelStageChange {
+  return { stage: 0, reason: "", changeTime: undefined };
+}
+
+export const ModelStageChange: MessageFns<ModelStageChange> = {
+  encode(message: ModelStageChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stage !== 0) {
+      writer.uint32(8).int32(message.stage);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.changeTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.changeTime), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelStageChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelStageChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stage = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.changeTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelStageChange {
+    return {
+      stage: isSet(object.stage) ? modelStageFromJSON(object.stage) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      changeTime: isSet(object.changeTime)
+        ? fromJsonTimestamp(object.changeTime)
+        : isSet(object.change_time)
+        ? fromJsonTimestamp(object.change_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ModelStageChange): unknown {
+    const obj: any = {};
+    if (message.stage !== 0) {
+      obj.stage = modelStageToJSON(message.stage);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.changeTime !== undefined) {
+      obj.changeTime = message.changeTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelStageChange>, I>>(base?: I): ModelStageChange {
+    return ModelStageChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelStageChange>, I>>(object: I): ModelStageChange {
+    const message = createBaseModelStageChange();
+    message.stage = object.stage ?? 0;
+    message.reason = object.reason ?? "";
+    message.changeTime = object.changeTime ?? undefined;
     return message;
   },
 };
@@ -2022,6 +2530,7 @@ function createBaseModel(): Model {
     dataStartTime: undefined,
     dataEndTime: undefined,
     rowCount: 0,
+    stageHistory: [],
   };
 }
 
@@ -2056,6 +2565,9 @@ export const Model: MessageFns<Model> = {
     }
     if (message.rowCount !== 0) {
       writer.uint32(80).int64(message.rowCount);
+    }
+    for (const v of message.stageHistory) {
+      ModelStageChange.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -2156,6 +2668,14 @@ export const Model: MessageFns<Model> = {
             message.rowCount = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.stageHistory.push(ModelStageChange.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2221,6 +2741,11 @@ export const Model: MessageFns<Model> = {
         : isSet(object.row_count)
         ? globalThis.Number(object.row_count)
         : 0,
+      stageHistory: globalThis.Array.isArray(object?.stageHistory)
+        ? object.stageHistory.map((e: any) => ModelStageChange.fromJSON(e))
+        : globalThis.Array.isArray(object?.stage_history)
+        ? object.stage_history.map((e: any) => ModelStageChange.fromJSON(e))
+        : [],
     };
   },
 
@@ -2262,6 +2787,9 @@ export const Model: MessageFns<Model> = {
     if (message.rowCount !== 0) {
       obj.rowCount = Math.round(message.rowCount);
     }
+    if (message.stageHistory?.length) {
+      obj.stageHistory = message.stageHistory.map((e) => ModelStageChange.toJSON(e));
+    }
     return obj;
   },
 
@@ -2288,6 +2816,7 @@ export const Model: MessageFns<Model> = {
     message.dataStartTime = object.dataStartTime ?? undefined;
     message.dataEndTime = object.dataEndTime ?? undefined;
     message.rowCount = object.rowCount ?? 0;
+    message.stageHistory = object.stageHistory?.map((e) => ModelStageChange.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2378,13 +2907,19 @@ export const Model_MetricsEntry: MessageFns<Model_MetricsEntry> = {
 };
 
 function createBaseListModelsRequest(): ListModelsRequest {
-  return { useCase: "" };
+  return { useCase: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListModelsRequest: MessageFns<ListModelsRequest> = {
   encode(message: ListModelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.useCase !== "") {
       writer.uint32(10).string(message.useCase);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -2410,6 +2945,22 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
             message.useCase = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2429,6 +2980,16 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
         : isSet(object.use_case)
         ? globalThis.String(object.use_case)
         : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -2436,6 +2997,12 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
     const obj: any = {};
     if (message.useCase !== "") {
       obj.useCase = message.useCase;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -2446,18 +3013,23 @@ export const ListModelsRequest: MessageFns<ListModelsRequest> = {
   fromPartial<I extends Exact<DeepPartial<ListModelsRequest>, I>>(object: I): ListModelsRequest {
     const message = createBaseListModelsRequest();
     message.useCase = object.useCase ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListModelsResponse(): ListModelsResponse {
-  return { models: [] };
+  return { models: [], nextPageToken: "" };
 }
 
 export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   encode(message: ListModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.models) {
       Model.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2483,6 +3055,14 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
             message.models.push(Model.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2496,13 +3076,23 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   },
 
   fromJSON(object: any): ListModelsResponse {
-    return { models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [] };
+    return {
+      models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => Model.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListModelsResponse): unknown {
     const obj: any = {};
     if (message.models?.length) {
       obj.models = message.models.map((e) => Model.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2513,6 +3103,7 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListModelsResponse>, I>>(object: I): ListModelsResponse {
     const message = createBaseListModelsResponse();
     message.models = object.models?.map((e) => Model.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -2817,6 +3408,1436 @@ export const RollbackModelResponse: MessageFns<RollbackModelResponse> = {
   },
 };
 
+function createBasePauseUseCaseRequest(): PauseUseCaseRequest {
+  return { useCase: "", reason: "" };
+}
+
+export const PauseUseCaseRequest: MessageFns<PauseUseCaseRequest> = {
+  encode(message: PauseUseCaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseUseCaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseUseCaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseUseCaseRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: PauseUseCaseRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PauseUseCaseRequest>, I>>(base?: I): PauseUseCaseRequest {
+    return PauseUseCaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseUseCaseRequest>, I>>(object: I): PauseUseCaseRequest {
+    const message = createBasePauseUseCaseRequest();
+    message.useCase = object.useCase ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePauseUseCaseResponse(): PauseUseCaseResponse {
+  return { paused: false };
+}
+
+export const PauseUseCaseResponse: MessageFns<PauseUseCaseResponse> = {
+  encode(message: PauseUseCaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paused !== false) {
+      writer.uint32(8).bool(message.paused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseUseCaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseUseCaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseUseCaseResponse {
+    return { paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false };
+  },
+
+  toJSON(message: PauseUseCaseResponse): unknown {
+    const obj: any = {};
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PauseUseCaseResponse>, I>>(base?: I): PauseUseCaseResponse {
+    return PauseUseCaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseUseCaseResponse>, I>>(object: I): PauseUseCaseResponse {
+    const message = createBasePauseUseCaseResponse();
+    message.paused = object.paused ?? false;
+    return message;
+  },
+};
+
+function createBaseResumeUseCaseRequest(): ResumeUseCaseRequest {
+  return { useCase: "" };
+}
+
+export const ResumeUseCaseRequest: MessageFns<ResumeUseCaseRequest> = {
+  encode(message: ResumeUseCaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeUseCaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeUseCaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeUseCaseRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+    };
+  },
+
+  toJSON(message: ResumeUseCaseRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResumeUseCaseRequest>, I>>(base?: I): ResumeUseCaseRequest {
+    return ResumeUseCaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeUseCaseRequest>, I>>(object: I): ResumeUseCaseRequest {
+    const message = createBaseResumeUseCaseRequest();
+    message.useCase = object.useCase ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeUseCaseResponse(): ResumeUseCaseResponse {
+  return { paused: false };
+}
+
+export const ResumeUseCaseResponse: MessageFns<ResumeUseCaseResponse> = {
+  encode(message: ResumeUseCaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paused !== false) {
+      writer.uint32(8).bool(message.paused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeUseCaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeUseCaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeUseCaseResponse {
+    return { paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false };
+  },
+
+  toJSON(message: ResumeUseCaseResponse): unknown {
+    const obj: any = {};
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResumeUseCaseResponse>, I>>(base?: I): ResumeUseCaseResponse {
+    return ResumeUseCaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeUseCaseResponse>, I>>(object: I): ResumeUseCaseResponse {
+    const message = createBaseResumeUseCaseResponse();
+    message.paused = object.paused ?? false;
+    return message;
+  },
+};
+
+function createBaseGetExperimentReportRequest(): GetExperimentReportRequest {
+  return { useCase: "", experimentId: "" };
+}
+
+export const GetExperimentReportRequest: MessageFns<GetExperimentReportRequest> = {
+  encode(message: GetExperimentReportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.experimentId !== "") {
+      writer.uint32(18).string(message.experimentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetExperimentReportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetExperimentReportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.experimentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetExperimentReportRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      experimentId: isSet(object.experimentId)
+        ? globalThis.String(object.experimentId)
+        : isSet(object.experiment_id)
+        ? globalThis.String(object.experiment_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetExperimentReportRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.experimentId !== "") {
+      obj.experimentId = message.experimentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetExperimentReportRequest>, I>>(base?: I): GetExperimentReportRequest {
+    return GetExperimentReportRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetExperimentReportRequest>, I>>(object: I): GetExperimentReportRequest {
+    const message = createBaseGetExperimentReportRequest();
+    message.useCase = object.useCase ?? "";
+    message.experimentId = object.experimentId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetExperimentReportResponse(): GetExperimentReportResponse {
+  return { report: undefined };
+}
+
+export const GetExperimentReportResponse: MessageFns<GetExperimentReportResponse> = {
+  encode(message: GetExperimentReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.report !== undefined) {
+      ExperimentReport.encode(message.report, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetExperimentReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetExperimentReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.report = ExperimentReport.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetExperimentReportResponse {
+    return { report: isSet(object.report) ? ExperimentReport.fromJSON(object.report) : undefined };
+  },
+
+  toJSON(message: GetExperimentReportResponse): unknown {
+    const obj: any = {};
+    if (message.report !== undefined) {
+      obj.report = ExperimentReport.toJSON(message.report);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetExperimentReportResponse>, I>>(base?: I): GetExperimentReportResponse {
+    return GetExperimentReportResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetExperimentReportResponse>, I>>(object: I): GetExperimentReportResponse {
+    const message = createBaseGetExperimentReportResponse();
+    message.report = (object.report !== undefined && object.report !== null)
+      ? ExperimentReport.fromPartial(object.report)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseInterval(): Interval {
+  return { low: 0, high: 0 };
+}
+
+export const Interval: MessageFns<Interval> = {
+  encode(message: Interval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.low !== 0) {
+      writer.uint32(9).double(message.low);
+    }
+    if (message.high !== 0) {
+      writer.uint32(17).double(message.high);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Interval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.low = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.high = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Interval {
+    return {
+      low: isSet(object.low) ? globalThis.Number(object.low) : 0,
+      high: isSet(object.high) ? globalThis.Number(object.high) : 0,
+    };
+  },
+
+  toJSON(message: Interval): unknown {
+    const obj: any = {};
+    if (message.low !== 0) {
+      obj.low = floatToJson(message.low);
+    }
+    if (message.high !== 0) {
+      obj.high = floatToJson(message.high);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Interval>, I>>(base?: I): Interval {
+    return Interval.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Interval>, I>>(object: I): Interval {
+    const message = createBaseInterval();
+    message.low = object.low ?? 0;
+    message.high = object.high ?? 0;
+    return message;
+  },
+};
+
+function createBaseArmReport(): ArmReport {
+  return {
+    name: "",
+    share: 0,
+    model: "",
+    policy: {},
+    decisions: 0,
+    labeledDecisions: 0,
+    outcomes: 0,
+    value: 0,
+    valueCi: undefined,
+    valueCs: undefined,
+    diff: 0,
+    diffCi: undefined,
+    diffCs: undefined,
+    diffPValue: 0,
+    outcomeMeans: {},
+  };
+}
+
+export const ArmReport: MessageFns<ArmReport> = {
+  encode(message: ArmReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.share !== 0) {
+      writer.uint32(17).double(message.share);
+    }
+    if (message.model !== "") {
+      writer.uint32(26).string(message.model);
+    }
+    globalThis.Object.entries(message.policy).forEach(([key, value]: [string, number]) => {
+      ArmReport_PolicyEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    if (message.decisions !== 0) {
+      writer.uint32(40).int64(message.decisions);
+    }
+    if (message.labeledDecisions !== 0) {
+      writer.uint32(48).int64(message.labeledDecisions);
+    }
+    if (message.outcomes !== 0) {
+      writer.uint32(56).int64(message.outcomes);
+    }
+    if (message.value !== 0) {
+      writer.uint32(65).double(message.value);
+    }
+    if (message.valueCi !== undefined) {
+      Interval.encode(message.valueCi, writer.uint32(74).fork()).join();
+    }
+    if (message.valueCs !== undefined) {
+      Interval.encode(message.valueCs, writer.uint32(82).fork()).join();
+    }
+    if (message.diff !== 0) {
+      writer.uint32(89).double(message.diff);
+    }
+    if (message.diffCi !== undefined) {
+      Interval.encode(message.diffCi, writer.uint32(98).fork()).join();
+    }
+    if (message.diffCs !== undefined) {
+      Interval.encode(message.diffCs, writer.uint32(106).fork()).join();
+    }
+    if (message.diffPValue !== 0) {
+      writer.uint32(113).double(message.diffPValue);
+    }
+    globalThis.Object.entries(message.outcomeMeans).forEach(([key, value]: [string, number]) => {
+      ArmReport_OutcomeMeansEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ArmReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArmReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.share = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = ArmReport_PolicyEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.policy[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.decisions = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.labeledDecisions = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.outcomes = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.valueCi = Interval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.valueCs = Interval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.diff = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.diffCi = Interval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.diffCs = Interval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.diffPValue = reader.double();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            const entry15 = ArmReport_OutcomeMeansEntry.decode(reader, reader.uint32());
+            if (entry15.value !== undefined) {
+              message.outcomeMeans[entry15.key] = entry15.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ArmReport {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      share: isSet(object.share) ? globalThis.Number(object.share) : 0,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      policy: isObject(object.policy)
+        ? (globalThis.Object.entries(object.policy) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      decisions: isSet(object.decisions) ? globalThis.Number(object.decisions) : 0,
+      labeledDecisions: isSet(object.labeledDecisions)
+        ? globalThis.Number(object.labeledDecisions)
+        : isSet(object.labeled_decisions)
+        ? globalThis.Number(object.labeled_decisions)
+        : 0,
+      outcomes: isSet(object.outcomes) ? globalThis.Number(object.outcomes) : 0,
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+      valueCi: isSet(object.valueCi)
+        ? Interval.fromJSON(object.valueCi)
+        : isSet(object.value_ci)
+        ? Interval.fromJSON(object.value_ci)
+        : undefined,
+      valueCs: isSet(object.valueCs)
+        ? Interval.fromJSON(object.valueCs)
+        : isSet(object.value_cs)
+        ? Interval.fromJSON(object.value_cs)
+        : undefined,
+      diff: isSet(object.diff) ? globalThis.Number(object.diff) : 0,
+      diffCi: isSet(object.diffCi)
+        ? Interval.fromJSON(object.diffCi)
+        : isSet(object.diff_ci)
+        ? Interval.fromJSON(object.diff_ci)
+        : undefined,
+      diffCs: isSet(object.diffCs)
+        ? Interval.fromJSON(object.diffCs)
+        : isSet(object.diff_cs)
+        ? Interval.fromJSON(object.diff_cs)
+        : undefined,
+      diffPValue: isSet(object.diffPValue)
+        ? globalThis.Number(object.diffPValue)
+        : isSet(object.diff_p_value)
+        ? globalThis.Number(object.diff_p_value)
+        : 0,
+      outcomeMeans: isObject(object.outcomeMeans)
+        ? (globalThis.Object.entries(object.outcomeMeans) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.outcome_means)
+        ? (globalThis.Object.entries(object.outcome_means) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ArmReport): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.share !== 0) {
+      obj.share = floatToJson(message.share);
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.policy) {
+      const entries = globalThis.Object.entries(message.policy) as [string, number][];
+      if (entries.length > 0) {
+        obj.policy = {};
+        entries.forEach(([k, v]) => {
+          obj.policy[k] = floatToJson(v);
+        });
+      }
+    }
+    if (message.decisions !== 0) {
+      obj.decisions = Math.round(message.decisions);
+    }
+    if (message.labeledDecisions !== 0) {
+      obj.labeledDecisions = Math.round(message.labeledDecisions);
+    }
+    if (message.outcomes !== 0) {
+      obj.outcomes = Math.round(message.outcomes);
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.valueCi !== undefined) {
+      obj.valueCi = Interval.toJSON(message.valueCi);
+    }
+    if (message.valueCs !== undefined) {
+      obj.valueCs = Interval.toJSON(message.valueCs);
+    }
+    if (message.diff !== 0) {
+      obj.diff = floatToJson(message.diff);
+    }
+    if (message.diffCi !== undefined) {
+      obj.diffCi = Interval.toJSON(message.diffCi);
+    }
+    if (message.diffCs !== undefined) {
+      obj.diffCs = Interval.toJSON(message.diffCs);
+    }
+    if (message.diffPValue !== 0) {
+      obj.diffPValue = floatToJson(message.diffPValue);
+    }
+    if (message.outcomeMeans) {
+      const entries = globalThis.Object.entries(message.outcomeMeans) as [string, number][];
+      if (entries.length > 0) {
+        obj.outcomeMeans = {};
+        entries.forEach(([k, v]) => {
+          obj.outcomeMeans[k] = floatToJson(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ArmReport>, I>>(base?: I): ArmReport {
+    return ArmReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ArmReport>, I>>(object: I): ArmReport {
+    const message = createBaseArmReport();
+    message.name = object.name ?? "";
+    message.share = object.share ?? 0;
+    message.model = object.model ?? "";
+    message.policy = (globalThis.Object.entries(object.policy ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.decisions = object.decisions ?? 0;
+    message.labeledDecisions = object.labeledDecisions ?? 0;
+    message.outcomes = object.outcomes ?? 0;
+    message.value = object.value ?? 0;
+    message.valueCi = (object.valueCi !== undefined && object.valueCi !== null)
+      ? Interval.fromPartial(object.valueCi)
+      : undefined;
+    message.valueCs = (object.valueCs !== undefined && object.valueCs !== null)
+      ? Interval.fromPartial(object.valueCs)
+      : undefined;
+    message.diff = object.diff ?? 0;
+    message.diffCi = (object.diffCi !== undefined && object.diffCi !== null)
+      ? Interval.fromPartial(object.diffCi)
+      : undefined;
+    message.diffCs = (object.diffCs !== undefined && object.diffCs !== null)
+      ? Interval.fromPartial(object.diffCs)
+      : undefined;
+    message.diffPValue = object.diffPValue ?? 0;
+    message.outcomeMeans = (globalThis.Object.entries(object.outcomeMeans ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseArmReport_PolicyEntry(): ArmReport_PolicyEntry {
+  return { key: "", value: 0 };
+}
+
+export const ArmReport_PolicyEntry: MessageFns<ArmReport_PolicyEntry> = {
+  encode(message: ArmReport_PolicyEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ArmReport_PolicyEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArmReport_PolicyEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ArmReport_PolicyEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ArmReport_PolicyEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ArmReport_PolicyEntry>, I>>(base?: I): ArmReport_PolicyEntry {
+    return ArmReport_PolicyEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ArmReport_PolicyEntry>, I>>(object: I): ArmReport_PolicyEntry {
+    const message = createBaseArmReport_PolicyEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseArmReport_OutcomeMeansEntry(): ArmReport_OutcomeMeansEntry {
+  return { key: "", value: 0 };
+}
+
+export const ArmReport_OutcomeMeansEntry: MessageFns<ArmReport_OutcomeMeansEntry> = {
+  encode(message: ArmReport_OutcomeMeansEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ArmReport_OutcomeMeansEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArmReport_OutcomeMeansEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ArmReport_OutcomeMeansEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ArmReport_OutcomeMeansEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ArmReport_OutcomeMeansEntry>, I>>(base?: I): ArmReport_OutcomeMeansEntry {
+    return ArmReport_OutcomeMeansEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ArmReport_OutcomeMeansEntry>, I>>(object: I): ArmReport_OutcomeMeansEntry {
+    const message = createBaseArmReport_OutcomeMeansEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseExperimentReport(): ExperimentReport {
+  return {
+    useCase: "",
+    experimentId: "",
+    kind: 0,
+    control: "",
+    arms: [],
+    srmPValue: 0,
+    srmDetected: false,
+    verdict: 0,
+    reason: "",
+    startTime: undefined,
+    endTime: undefined,
+    blueprintVersion: 0,
+    confidence: 0,
+  };
+}
+
+export const ExperimentReport: MessageFns<ExperimentReport> = {
+  encode(message: ExperimentReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.experimentId !== "") {
+      writer.uint32(18).string(message.experimentId);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(24).int32(message.kind);
+    }
+    if (message.control !== "") {
+      writer.uint32(34).string(message.control);
+    }
+    for (const v of message.arms) {
+      ArmReport.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.srmPValue !== 0) {
+      writer.uint32(49).double(message.srmPValue);
+    }
+    if (message.srmDetected !== false) {
+      writer.uint32(56).bool(message.srmDetected);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(64).int32(message.verdict);
+    }
+    if (message.reason !== "") {
+      writer.uint32(74).string(message.reason);
+    }
+    if (message.startTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.startTime), writer.uint32(82).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(90).fork()).join();
+    }
+    if (message.blueprintVersion !== 0) {
+      writer.uint32(96).int64(message.blueprintVersion);
+    }
+    if (message.confidence !== 0) {
+      writer.uint32(105).double(message.confidence);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExperimentReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExperimentReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.experimentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.control = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.arms.push(ArmReport.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.srmPValue = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.srmDetected = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.startTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.blueprintVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.confidence = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExperimentReport {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      experimentId: isSet(object.experimentId)
+        ? globalThis.String(object.experimentId)
+        : isSet(object.experiment_id)
+        ? globalThis.String(object.experiment_id)
+        : "",
+      kind: isSet(object.kind) ? experimentKindFromJSON(object.kind) : 0,
+      control: isSet(object.control) ? globalThis.String(object.control) : "",
+      arms: globalThis.Array.isArray(object?.arms) ? object.arms.map((e: any) => ArmReport.fromJSON(e)) : [],
+      srmPValue: isSet(object.srmPValue)
+        ? globalThis.Number(object.srmPValue)
+        : isSet(object.srm_p_value)
+        ? globalThis.Number(object.srm_p_value)
+        : 0,
+      srmDetected: isSet(object.srmDetected)
+        ? globalThis.Boolean(object.srmDetected)
+        : isSet(object.srm_detected)
+        ? globalThis.Boolean(object.srm_detected)
+        : false,
+      verdict: isSet(object.verdict) ? experimentVerdictFromJSON(object.verdict) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      startTime: isSet(object.startTime)
+        ? fromJsonTimestamp(object.startTime)
+        : isSet(object.start_time)
+        ? fromJsonTimestamp(object.start_time)
+        : undefined,
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+        ? fromJsonTimestamp(object.end_time)
+        : undefined,
+      blueprintVersion: isSet(object.blueprintVersion)
+        ? globalThis.Number(object.blueprintVersion)
+        : isSet(object.blueprint_version)
+        ? globalThis.Number(object.blueprint_version)
+        : 0,
+      confidence: isSet(object.confidence) ? globalThis.Number(object.confidence) : 0,
+    };
+  },
+
+  toJSON(message: ExperimentReport): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.experimentId !== "") {
+      obj.experimentId = message.experimentId;
+    }
+    if (message.kind !== 0) {
+      obj.kind = experimentKindToJSON(message.kind);
+    }
+    if (message.control !== "") {
+      obj.control = message.control;
+    }
+    if (message.arms?.length) {
+      obj.arms = message.arms.map((e) => ArmReport.toJSON(e));
+    }
+    if (message.srmPValue !== 0) {
+      obj.srmPValue = floatToJson(message.srmPValue);
+    }
+    if (message.srmDetected !== false) {
+      obj.srmDetected = message.srmDetected;
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = experimentVerdictToJSON(message.verdict);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.startTime !== undefined) {
+      obj.startTime = message.startTime.toISOString();
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    if (message.blueprintVersion !== 0) {
+      obj.blueprintVersion = Math.round(message.blueprintVersion);
+    }
+    if (message.confidence !== 0) {
+      obj.confidence = floatToJson(message.confidence);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExperimentReport>, I>>(base?: I): ExperimentReport {
+    return ExperimentReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExperimentReport>, I>>(object: I): ExperimentReport {
+    const message = createBaseExperimentReport();
+    message.useCase = object.useCase ?? "";
+    message.experimentId = object.experimentId ?? "";
+    message.kind = object.kind ?? 0;
+    message.control = object.control ?? "";
+    message.arms = object.arms?.map((e) => ArmReport.fromPartial(e)) || [];
+    message.srmPValue = object.srmPValue ?? 0;
+    message.srmDetected = object.srmDetected ?? false;
+    message.verdict = object.verdict ?? 0;
+    message.reason = object.reason ?? "";
+    message.startTime = object.startTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
+    message.blueprintVersion = object.blueprintVersion ?? 0;
+    message.confidence = object.confidence ?? 0;
+    return message;
+  },
+};
+
 /**
  * TrainerService owns the use cases' blueprints, the training runs and the model
  * registry: it builds training sets from the joined table, trains CatBoost models,
@@ -2927,6 +4948,47 @@ export const TrainerServiceService = {
       Buffer.from(RollbackModelResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RollbackModelResponse => RollbackModelResponse.decode(value),
   },
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase: {
+    path: "/looper.v1.TrainerService/PauseUseCase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseUseCaseRequest): Buffer => Buffer.from(PauseUseCaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseUseCaseRequest => PauseUseCaseRequest.decode(value),
+    responseSerialize: (value: PauseUseCaseResponse): Buffer =>
+      Buffer.from(PauseUseCaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseUseCaseResponse => PauseUseCaseResponse.decode(value),
+  },
+  /** Resumes a paused use case. */
+  resumeUseCase: {
+    path: "/looper.v1.TrainerService/ResumeUseCase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeUseCaseRequest): Buffer => Buffer.from(ResumeUseCaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeUseCaseRequest => ResumeUseCaseRequest.decode(value),
+    responseSerialize: (value: ResumeUseCaseResponse): Buffer =>
+      Buffer.from(ResumeUseCaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeUseCaseResponse => ResumeUseCaseResponse.decode(value),
+  },
+  /**
+   * Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+   * outcomes and product value per decision with intervals, each treatment against control,
+   * the sample-ratio check and the verdict so far.
+   */
+  getExperimentReport: {
+    path: "/looper.v1.TrainerService/GetExperimentReport" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetExperimentReportRequest): Buffer =>
+      Buffer.from(GetExperimentReportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetExperimentReportRequest => GetExperimentReportRequest.decode(value),
+    responseSerialize: (value: GetExperimentReportResponse): Buffer =>
+      Buffer.from(GetExperimentReportResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetExperimentReportResponse => GetExperimentReportResponse.decode(value),
+  },
 } as const;
 
 export interface TrainerServiceServer extends UntypedServiceImplementation {
@@ -2948,6 +5010,19 @@ export interface TrainerServiceServer extends UntypedServiceImplementation {
   promoteModel: handleUnaryCall<PromoteModelRequest, PromoteModelResponse>;
   /** Restores the model version that was live before the current one. */
   rollbackModel: handleUnaryCall<RollbackModelRequest, RollbackModelResponse>;
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase: handleUnaryCall<PauseUseCaseRequest, PauseUseCaseResponse>;
+  /** Resumes a paused use case. */
+  resumeUseCase: handleUnaryCall<ResumeUseCaseRequest, ResumeUseCaseResponse>;
+  /**
+   * Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+   * outcomes and product value per decision with intervals, each treatment against control,
+   * the sample-ratio check and the verdict so far.
+   */
+  getExperimentReport: handleUnaryCall<GetExperimentReportRequest, GetExperimentReportResponse>;
 }
 
 export interface TrainerServiceClient extends Client {
@@ -3094,6 +5169,61 @@ export interface TrainerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RollbackModelResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Pauses a use case: Decide answers its default decision (still logged, flagged
+   * DEFAULT_REASON_PAUSED) and no training starts, until it is resumed.
+   */
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  pauseUseCase(
+    request: PauseUseCaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  /** Resumes a paused use case. */
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  resumeUseCase(
+    request: ResumeUseCaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Reports an experiment (the running one, or an ended one by id): per arm its decisions,
+   * outcomes and product value per decision with intervals, each treatment against control,
+   * the sample-ratio check and the verdict so far.
+   */
+  getExperimentReport(
+    request: GetExperimentReportRequest,
+    callback: (error: ServiceError | null, response: GetExperimentReportResponse) => void,
+  ): ClientUnaryCall;
+  getExperimentReport(
+    request: GetExperimentReportRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetExperimentReportResponse) => void,
+  ): ClientUnaryCall;
+  getExperimentReport(
+    request: GetExperimentReportRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetExperimentReportResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -21,8 +21,13 @@ export enum DecisionType {
   DECISION_TYPE_MULTI_ACTION = 2,
   /** DECISION_TYPE_RANKING - Order the candidates, e.g. "rank these items". */
   DECISION_TYPE_RANKING = 3,
-  /** DECISION_TYPE_REGRESSION - Predict a number, e.g. "which bitrate to start with?". */
+  /** DECISION_TYPE_REGRESSION - Predict a number (pure prediction, no choice): e.g. "how long will this take?". */
   DECISION_TYPE_REGRESSION = 4,
+  /**
+   * DECISION_TYPE_NUMERIC - Choose a number in a range for the best predicted outcome, e.g. a bitrate, a prefetch
+   * count or a bid.
+   */
+  DECISION_TYPE_NUMERIC = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -43,6 +48,9 @@ export function decisionTypeFromJSON(object: any): DecisionType {
     case 4:
     case "DECISION_TYPE_REGRESSION":
       return DecisionType.DECISION_TYPE_REGRESSION;
+    case 5:
+    case "DECISION_TYPE_NUMERIC":
+      return DecisionType.DECISION_TYPE_NUMERIC;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -62,6 +70,8 @@ export function decisionTypeToJSON(object: DecisionType): string {
       return "DECISION_TYPE_RANKING";
     case DecisionType.DECISION_TYPE_REGRESSION:
       return "DECISION_TYPE_REGRESSION";
+    case DecisionType.DECISION_TYPE_NUMERIC:
+      return "DECISION_TYPE_NUMERIC";
     case DecisionType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -44,7 +44,8 @@ import java.util.function.Function;
  * what happened. Create it once with {@link #builder()} and reuse it: it holds one channel per
  * service and is thread-safe. Every call has a deadline, is retried with backoff on
  * UNAVAILABLE (safe: each request carries its idempotency id), carries the current
- * OpenTelemetry trace as W3C traceparent when the OpenTelemetry API is present, and fails
+ * OpenTelemetry trace as W3C traceparent when the OpenTelemetry API is present, carries the
+ * bearer token ({@link Builder#token}, else the LOOPER_TOKEN environment variable), and fails
  * with a typed {@link LooperException}; one for a service that cannot be reached names the
  * service and its target.
  *
@@ -60,8 +61,16 @@ public final class LooperClient implements AutoCloseable {
   private final DecisionServiceGrpc.DecisionServiceFutureStub decision;
   private final FeedbackServiceGrpc.FeedbackServiceFutureStub feedback;
   private final TrainerServiceGrpc.TrainerServiceFutureStub trainer;
+  private final BearerToken bearerToken;
 
   private LooperClient(Builder b) {
+    String token = b.token != null && !b.token.isBlank() ? b.token : b.environment.apply(BearerToken.ENV);
+    if (token != null && !token.isBlank()) {
+      BearerToken.checkTransport(b.credentials, b.decisionTarget, b.feedbackTarget, b.trainerTarget);
+      this.bearerToken = new BearerToken(token);
+    } else {
+      this.bearerToken = null;
+    }
     this.timeout = b.timeout;
     this.decisionTarget = b.decisionTarget;
     this.feedbackTarget = b.feedbackTarget;
@@ -85,6 +94,9 @@ public final class LooperClient implements AutoCloseable {
       builder.disableRetry();
     }
     List<ClientInterceptor> interceptors = new ArrayList<>(b.interceptors);
+    if (bearerToken != null) {
+      interceptors.add(bearerToken);
+    }
     if (b.tracePropagation && TraceContextInterceptor.available()) {
       interceptors.add(new TraceContextInterceptor());
     }
@@ -250,6 +262,8 @@ public final class LooperClient implements AutoCloseable {
     private int maxAttempts = 4;
     private ChannelCredentials credentials = InsecureChannelCredentials.create();
     private boolean tracePropagation = true;
+    private String token;
+    private Function<String, String> environment = System::getenv;
     private final List<ClientInterceptor> interceptors = new ArrayList<>();
 
     private Builder() {}
@@ -290,13 +304,35 @@ public final class LooperClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The bearer token every call carries as {@code authorization: Bearer <token>}. Without it
+     * (or with a blank one) the client uses the LOOPER_TOKEN environment variable, and sends no
+     * token when that is unset too. Without TLS, {@link #build()} refuses to send a token to a
+     * target that is not loopback: it would cross the network in the clear. Under mutual TLS
+     * (a client certificate in {@link #credentials}) the certificate is the credential and no
+     * token is needed.
+     */
+    public Builder token(String token) {
+      this.token = token;
+      return this;
+    }
+
+    /** Where LOOPER_TOKEN is looked up (the process environment); for tests. */
+    Builder environment(Function<String, String> environment) {
+      this.environment = environment;
+      return this;
+    }
+
     /** TLS with the JVM's default trust store. */
     public Builder useTls() {
       this.credentials = TlsChannelCredentials.create();
       return this;
     }
 
-    /** Any channel credentials, e.g. TlsChannelCredentials with a custom trust manager. */
+    /**
+     * Any channel credentials, e.g. TlsChannelCredentials with a custom trust manager, or with
+     * a key manager for mutual TLS.
+     */
     public Builder credentials(ChannelCredentials credentials) {
       this.credentials = credentials;
       return this;
@@ -308,12 +344,18 @@ public final class LooperClient implements AutoCloseable {
       return this;
     }
 
-    /** Adds a client interceptor, e.g. for auth headers. */
+    /** Adds a client interceptor to every channel. */
     public Builder intercept(ClientInterceptor interceptor) {
       this.interceptors.add(interceptor);
       return this;
     }
 
+    /**
+     * The client.
+     *
+     * @throws IllegalArgumentException when a bearer token would go without TLS to a target
+     *     that is not loopback
+     */
     public LooperClient build() {
       return new LooperClient(this);
     }

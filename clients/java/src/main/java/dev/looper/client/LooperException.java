@@ -84,6 +84,20 @@ public class LooperException extends RuntimeException {
     }
   }
 
+  /** The call carried no credential, or one Looper does not know (unknown, rotated or revoked). */
+  public static final class UnauthenticatedException extends LooperException {
+    UnauthenticatedException(String m, List<FieldViolation> v, Throwable c) {
+      super(Status.Code.UNAUTHENTICATED, m, v, c);
+    }
+  }
+
+  /** The credential lacks the role the call needs in its use case. */
+  public static final class PermissionDeniedException extends LooperException {
+    PermissionDeniedException(String m, List<FieldViolation> v, Throwable c) {
+      super(Status.Code.PERMISSION_DENIED, m, v, c);
+    }
+  }
+
   /** The call did not finish within its deadline. */
   public static final class DeadlineExceededException extends LooperException {
     DeadlineExceededException(String m, List<FieldViolation> v, Throwable c) {
@@ -132,6 +146,8 @@ public class LooperException extends RuntimeException {
       case UNAVAILABLE -> service == null ? new UnavailableException(message, violations, error)
           : new UnavailableException(service, target, unavailableReason(message, error), violations, error);
       case DEADLINE_EXCEEDED -> new DeadlineExceededException(message, violations, error);
+      case UNAUTHENTICATED -> new UnauthenticatedException(message, violations, error);
+      case PERMISSION_DENIED -> new PermissionDeniedException(message, violations, error);
       default -> new LooperException(status.getCode(), message, violations, error);
     };
   }

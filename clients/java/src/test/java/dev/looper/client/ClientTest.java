@@ -44,6 +44,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -52,11 +53,13 @@ import org.junit.jupiter.api.Test;
 class ClientTest {
   static final Metadata.Key<String> TRACEPARENT = Metadata.Key.of("traceparent", Metadata.ASCII_STRING_MARSHALLER);
   static final Context.Key<String> SEEN_TRACEPARENT = Context.key("traceparent");
+  static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
   final AtomicInteger unavailable = new AtomicInteger();
   final List<String> eventIds = new CopyOnWriteArrayList<>();
   final List<String> traceparents = new CopyOnWriteArrayList<>();
   final List<Long> deadlinesMillis = new CopyOnWriteArrayList<>();
+  final List<String> authorizations = new CopyOnWriteArrayList<>(); // per attempt; "" for none
   volatile long blockMillis;
   Server server;
 
@@ -115,9 +118,12 @@ class ClientTest {
   }
 
   LooperClient client(int maxAttempts, Duration timeout) {
+    return builder().maxAttempts(maxAttempts).timeout(timeout).build();
+  }
+
+  LooperClient.Builder builder() {
     String target = "127.0.0.1:" + server.getPort();
-    return LooperClient.builder().decisionTarget(target).feedbackTarget(target).trainerTarget(target)
-        .maxAttempts(maxAttempts).timeout(timeout).build();
+    return LooperClient.builder().decisionTarget(target).feedbackTarget(target).trainerTarget(target);
   }
 
   @BeforeEach
@@ -126,6 +132,8 @@ class ClientTest {
       @Override
       public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata md, ServerCallHandler<Q, R> next) {
         String value = md.get(TRACEPARENT);
+        String authorization = md.get(AUTHORIZATION);
+        authorizations.add(authorization == null ? "" : authorization);
         return Contexts.interceptCall(Context.current().withValue(SEEN_TRACEPARENT, value), call, md, next);
       }
     };
@@ -237,5 +245,46 @@ class ClientTest {
     assertEquals("x", r.getContextOrThrow("s").getStringValue());
     assertTrue(r.getContextOrThrow("b").getBoolValue());
     assertThrows(IllegalArgumentException.class, () -> Features.of(List.of(1)));
+  }
+
+  @Test
+  void everyAttemptCarriesTheBearerToken() {
+    unavailable.set(1);
+    try (LooperClient client = builder().token("lpr_secret").build()) {
+      client.decide(Requests.decide("u", "d").build());
+      client.logFeedback(Requests.outcome("u", "d", "clicked").build());
+    }
+    assertEquals(List.of("Bearer lpr_secret", "Bearer lpr_secret", "Bearer lpr_secret"), authorizations);
+  }
+
+  @Test
+  void theTokenFallsBackToLooperToken() {
+    Function<String, String> environment = name -> name.equals("LOOPER_TOKEN") ? "lpr_from_env\n" : null;
+    try (LooperClient fromEnv = builder().environment(environment).build();
+        LooperClient withToken = builder().environment(environment).token("lpr_from_option").build();
+        LooperClient without = builder().environment(name -> null).build()) {
+      for (LooperClient client : List.of(fromEnv, withToken, without)) {
+        client.decide(Requests.decide("u", "d").build());
+      }
+    }
+    assertEquals(List.of("Bearer lpr_from_env", "Bearer lpr_from_option", ""), authorizations);
+  }
+
+  @Test
+  void refusesToSendATokenInTheClearToAnotherHost() {
+    Function<String, String> none = name -> null;
+    for (String remote : List.of("10.1.2.3:50051", "looper.example.com:50051", "[2001:db8::1]:50051")) {
+      IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+          () -> LooperClient.builder().environment(none).trainerTarget(remote).token("lpr_secret").build());
+      assertTrue(refused.getMessage().contains("refusing to send a bearer token without TLS to " + remote),
+          refused.getMessage());
+      assertThrows(IllegalArgumentException.class, () -> LooperClient.builder().trainerTarget(remote)
+          .environment(name -> "lpr_from_env").build(), "LOOPER_TOKEN is refused the same way");
+      // With TLS, or without a token, the same target is fine.
+      LooperClient.builder().environment(none).trainerTarget(remote).token("lpr_secret").useTls().build().close();
+      LooperClient.builder().environment(none).trainerTarget(remote).build().close();
+    }
+    LooperClient.builder().decisionTarget("localhost:50051").feedbackTarget("[::1]:50052")
+        .trainerTarget("127.0.0.2:50053").token("lpr_secret").build().close();
   }
 }

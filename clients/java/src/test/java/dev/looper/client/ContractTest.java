@@ -25,7 +25,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Looper's cross-language client contract against real services. tests/clients/
  * test_cross_language.py starts them and sets LOOPER_DECISION_ADDR, LOOPER_FEEDBACK_ADDR,
- * LOOPER_TRAINER_ADDR, LOOPER_USE_CASE and LOOPER_RUN_ID; without them these tests are skipped.
+ * LOOPER_TRAINER_ADDR, LOOPER_TOKEN (an administrator's, which the client takes from the
+ * environment), LOOPER_USE_CASE and LOOPER_RUN_ID; without them these tests are skipped.
  */
 class ContractTest {
   LooperClient client;
@@ -44,6 +45,7 @@ class ContractTest {
   @BeforeEach
   void connect() {
     assumeTrue(System.getenv("LOOPER_DECISION_ADDR") != null, "LOOPER_DECISION_ADDR is not set");
+    env("LOOPER_TOKEN"); // the client's credential, from the environment
     client = LooperClient.builder().decisionTarget(env("LOOPER_DECISION_ADDR"))
         .feedbackTarget(env("LOOPER_FEEDBACK_ADDR")).trainerTarget(env("LOOPER_TRAINER_ADDR")).build();
     useCase = env("LOOPER_USE_CASE");

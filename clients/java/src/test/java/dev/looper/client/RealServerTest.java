@@ -8,10 +8,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.looper.v1.AccessServiceGrpc;
+import dev.looper.v1.CreateCredentialRequest;
+import dev.looper.v1.CreateCredentialResponse;
 import dev.looper.v1.DecideBatchResult;
 import dev.looper.v1.DecideRequest;
 import dev.looper.v1.DecideResponse;
+import dev.looper.v1.Grant;
 import dev.looper.v1.OutcomeEvent;
+import dev.looper.v1.RevokeCredentialRequest;
+import dev.looper.v1.Role;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanContext;
 import io.opentelemetry.api.trace.TraceFlags;
@@ -23,13 +33,14 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
- * The SDK's retries, deadlines and trace propagation against the real services (ClientTest
- * checks them against an in-process fake). tests/clients/harness.py runs these with the
- * services traced and answers the restart handshake in LOOPER_RESTART_DIR; without the
- * harness's environment they are skipped.
+ * The SDK's retries, deadlines, trace propagation and credentials against the real services
+ * (ClientTest checks them against an in-process fake). tests/clients/harness.py runs these with
+ * the services traced, the administrator's token in LOOPER_TOKEN, and answers the restart
+ * handshake in LOOPER_RESTART_DIR; without the harness's environment they are skipped.
  */
 class RealServerTest {
   static String env(String name) {
@@ -44,9 +55,16 @@ class RealServerTest {
     assumeTrue(System.getenv("LOOPER_DECISION_ADDR") != null, "LOOPER_DECISION_ADDR is not set");
   }
 
+  /** A client of the harness's services, with the administrator's token (LOOPER_TOKEN). */
   static LooperClient.Builder builder() {
+    return withoutToken().token(env("LOOPER_TOKEN"));
+  }
+
+  /** A client of the harness's services that sends no token. */
+  static LooperClient.Builder withoutToken() {
     return LooperClient.builder().decisionTarget(env("LOOPER_DECISION_ADDR"))
-        .feedbackTarget(env("LOOPER_FEEDBACK_ADDR")).trainerTarget(env("LOOPER_TRAINER_ADDR"));
+        .feedbackTarget(env("LOOPER_FEEDBACK_ADDR")).trainerTarget(env("LOOPER_TRAINER_ADDR"))
+        .environment(name -> null);
   }
 
   static void signal(Path dir, String name) throws Exception {
@@ -149,6 +167,46 @@ class RealServerTest {
       assertEquals(4, logged.length, String.join("-", logged));
       assertEquals(traceId, logged[1], "the caller's trace");
       assertNotEquals(spanId, logged[2], "the service's own span");
+    }
+  }
+
+  /**
+   * Without a token, or with one Looper does not know, a call fails with the typed
+   * UnauthenticatedException; with a credential that may only read the use case (created
+   * through the Access service), a Decide fails with PermissionDeniedException while a read
+   * goes through.
+   */
+  @Test
+  void callsWithoutTheRightCredentialFailWithTypedExceptions() {
+    requireServices();
+    String useCase = env("LOOPER_USE_CASE");
+    String id = env("LOOPER_RUN_ID") + "-java-denied";
+    DecideRequest request = Requests.decide(useCase, id).subject("user_id", "u-java").build();
+    ManagedChannel channel = Grpc.newChannelBuilder(env("LOOPER_TRAINER_ADDR"), InsecureChannelCredentials.create())
+        .intercept(new BearerToken(env("LOOPER_TOKEN"))).build();
+    try {
+      // The Trainer (and Access) service starts last after a restart: wait for it to be ready.
+      AccessServiceGrpc.AccessServiceBlockingStub access = AccessServiceGrpc.newBlockingStub(channel)
+          .withWaitForReady().withDeadlineAfter(60, TimeUnit.SECONDS);
+      CreateCredentialResponse reader = access.createCredential(CreateCredentialRequest.newBuilder()
+          .setName(env("LOOPER_RUN_ID") + "-java-reader")
+          .addGrants(Grant.newBuilder().setUseCase(useCase).addRoles(Role.ROLE_READ)).build());
+      try (LooperClient anonymous = withoutToken().maxAttempts(1).build();
+          LooperClient unknown = withoutToken().token("lpr_not-a-token").maxAttempts(1).build();
+          LooperClient readOnly = withoutToken().token(reader.getToken()).maxAttempts(1).build()) {
+        assertThrows(LooperException.UnauthenticatedException.class, () -> anonymous.decide(request));
+        assertThrows(LooperException.UnauthenticatedException.class, () -> unknown.decide(request));
+        LooperException.PermissionDeniedException denied =
+            assertThrows(LooperException.PermissionDeniedException.class, () -> readOnly.decide(request));
+        assertEquals(Status.Code.PERMISSION_DENIED, denied.code());
+        assertThrows(LooperException.NotFoundException.class, () -> readOnly.getDecision(useCase, id),
+            "a reader may read; the decision was never made");
+      } finally {
+        access.revokeCredential(RevokeCredentialRequest.newBuilder()
+            .setCredentialId(reader.getCredential().getCredentialId()).build());
+      }
+    } finally {
+      channel.shutdownNow();
     }
   }
 }

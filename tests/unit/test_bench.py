@@ -1,0 +1,101 @@
+"""The bench harness's own logic, without timing anything: the headline figures and the
+BENCH RESULT line from made-up runs, the request-file format the Go generator reads, the
+OTLP sink fed by the real exporter, and the process tree whose CPU time a job reads."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+
+from benchmarks import bench, generator
+from benchmarks.otlp_sink import OtlpSink
+
+LINE = re.compile(r"BENCH RESULT decide_vs_ceiling=(\S+) decide_vs_peer=(\S+) p99_vs_ceiling=(\S+) "
+                  r"rank100_ms=(\S+) workers_scaling=(\S+) tracing_cost=(\S+)%")
+
+
+def run(calls_per_s: float, p50: float = 1.0, p99: float = 2.0, errors: int = 0) -> dict:
+    return {"calls_per_s": calls_per_s, "latency_ms": {"p50": p50, "p99": p99}, "errors": errors,
+            "calls_per_server_cpu_s": 1.0, "client_cpu_s": 0.1, "server_cpu_s": 1.0, "machine_busy_cpu_s": 1.5,
+            "elapsed_s": 1.0}
+
+
+def workload(key: str, by_concurrency: dict[int, list[dict]]) -> bench.Workload:
+    return bench.Workload(key, key, [], lambda: [], runs=by_concurrency)
+
+
+def plan(with_single: bool) -> bench.Plan:
+    compared = [
+        workload("echo", {16: [run(4000, p99=2.0)], 64: [run(5000), run(7000), run(6000)]}),
+        workload("decide", {16: [run(900, p99=10.0)], 64: [run(1000), run(1400), run(1200)]}),
+        workload("pair", {64: [run(400)]}),
+        workload("decide_traced", {64: [run(1080)]}),
+    ]
+    if with_single:
+        compared.append(workload("decide_w1", {64: [run(800)]}))
+    return bench.Plan(compared, workload("batch", {bench.BATCH_CONCURRENCY: [run(20)]}),
+                      workload("rank100", {1: [run(100, p50=9.5)]}), workload("rank100_traced", {1: [run(90)]}))
+
+
+def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
+    spans = {"bench_feed": {"handler": {"n": 150, "p50_ms": 7.25}}}
+    summary = bench.summarize(plan(with_single=True), spans, "")
+    assert summary["decide_vs_ceiling"] == 1200 / 6000
+    assert summary["decide_vs_peer"] == 1200 / 400
+    assert summary["p99_vs_ceiling"] == 10.0 / 2.0
+    assert summary["rank100_ms"] == 7.25 and "handler" in summary["rank100_source"]
+    assert summary["workers_scaling"] == 1200 / 800
+    assert abs(summary["tracing_cost_pct"] - 10.0) < 1e-9
+    assert summary["decide_batch_decisions_per_s"] == 20 * bench.BATCH_SIZE
+    found = LINE.fullmatch(bench.bench_line(summary))
+    assert found and found.groups() == ("0.20", "3.00", "5.00", "7.25", "1.50", "10.0")
+
+
+def test_without_workers_or_spans_the_line_says_n_a_and_falls_back_to_end_to_end():
+    summary = bench.summarize(plan(with_single=False), {}, "`looper serve --help` lists no --workers flag")
+    assert summary["workers_scaling"] is None and "--workers" in summary["workers_scaling_reason"]
+    assert summary["rank100_ms"] == 9.5 and "end-to-end" in summary["rank100_source"]
+    assert LINE.fullmatch(bench.bench_line(summary)).group(5) == "n/a"
+
+
+def test_runs_with_failed_calls_are_left_out_of_the_medians():
+    failed = workload("decide", {64: [run(1000), run(5, errors=3)]})
+    assert bench.median(failed, 64, "calls_per_s") == 1000
+
+
+def test_requests_are_written_length_prefixed_for_the_generator(tmp_path):
+    path = generator.write_requests(tmp_path / "r.bin", [b"ab", b"", b"xyz"])
+    data = open(path, "rb").read()
+    assert data == struct.pack("<I", 2) + b"ab" + struct.pack("<I", 0) + struct.pack("<I", 3) + b"xyz"
+
+
+def test_the_sink_keeps_the_spans_the_otlp_exporter_sends():
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    sink = OtlpSink()
+    try:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")))
+        with provider.get_tracer("t").start_as_current_span("looper.decide", attributes={"looper.use_case": "u"}):
+            pass
+        provider.shutdown()
+        [span] = sink.snapshot()
+        assert span.name == "looper.decide" and span.attributes == {"looper.use_case": "u"}
+        assert span.duration_ms >= 0 and len(span.trace_id) == 32
+    finally:
+        sink.stop()
+
+
+def test_a_process_tree_holds_the_process_and_its_children():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = generator.process_tree(os.getpid())
+        assert os.getpid() in tree and child.pid in tree
+    finally:
+        child.kill()
+        child.wait()
