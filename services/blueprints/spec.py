@@ -208,6 +208,7 @@ class PolicyOverrides(_Section):
     exploration_rate: float | None = Field(None, ge=0.0, le=1.0)
     weights: dict[Name, float] | None = None
     treatment_cost: float | None = None
+    objective: Annotated[Objective, _choice(Objective)] | None = None  # binary: response against uplift
 
 
 class ArmSpec(_Section):
@@ -433,7 +434,7 @@ class Blueprint(_Section):
     @property
     def objective(self) -> Objective:
         """What a binary policy weighs (``policy.objective``, uplift by default)."""
-        return self.policy.objective or Objective.UPLIFT
+        return Objective(self.policy.objective) if self.policy.objective else Objective.UPLIFT
 
     @property
     def uplift_learner(self) -> str | None:
@@ -631,6 +632,9 @@ def _uplift_problems(bp: Blueprint) -> list[FieldViolation]:
     if bp.model.uplift is not None:
         problems.append(FieldViolation("model.uplift", "is only for binary use cases: the effect of acting (true) "
                                        "against not acting (false)"))
+    for i, arm in enumerate(bp.experiment.arms if bp.experiment is not None else []):
+        if arm.policy.objective is not None:
+            problems.append(FieldViolation(f"experiment.arms[{i}].policy.objective", "is only for binary use cases"))
     return problems
 
 

@@ -238,3 +238,25 @@ def test_the_scheduler_retrains_when_the_blueprint_asks_for_another_kind_of_mode
     assert not scheduler._live_model_lacks_a_label("winback", parse_blueprint(spec()))
     assert scheduler._live_model_lacks_a_label("winback", parse_blueprint(spec(model={})))
     assert scheduler._live_model_lacks_a_label("winback", parse_blueprint(spec(model__uplift={"learner": "t"})))
+
+
+def test_an_experiment_arm_may_run_the_other_objective():
+    from services.experiments.experiment import from_blueprint, with_overrides
+
+    experiment = {"name": "objectives", "control": "response",
+                  "arms": [{"name": "response", "share": 0.5, "policy": {"objective": "response"}},
+                           {"name": "uplift", "share": 0.5}]}
+    bp = parse_blueprint(spec(experiment=experiment)).with_version(3)
+    arms = {arm.name: arm for arm in from_blueprint(bp, bp.experiment, T0).arms}
+    assert with_overrides(bp, arms["response"].policy).objective == Objective.RESPONSE
+    assert with_overrides(bp, arms["uplift"].policy).objective == Objective.UPLIFT
+    # as the experiment store keeps it: JSON, the objective as its text
+    assert with_overrides(bp, {"objective": "response"}).objective == Objective.RESPONSE
+    experiment["arms"][0]["policy"]["objective"] = "clicks"
+    with pytest.raises(InvalidArgument, match="experiment.arms\\[0\\].policy.objective"):
+        parse_blueprint(spec(experiment=experiment))
+    experiment["arms"][0]["policy"]["objective"] = "response"
+    with pytest.raises(InvalidArgument) as err:
+        parse_blueprint(spec(experiment=experiment, decision_type="multi_action", actions=["a", "b"],
+                             default_decision="a", model={}))
+    assert [v.field for v in err.value.violations] == ["experiment.arms[0].policy.objective"]
