@@ -165,11 +165,26 @@ class Objective(str, enum.Enum):
     RESPONSE = "response"
 
 
+class Exploration(str, enum.Enum):
+    """How a policy explores around its best action (binary and multi-action decisions)."""
+
+    EPSILON_GREEDY = "epsilon_greedy"  # the best action, or with the exploration rate a uniformly random one
+    SOFTMAX = "softmax"  # actions in proportion to exp(value / temperature), mixed with the uniform floor
+
+
+MAX_TEMPERATURE = 1000.0
+
+
 class PolicySpec(_Section):
-    """How scores become an action."""
+    """How scores become an action. ``exploration: softmax`` chooses among the actions with
+    probabilities ``exp(value / temperature)`` (normalized; value: the expected product value,
+    so the temperature is in product-value units: the smaller, the greedier), mixed with the
+    uniform choice at ``exploration_rate``, a floor that keeps every action tried."""
 
     threshold: float = 0.0
     exploration_rate: float = Field(0.0, ge=0.0, le=1.0)
+    exploration: Annotated[Exploration, _choice(Exploration)] = Exploration.EPSILON_GREEDY
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax only
     objective: Annotated[Objective, _choice(Objective)] | None = None  # binary use cases; default uplift
 
 
@@ -206,6 +221,7 @@ class PolicyOverrides(_Section):
 
     threshold: float | None = None
     exploration_rate: float | None = Field(None, ge=0.0, le=1.0)
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax exploration's
     weights: dict[Name, float] | None = None
     treatment_cost: float | None = None
     objective: Annotated[Objective, _choice(Objective)] | None = None  # binary: response against uplift
@@ -271,6 +287,25 @@ class DeploymentSpec(_Section):
     max_sample: int = Field(50_000, ge=10, le=100_000_000)
     guardrails: list[GuardrailSpec] = Field([], max_length=10)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+TUNABLE = ("threshold", "exploration_rate", "temperature", "treatment_cost")  # and weights.<outcome>
+
+
+class TuningSpec(_Section):
+    """Bayesian tuning of the policy for the product goal: the parameters' ranges (policy
+    parameters, ``weights.<outcome>`` of the product metric), scored off-policy on the logged
+    decisions first, then in online rounds of experiment arms; the round's best arm, if it
+    beats the current policy, becomes a new blueprint version. ``exploration_rate``'s lower
+    bound is a floor: tuning never stops the exploration that learning needs."""
+
+    parameters: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=1, max_length=8)
+    offline_evaluations: int = Field(40, ge=5, le=500)  # Gaussian-process steps scored off-policy
+    candidates_per_round: int = Field(2, ge=1, le=5)  # arms besides the current policy in each round
+    rounds: int = Field(1, ge=1, le=10)
+    round_sample: int = Field(300, ge=50, le=10_000_000)  # labeled decisions per arm that end a round
+    min_rows: int = Field(500, ge=50, le=10_000_000)  # labeled decisions before tuning starts
+    seed: int = Field(0, ge=0)
 
 
 class PersonalizationSpec(_Section):
@@ -369,6 +404,7 @@ class Blueprint(_Section):
     numeric: NumericSpec | None = None  # what a numeric decision chooses among
     experiment: ExperimentSpec | None = None
     deployment: DeploymentSpec | None = None  # without it, a model that wins offline goes live at once
+    tuning: TuningSpec | None = None
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
@@ -524,7 +560,8 @@ def parse_blueprint(spec: Any) -> Blueprint:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
-    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _uplift_problems(blueprint)
+    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _policy_problems(blueprint)
+                + _uplift_problems(blueprint)
                 + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
                 + _experiment_problems(blueprint))
     if problems:
@@ -586,6 +623,30 @@ def _experiment_problems(bp: Blueprint) -> list[FieldViolation]:
                                            f"label of the use case {sorted(outcomes)}"))
     if bp.deployment and bp.deployment.min_sample > bp.deployment.max_sample:
         problems.append(FieldViolation("deployment.min_sample", "must not exceed max_sample"))
+    return problems + _tuning_problems(bp)
+
+
+def _tuning_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Tunable parameters with sensible ranges, for the decision types the tuner replays."""
+    if bp.tuning is None:
+        return []
+    if bp.decision_type not in (DecisionType.BINARY, DecisionType.MULTI_ACTION):
+        return [FieldViolation("tuning", "is for binary and multi_action use cases (the tuner replays their policy "
+                               "on logged decisions)")]
+    problems = []
+    for name, (low, high) in bp.tuning.parameters.items():
+        at = f"tuning.parameters.{name}"
+        outcome = name.removeprefix("weights.")
+        if name not in TUNABLE and not (name.startswith("weights.") and outcome in bp.weights):
+            problems.append(FieldViolation(at, f"is not tunable: use one of {list(TUNABLE)} or weights.<outcome> for "
+                                           f"an outcome the policy weighs {sorted(bp.weights)}"))
+        elif not low < high:
+            problems.append(FieldViolation(at, "must be a range [low, high] with low < high"))
+        elif name == "temperature" and (bp.policy.temperature is None or low <= 0):
+            problems.append(FieldViolation(at, "is tunable with softmax exploration only, in a range above 0"))
+        elif name == "exploration_rate" and not 0 < low and high <= 1:
+            problems.append(FieldViolation(at, "must lie in (0, 1]: its low end is the exploration floor, above 0 so "
+                                           "that learning never stops"))
     return problems
 
 
@@ -675,6 +736,31 @@ def _numeric_problems(bp: Blueprint) -> list[FieldViolation]:
     return []
 
 
+def _policy_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Softmax exploration needs its temperature, and fits the decisions that choose one
+    action: a ranking explores by shuffling the whole order, whose per-slot propensities the
+    off-policy estimate needs (under a softmax over orders they would sum over every
+    permutation); a numeric decision explores within ``numeric.exploration_width`` steps of
+    its best value; a regression returns its prediction and does not explore."""
+    policy = bp.policy
+    if policy.exploration != Exploration.SOFTMAX:
+        if policy.temperature is not None:
+            return [FieldViolation("policy.temperature", "is only used with exploration: softmax")]
+        return []
+    why = {DecisionType.RANKING: "a ranking explores by shuffling the whole order, so that each slot's "
+                                 "propensity is known",
+           DecisionType.NUMERIC: "a numeric decision explores within numeric.exploration_width steps of its "
+                                 "best value",
+           DecisionType.REGRESSION: "a regression returns its prediction and does not explore"}
+    if bp.decision_type in why:
+        return [FieldViolation("policy.exploration", f"softmax is for binary and multi_action decisions: "
+                               f"{why[bp.decision_type]}; use epsilon_greedy")]
+    if policy.temperature is None:
+        return [FieldViolation("policy.temperature", "is required with exploration: softmax (in product-value "
+                               "units: the smaller, the greedier; e.g. 0.05)")]
+    return []
+
+
 def _personalization_problems(bp: Blueprint) -> list[FieldViolation]:
     """The view Looper writes is named after its use case, so that a blueprint can never
     write into a view of the product's (or another use case's)."""
@@ -712,6 +798,8 @@ def _violation(error: dict) -> FieldViolation:
         return FieldViolation(path, f"must be {_TYPE_NAMES[kind]}")
     if kind == "value_error":
         return FieldViolation(path, str(error["ctx"]["error"]))
+    if kind == "greater_than":
+        return FieldViolation(path, f"must be greater than {error['ctx']['gt']}")
     if kind in ("greater_than_equal", "less_than_equal"):
         bound = "at least" if kind == "greater_than_equal" else "at most"
         limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]

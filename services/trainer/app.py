@@ -8,6 +8,7 @@ from services.access import server as access
 from services.blueprints.store import BlueprintStore
 from services.experiments.controller import ExperimentController
 from services.experiments.store import ExperimentStore
+from services.experiments.tuner import PolicyTuner
 from services.features.store import feature_store
 from services.labels.activity import DecisionActivity
 from services.labels.training_table import TrainingTable
@@ -35,8 +36,10 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     features = feature_store(settings, data)
     runner = TrainingRunner(blueprints, runs, TrainingPipeline(table, registry, features, telemetry), telemetry)
     scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval, registry=registry)
-    experiments = ExperimentController(blueprints, ExperimentStore(data.experiments), registry, table,
-                                       DecisionActivity(data.labels.joiner))
+    experiment_store = ExperimentStore(data.experiments)
+    experiments = ExperimentController(blueprints, experiment_store, registry, table,
+                                       DecisionActivity(data.labels.joiner),
+                                       tuner=PolicyTuner(blueprints, experiment_store, registry, table))
     jobs = [
         PeriodicJob("retraining", settings.retrain_interval, scheduler.check_all).start(),
         PeriodicJob("experiments", settings.retrain_interval, experiments.check_all,

@@ -260,3 +260,15 @@ def test_an_experiment_arm_may_run_the_other_objective():
         parse_blueprint(spec(experiment=experiment, decision_type="multi_action", actions=["a", "b"],
                              default_decision="a", model={}))
     assert [v.field for v in err.value.violations] == ["experiment.arms[0].policy.objective"]
+
+
+def test_softmax_exploration_weighs_what_the_objective_weighs():
+    from services.decision.policies import action_probabilities
+
+    for objective, acts_more_likely in (("uplift", False), ("response", True)):
+        bp = parse_blueprint(spec(policy__objective=objective, policy__exploration="softmax",
+                                  policy__temperature=0.05, policy__exploration_rate=0.1))
+        act, wait = action_probabilities(bp, ["true", "false"], predicted("sure_thing"))
+        assert act + wait == pytest.approx(1.0)
+        assert (act > 0.5) == acts_more_likely, (objective, act)
+        assert (greedy_order(bp, ["true", "false"], predicted("sure_thing"))[0] == 0) == acts_more_likely
