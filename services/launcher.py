@@ -40,10 +40,16 @@ class LooperProcess:
         """The local development token: a cluster administrator's, written at first start."""
         return self.data_dir / "looper-token"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signals the services and waits for them to drain and exit; one that has not
+        exited after ``timeout`` seconds is killed (its exit code then says so: -9)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text()
