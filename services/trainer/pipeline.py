@@ -47,7 +47,8 @@ class TrainingPipeline:
         limit = FitLimit(blueprint.retraining.max_seconds, self.stopping)
         labels = blueprint.predicted_labels
         primary = blueprint.primary_label.outcome
-        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels)}):
+        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels),
+                                                                "looper.uplift_learner": blueprint.uplift_learner or ""}):
             if blueprint.uplift_learner:  # one meta-learner per label
                 learners = fit_learners(blueprint, train, limit)
             else:
