@@ -145,6 +145,26 @@ class LabelSpec(_Section):
         return LabelKind.VALUE if self.aggregation in (Aggregation.SUM, Aggregation.COUNT) else LabelKind.PROBABILITY
 
 
+class Objective(str, enum.Enum):
+    """What a binary policy weighs when it decides whether to act (``policy.objective``).
+
+    ``uplift`` (the default): act where the predicted *incremental* value of acting, the
+    value with the treatment minus the value without it (the effect, CATE, times what the
+    outcome is worth), exceeds the cost by more than the threshold. Without ``model.uplift``
+    the two values come from the one outcome model that takes the action as an input (an
+    S-learner): what every binary use case did before ``objective`` existed. With
+    ``model.uplift`` they come from a T- or X-learner trained for the effect.
+
+    ``response``: act where the predicted value of the response to acting exceeds the cost
+    by more than the threshold, ignoring what would happen without acting. It treats the
+    subjects most likely to respond, including those who respond anyway ("sure things") and
+    those whom acting puts off ("sleeping dogs"), and spends the cost on them.
+    """
+
+    UPLIFT = "uplift"
+    RESPONSE = "response"
+
+
 class Exploration(str, enum.Enum):
     """How a policy explores around its best action (binary and multi-action decisions)."""
 
@@ -165,6 +185,7 @@ class PolicySpec(_Section):
     exploration_rate: float = Field(0.0, ge=0.0, le=1.0)
     exploration: Annotated[Exploration, _choice(Exploration)] = Exploration.EPSILON_GREEDY
     temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax only
+    objective: Annotated[Objective, _choice(Objective)] | None = None  # binary use cases; default uplift
 
 
 class RetrainingSpec(_Section):
@@ -203,6 +224,7 @@ class PolicyOverrides(_Section):
     temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax exploration's
     weights: dict[Name, float] | None = None
     treatment_cost: float | None = None
+    objective: Annotated[Objective, _choice(Objective)] | None = None  # binary: response against uplift
 
 
 class ArmSpec(_Section):
@@ -336,8 +358,24 @@ class CatBoostParams(_Section):
     one_hot_max_size: int = Field(2, ge=1, le=255)
 
 
+class UpliftLearner(str, enum.Enum):
+    """The meta-learner an uplift model is (see ``services/evaluation/uplift.py``)."""
+
+    T = "t"  # an outcome model per arm; effect = mu1(x) - mu0(x)
+    X = "x"  # the T-learner's models, then each arm's imputed effects regressed on x and blended
+
+
+class UpliftSpec(_Section):
+    """An uplift model for a binary use case: the effect of acting (true) against not
+    acting (false), learned by a meta-learner from the decisions whose propensities were
+    logged (randomized ones, or any policy's with exploration)."""
+
+    learner: Annotated[UpliftLearner, _choice(UpliftLearner)]
+
+
 class ModelSpec(_Section):
     params: CatBoostParams = CatBoostParams()
+    uplift: UpliftSpec | None = None  # binary use cases: train a T- or X-learner instead of one outcome model
 
 
 def _feast_ref(value: str) -> str:
@@ -430,6 +468,16 @@ class Blueprint(_Section):
         return dict(self.features.candidate)
 
     @property
+    def objective(self) -> Objective:
+        """What a binary policy weighs (``policy.objective``, uplift by default)."""
+        return Objective(self.policy.objective) if self.policy.objective else Objective.UPLIFT
+
+    @property
+    def uplift_learner(self) -> str | None:
+        """The meta-learner the blueprint asks for (``t``, ``x``), or None for one outcome model."""
+        return self.model.uplift.learner.value if self.model.uplift is not None else None
+
+    @property
     def model_params(self) -> dict[str, Any]:
         return self.model.params.model_dump()
 
@@ -513,6 +561,7 @@ def parse_blueprint(spec: Any) -> Blueprint:
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
     problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _policy_problems(blueprint)
+                + _uplift_problems(blueprint)
                 + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
                 + _experiment_problems(blueprint))
     if problems:
@@ -631,6 +680,23 @@ def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
         except ValueError:
             return [FieldViolation("default_decision", "must be a number for a regression use case")]
     return []
+
+
+def _uplift_problems(bp: Blueprint) -> list[FieldViolation]:
+    """An objective and an uplift model are a binary use case's: acting against not acting."""
+    if bp.decision_type == DecisionType.BINARY:
+        return []
+    problems = []
+    if bp.policy.objective is not None:
+        problems.append(FieldViolation("policy.objective", "is only for binary use cases (act or not); the others "
+                                       "choose the action of the highest predicted value"))
+    if bp.model.uplift is not None:
+        problems.append(FieldViolation("model.uplift", "is only for binary use cases: the effect of acting (true) "
+                                       "against not acting (false)"))
+    for i, arm in enumerate(bp.experiment.arms if bp.experiment is not None else []):
+        if arm.policy.objective is not None:
+            problems.append(FieldViolation(f"experiment.arms[{i}].policy.objective", "is only for binary use cases"))
+    return problems
 
 
 def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from services.blueprints.spec import Blueprint, DecisionType, Exploration
+from services.blueprints.spec import Blueprint, DecisionType, Exploration, Objective
 from services.decisions.record import ScoredCandidate
 
 
@@ -69,13 +69,16 @@ def baseline_action(blueprint: Blueprint) -> str:
 
 def greedy_order(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[int]:
     """Action indexes, best first, by expected product value; the default order when
-    there are no scores. A binary use case acts only when acting beats not acting by more
-    than the policy's threshold (binary actions are always ("true", "false"))."""
+    there are no scores. A binary use case (actions always ("true", "false")) acts only when
+    its gain is above the policy's threshold: by the ``uplift`` objective (the default) the
+    value of acting minus the value of not acting, by the ``response`` objective the value
+    of acting alone (see ``Objective``)."""
     if scores is None:
         return _default_order(blueprint, actions)
     values = action_values(blueprint, actions, scores)
     if blueprint.decision_type == DecisionType.BINARY:
-        return [0, 1] if values[0] - values[1] > blueprint.policy.threshold else [1, 0]
+        gain = values[0] if blueprint.objective == Objective.RESPONSE else values[0] - values[1]
+        return [0, 1] if gain > blueprint.policy.threshold else [1, 0]
     return sorted(range(len(actions)), key=lambda i: -values[i])
 
 
@@ -131,10 +134,11 @@ def softmax(blueprint: Blueprint, actions: list[str], scores: Scores) -> list[fl
     """The softmax policy's probability of each action: ``exp(value / temperature)``,
     normalized, over the same expected product values the greedy policy compares (a binary
     decision's acting value less the policy's threshold, so that the more likely action is
-    the greedy one)."""
+    the greedy one; by the ``response`` objective not acting is worth 0, as it is there)."""
     values = action_values(blueprint, actions, scores)
     if blueprint.decision_type == DecisionType.BINARY:
-        values = [values[0] - blueprint.policy.threshold, values[1]]
+        waiting = 0.0 if blueprint.objective == Objective.RESPONSE else values[1]
+        values = [values[0] - blueprint.policy.threshold, waiting]
     top, temperature = max(values), blueprint.policy.temperature
     weights = [math.exp((v - top) / temperature) for v in values]  # the best has weight 1: no overflow
     total = sum(weights)

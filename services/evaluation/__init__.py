@@ -1,4 +1,5 @@
-"""Evaluation for product goals: experiment statistics, off-policy estimates and tuning.
-Plain numpy/scipy domain code that imports no service; ``ope``: off-policy estimates (IPS,
+"""Evaluation for product goals: experiment statistics, causal effects, off-policy estimates and
+tuning. Plain numpy/scipy domain code that imports no service; ``ope``: off-policy estimates (IPS,
 SNIPS, doubly robust) of a target policy's value from decisions logged with their
-propensities."""
+propensities; ``uplift``: heterogeneous treatment effects (T-, X- and S-learners over
+CatBoost), the Qini curve and the uplift policy's value."""

@@ -50,6 +50,10 @@ class TrainingSet:
             cut -= 1
         return self._slice(slice(0, cut)), self._slice(slice(cut, None))
 
+    def where(self, mask: np.ndarray) -> "TrainingSet":
+        """The rows where ``mask`` is true, in their order."""
+        return self._slice(np.asarray(mask, dtype=bool))
+
     def _slice(self, part: slice) -> "TrainingSet":
         return TrainingSet(self.input, self.features.iloc[part].reset_index(drop=True), self.labels[part],
                            self.targets[part], self.actions[part], self.propensities[part],
