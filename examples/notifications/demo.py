@@ -1,7 +1,10 @@
 """The main job (`make demo`): start Looper on embedded defaults, apply the notification
 blueprint, and let the simulated product run phase one on the default policy while Looper
-collects data and trains, then phase two on the learned policy. Prints a table per phase
-and one DEMO RESULT line."""
+collects data and trains, then phase two on the learned policy. Then the product-goal layer,
+in a world where causality matters (examples/reengagement): an uplift model against a
+response model, an experiment of the two policies that a sequential test ends, and the
+policy tuned for a goal no model predicts. Prints a table per phase, then the EXPERIMENT,
+TUNING, HTE and DEMO RESULT lines."""
 
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--phase-two-decisions", type=int, default=5000)
+    parser.add_argument("--phase-two-decisions", type=int, default=3000)
     parser.add_argument("--phase-one-max-decisions", type=int, default=12000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--product-goal", choices=["on", "off"], default="on",
+                        help="after the learned policy: the experiment, tuning and uplift parts")
     parser.add_argument("--tracing", choices=["on", "off"], default="on",
                         help="start Zipkin and trace the services and the product (left running afterwards)")
     parser.add_argument("--trace-sample-ratio", type=float, default=0.2)
@@ -101,18 +106,36 @@ def run_demo(looper, users, args) -> int:
         learned = simulator.run(PhaseResult("learned policy"), args.phase_two_decisions, args.concurrency)
         simulator.feedback.drain()
         stats = client.join_stats(blueprint.use_case)
+        print_table([default, learned])
+        goal_lines = product_goal(client, args) if args.product_goal == "on" else []
 
-    print_table([default, learned])
     print(f"join: {stats.joined_decisions} labeled decisions, {stats.attributed_outcomes} attributed, "
           f"{stats.late_outcomes} late and {stats.orphan_outcomes} orphan outcomes "
           f"({simulator.feedback.failures} outcomes failed to send{': ' if simulator.feedback.failures else ''}"
           f"{simulator.feedback.last_error[:200]})")
+    for line in goal_lines:
+        print(line)
     diff = learned.mean - default.mean
     se = math.hypot(default.stderr, learned.stderr)
     base = abs(default.mean)
     print(f"DEMO RESULT default_value={default.mean:.4f} learned_value={learned.mean:.4f} "
           f"lift={100 * diff / base:.1f}% ci_low={100 * (diff - 1.96 * se) / base:.1f}% model={model.version}")
     return 0
+
+
+def product_goal(client, args) -> list[str]:
+    """The product-goal layer in the reengagement world; returns its three RESULT lines."""
+    from examples.reengagement.hte import measure_hte, print_result
+    from examples.reengagement.product_goal import run_policy_experiment, tune_for_goal
+
+    print("== product goal: notify a lapsing user only where the notification makes them come back")
+    hte = measure_hte(client, args.seed, evaluation_decisions=1500, concurrency=args.concurrency)
+    print_result(hte)
+    experiment = run_policy_experiment(client, args.seed, concurrency=args.concurrency)
+    tuning = tune_for_goal(client, args.seed, evaluation_decisions=1500, concurrency=args.concurrency)
+    if tuning.reason and tuning.tuned_value != tuning.tuned_value:
+        print(f"   tuning: {tuning.reason}")
+    return [experiment, tuning.line(), hte.line()]
 
 
 def show_traces(tracing, data_dir: Path) -> None:

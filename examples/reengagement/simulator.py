@@ -136,18 +136,16 @@ class ReengagementProduct:
     """The product: asks Looper whether to notify, notifies or not, and reports opens,
     unsubscribes and returns when they happen."""
 
-    use_case = USE_CASE
-
-    def __init__(self, client: LooperClient, users: list[User], seed: int):
-        self.client, self.users, self.seed = client, users, seed
+    def __init__(self, client: LooperClient, users: list[User], seed: int, use_case: str = USE_CASE):
+        self.client, self.users, self.seed, self.use_case = client, users, seed, use_case
         self.feedback = DelayedFeedback(client)
         self.outcomes: dict[int, Outcome] = {}
         self._lock = threading.Lock()
         self.phase = "p0"  # part of each decision id, so that phases may replay the same users
 
     @classmethod
-    def build(cls, client: LooperClient, seed: int, users: int = 5000) -> "ReengagementProduct":
-        return cls(client, make_users(users, seed), seed)
+    def build(cls, client: LooperClient, seed: int, users: int = 5000, use_case: str = USE_CASE) -> "ReengagementProduct":
+        return cls(client, make_users(users, seed), seed, use_case)
 
     def user_at(self, index: int) -> tuple[User, random.Random]:
         """The ``index``-th visit's user and its random draws: the same whatever the policy."""
@@ -157,7 +155,7 @@ class ReengagementProduct:
     def decide(self, index: int) -> Judged:
         user, rng = self.user_at(index)
         decision_id = f"reengage-{self.seed}-{self.phase}-{index:07d}"
-        decision = self.client.decide(USE_CASE, decision_id, {"user_id": user.user_id}, user.context())
+        decision = self.client.decide(self.use_case, decision_id, {"user_id": user.user_id}, user.context())
         sent = decision.action == "true"
         returned = self._report(decision_id, user, sent, rng)
         judged = Judged(value=user.value(sent), best=max(user.value(True), user.value(False)), decision=decision)
@@ -187,6 +185,6 @@ class ReengagementProduct:
         return returned
 
     def _schedule(self, decision_id: str, outcome: str, delay: float, now: datetime) -> None:
-        self.feedback.schedule(delay, outcome_event(USE_CASE, decision_id, outcome, 1.0,
+        self.feedback.schedule(delay, outcome_event(self.use_case, decision_id, outcome, 1.0,
                                                     event_id=f"{outcome}-{decision_id}",
                                                     event_time=now + timedelta(seconds=delay)))

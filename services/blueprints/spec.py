@@ -408,6 +408,7 @@ class Blueprint(_Section):
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
+    _digest: str = PrivateAttr("")
 
     @field_validator("default_decision", mode="after")
     @classmethod
@@ -497,7 +498,10 @@ class Blueprint(_Section):
         return [f"decisions_{spec.window_name}", f"{self.primary_label.outcome}_{spec.window_name}"] if spec else []
 
     def digest(self) -> str:
-        return spec_digest(self._spec)
+        """The document's SHA-256 (computed once: the decision path asks for it)."""
+        if not self._digest:
+            self._digest = spec_digest(self._spec)
+        return self._digest
 
 
 def feast_column(ref: str) -> str:

@@ -64,7 +64,7 @@ def report_doc(report: trainer_pb2.ExperimentReport) -> dict[str, Any]:
         "end_time": timestamp(report.end_time) if report.HasField("end_time") else None,
         "blueprint_version": report.blueprint_version, "confidence": report.confidence,
         "srm_p_value": report.srm_p_value, "srm_detected": report.srm_detected,
-        "arms": [{"name": a.name, "model": a.model, "share": a.share, "policy": dict(a.policy),
+        "arms": [{"name": a.name, "model": a.model, "share": a.share, "policy": {**dict(a.policy), **dict(a.policy_choices)},
                   "decisions": a.decisions, "labeled_decisions": a.labeled_decisions, "outcomes": a.outcomes,
                   "value": a.value, "value_ci": _pair(a.value_ci), "value_cs": _pair(a.value_cs), "diff": a.diff,
                   "diff_ci": _pair(a.diff_ci), "diff_cs": _pair(a.diff_cs), "diff_p_value": a.diff_p_value,

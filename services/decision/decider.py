@@ -140,7 +140,7 @@ class Decider:
         self.telemetry = telemetry or Telemetry()
         self._fetching = MicroBatcher("feature-fetch", self._fetch_many)
         self._scoring = MicroBatcher("inference", _predict_many)
-        self._arm_policies: dict[tuple[int, str, str], Blueprint] = {}  # (blueprint version, experiment, arm)
+        self._arm_policies: dict[tuple[str, str, str, str], Blueprint] = {}  # (use case, digest, experiment, arm)
 
     def close(self) -> None:
         self._fetching.close()
@@ -282,7 +282,7 @@ class Decider:
     def _arm_policy(self, blueprint: Blueprint, arm: tuple[str, Arm] | None) -> Blueprint:
         if arm is None or not arm[1].policy:
             return blueprint
-        key = (blueprint.version, arm[0], arm[1].name)
+        key = (blueprint.name, blueprint.digest(), arm[0], arm[1].name)
         policy = self._arm_policies.get(key)
         if policy is None:
             if len(self._arm_policies) > 1000:  # experiments come and go: forget old ones

@@ -8,9 +8,13 @@
 2. Online: the best points become arms of a TUNING experiment beside the current policy,
    each with a share of the subjects; a round ends once every arm has ``round_sample``
    labeled decisions, and its values are told to the process as observations of their own.
-3. After the last round, the best arm whose fixed-horizon interval against the current
-   policy is above zero becomes a new blueprint version (the ``tuned`` policy); if none is,
-   the current policy stays and the report says so.
+3. After the last round, the best arm that beat the current policy online, and whose 95%
+   interval against it is above zero, becomes a new blueprint version (the tuned policy); if
+   none is, the current policy stays and the report says so. The interval pools the round's
+   online difference with the off-policy one measured on the other half of the decisions
+   logged before the round (which the search never saw: independent estimates of the same
+   difference, weighed by their precision), so the decisions already logged count as
+   evidence too.
 
 Its state (``<experiments>/<use_case>/tuning.json``) survives restarts; a blueprint version
 is tuned once, and the version it produces is not tuned again.
@@ -18,6 +22,7 @@ is tuned once, and the version it produces is not tuned again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -47,6 +52,7 @@ from services.platform.files import write_file_durably
 log = logging.getLogger("looper.tuning")
 
 CURRENT = "current"
+SEARCH, CONFIRMATION = 0, 1  # the halves of the logged decisions (by a hash of the decision id)
 
 
 @dataclass
@@ -92,16 +98,25 @@ class PolicyTuner:
             if not state.done:
                 self._next_round(blueprint, state)
             return
-        live = self._live_model(blueprint.name)
         rows = self.table.read(blueprint.name)
-        if live is None or len(rows) < blueprint.tuning.min_rows:
-            return  # nothing to replay the policy with yet
+        if len(rows) < blueprint.tuning.min_rows or self._live_model(blueprint.name) is None:
+            return  # nothing (or too little) to replay the policy with yet
         state = TuningState(blueprint_version=blueprint.version)
-        self._tune_offline(blueprint, state, live, rows)
+        self._tune_offline(blueprint, state, self._replay(blueprint, SEARCH))
         self._next_round(blueprint, state)
 
-    def _tune_offline(self, blueprint: Blueprint, state: TuningState, live: ServingModel, rows: pd.DataFrame) -> None:
-        replay = PolicyReplay(blueprint, live, rows)
+    def _replay(self, blueprint: Blueprint, part: int) -> PolicyReplay | None:
+        """One part of the logged decisions, replayable under the live model (None without
+        one): the search runs on one half, and the chosen candidates are confirmed on the
+        other, so that the confirmation is not flattered by the search's selection."""
+        live = self._live_model(blueprint.name)
+        if live is None:
+            return None
+        rows = self.table.read(blueprint.name)
+        half = rows["decision_id"].map(lambda d: hashlib.blake2b(str(d).encode(), digest_size=1).digest()[0] % 2)
+        return PolicyReplay(blueprint, live, rows[half == part])
+
+    def _tune_offline(self, blueprint: Blueprint, state: TuningState, replay: PolicyReplay) -> None:
         spec = blueprint.tuning
         tuner = BayesianTuner({name: tuple(bounds) for name, bounds in spec.parameters.items()}, seed=spec.seed)
         for _ in range(spec.offline_evaluations):
@@ -124,6 +139,8 @@ class PolicyTuner:
             return
         tuner = BayesianTuner.from_state(state.tuner)
         proposals = _distinct([tuner.best()[0]] + tuner.ask(spec.candidates_per_round), spec.candidates_per_round)
+        replay = self._replay(blueprint, CONFIRMATION)
+        offline = {f"candidate_{i + 1}": replay.difference(p, {}) if replay else None for i, p in enumerate(proposals)}
         state.round += 1
         share = 1.0 / (len(proposals) + 1)
         arms = [Arm(CURRENT, share)] + [Arm(f"candidate_{i + 1}", share, "live", overrides(blueprint, p))
@@ -133,8 +150,8 @@ class PolicyTuner:
             use_case=blueprint.name, experiment_id=experiment_id, kind=ExperimentKind.TUNING, control=CURRENT,
             arms=tuple(arms), blueprint_version=blueprint.version, start_time=self.clock(),
             min_sample=spec.round_sample, max_sample=spec.round_sample))
-        state.rounds.append({"experiment_id": experiment_id, "arms": {f"candidate_{i + 1}": p
-                                                                      for i, p in enumerate(proposals)}})
+        state.rounds.append({"experiment_id": experiment_id, "offline": offline,
+                             "arms": {f"candidate_{i + 1}": p for i, p in enumerate(proposals)}})
         state.tuner = tuner.to_state()
         self._save(blueprint.name, state)
 
@@ -155,9 +172,14 @@ class PolicyTuner:
                     tuner.tell(params, summary.mean, noise=summary.standard_error)
         state.rounds[-1]["values"] = values
         state.tuner = tuner.to_state()
+        reason, verdict = f"tuning round {state.round} complete: {_describe(values)}", Verdict.STOPPED
+        blueprint = self.blueprints.get(running.use_case, state.blueprint_version).blueprint
+        if state.round >= blueprint.tuning.rounds:  # the last round: its result is the tuning's
+            self._conclude(blueprint, state)
+            reason += f"; {state.reason}"
+            verdict = Verdict.PROMOTE if state.produced_version else Verdict.INCONCLUSIVE
         self._save(running.use_case, state)
-        self.store.finish(running.use_case, running.experiment_id, Verdict.STOPPED,
-                          f"tuning round {state.round} complete: {_describe(values)}")
+        self.store.finish(running.use_case, running.experiment_id, verdict, reason)
 
     def _conclude(self, blueprint: Blueprint, state: TuningState) -> None:
         """The best arm of the rounds that beat the current policy of its round becomes the
@@ -167,10 +189,12 @@ class PolicyTuner:
             control = round_["values"][CURRENT]
             for arm, params in round_["arms"].items():
                 value = round_["values"][arm]
-                low = _difference_low(control, value)
-                if low > 0 and (best is None or value["mean"] > best[0]):
+                estimate, low = beats_current(control, value, round_.get("offline", {}).get(arm))
+                if value["mean"] > control["mean"] and low > 0 and (best is None or value["mean"] > best[0]):
                     best = (value["mean"], params, f"{arm} of {round_['experiment_id']}: {value['mean']:.4f} per "
-                                                   f"decision against {control['mean']:.4f} (difference > {low:.4f})")
+                                                   f"decision against {control['mean']:.4f} online; difference "
+                                                   f"{estimate:+.4f}, 95% interval above {low:+.4f} (online and "
+                                                   "off-policy evidence together)")
         state.done = True
         if best is None:
             state.reason = "no candidate beat the current policy; it stays"
@@ -205,11 +229,22 @@ class PolicyReplay:
         self.rewards = decision_values(blueprint, rows)
 
     def value(self, params: dict[str, Any]) -> ope.Estimate:
+        """The policy's value per decision (self-normalized IPS, with its interval)."""
+        return ope.snips(self.rewards, self._target(params), self.rows["propensity"].to_numpy(dtype=float))
+
+    def difference(self, params: dict[str, Any], baseline: dict[str, Any]) -> tuple[float, float]:
+        """The value of ``params``'s policy less ``baseline``'s, on the same logged decisions,
+        and its standard error: the IPS terms of the two policies differenced row by row."""
+        terms = (self._target(params) - self._target(baseline)) / self.rows["propensity"].to_numpy(dtype=float) \
+            * self.rewards
+        return float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(len(terms)))
+
+    def _target(self, params: dict[str, Any]) -> np.ndarray:
+        """Each logged decision's probability under the policy ``params`` define."""
         policy = with_overrides(self.blueprint, overrides(self.blueprint, params))
         index = {a: i for i, a in enumerate(self.actions)}
-        target = np.array([action_probabilities(policy, self.actions, scores)[index[a]]
-                           for scores, a in zip(self.predictions, self.logged)])
-        return ope.snips(self.rewards, target, self.rows["propensity"].to_numpy(dtype=float))
+        return np.array([action_probabilities(policy, self.actions, scores)[index[a]]
+                         for scores, a in zip(self.predictions, self.logged)])
 
 
 def overrides(blueprint: Blueprint, params: dict[str, Any]) -> dict[str, Any]:
@@ -246,13 +281,23 @@ def _distinct(points: list[dict], count: int) -> list[dict]:
     return unique[:count]
 
 
-def _difference_low(control: dict, treatment: dict) -> float:
-    """The low end of the 95% interval of treatment - control at the round's fixed sample
-    (the round ends at a sample set in advance, so a fixed-horizon interval is valid)."""
+def beats_current(control: dict, treatment: dict, offline: list[float] | None) -> tuple[float, float]:
+    """How much better the arm is than the current policy, and the low end of its 95%
+    interval: the online difference (Welch, at the round's fixed sample) and the off-policy
+    one (the same two policies replayed on the decisions logged before the round), which are
+    independent estimates of the same difference, pooled by their precision."""
     if min(control["n"], treatment["n"]) < 2:
-        return float("-inf")
-    return welch_difference(ArmSummary("control", control["n"], control["sum"], control["sum_sq"]),
-                            ArmSummary("treatment", treatment["n"], treatment["sum"], treatment["sum_sq"])).interval.low
+        return float("nan"), float("-inf")
+    online = welch_difference(ArmSummary("control", control["n"], control["sum"], control["sum_sq"]),
+                              ArmSummary("treatment", treatment["n"], treatment["sum"], treatment["sum_sq"]))
+    estimates = [(online.estimate, online.standard_error)]
+    if offline and np.isfinite(offline[1]) and offline[1] > 0:
+        estimates.append((offline[0], offline[1]))
+    weights = [1 / se ** 2 for _, se in estimates if se > 0]
+    if len(weights) < len(estimates):
+        return online.estimate, online.interval.low
+    pooled = sum(w * e for w, (e, _) in zip(weights, estimates)) / sum(weights)
+    return pooled, pooled - 1.96 / np.sqrt(sum(weights))
 
 
 def _describe(values: dict) -> str:

@@ -60,11 +60,12 @@ def report_to_proto(result: ExperimentResult) -> trainer_pb2.ExperimentReport:
     arms = []
     for arm in result.arms:
         value, comparison = arm.value, arm.comparison
-        policy = {k: float(v) for k, v in arm.arm.policy.items() if not isinstance(v, dict)}
+        policy = {k: float(v) for k, v in arm.arm.policy.items() if isinstance(v, (int, float))}
         policy.update({f"{k}.{o}": float(w) for k, v in arm.arm.policy.items() if isinstance(v, dict)
                        for o, w in v.items()})
+        choices = {k: str(v) for k, v in arm.arm.policy.items() if isinstance(v, str)}
         arms.append(trainer_pb2.ArmReport(
-            name=arm.arm.name, share=arm.arm.share, model=arm.arm.model, policy=policy,
+            name=arm.arm.name, share=arm.arm.share, model=arm.arm.model, policy=policy, policy_choices=choices,
             decisions=arm.activity.decisions, labeled_decisions=value.arm.n, outcomes=arm.activity.outcomes,
             value=_number(value.arm.mean), value_ci=_interval(value.interval), value_cs=_interval(value.sequence),
             diff=_number(comparison.difference.estimate) if comparison else 0.0,

@@ -198,3 +198,22 @@ def test_rows_without_a_propensity_are_not_replayed(world):
     rows = table.read(USE_CASE)
     rows.loc[:9, "propensity"] = 0.0
     assert len(PolicyReplay(blueprint, TrueModel(), rows).rows) == len(rows) - 10
+
+
+def _summary(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": values.mean(), "n": len(values), "sum": values.sum(), "sum_sq": float((values ** 2).sum())}
+
+
+def test_the_verdict_pools_online_and_independent_off_policy_evidence():
+    from services.experiments.tuner import beats_current
+
+    rng = np.random.default_rng(4)
+    control, treatment = _summary(rng.normal(0.60, 0.5, 1500)), _summary(rng.normal(0.63, 0.5, 1500))
+    online, online_low = beats_current(control, treatment, None)
+    assert online_low < 0 < online, "online alone: a real +0.03 is not shown with 1,500 decisions per arm"
+    pooled, pooled_low = beats_current(control, treatment, [0.032, 0.008])
+    assert pooled_low > 0 and online_low < pooled_low, "with the off-policy evidence it is"
+    assert min(online, 0.032) <= pooled <= max(online, 0.032)
+    _, contradicted = beats_current(control, treatment, [-0.05, 0.008])
+    assert contradicted < 0, "off-policy evidence against it holds it back"

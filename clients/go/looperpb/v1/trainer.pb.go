@@ -2094,7 +2094,9 @@ type ArmReport struct {
 	// The fixed-horizon p-value of diff (Welch's t-test).
 	DiffPValue float64 `protobuf:"fixed64,14,opt,name=diff_p_value,json=diffPValue,proto3" json:"diff_p_value,omitempty"`
 	// Mean label value per decision, by outcome.
-	OutcomeMeans  map[string]float64 `protobuf:"bytes,15,rep,name=outcome_means,json=outcomeMeans,proto3" json:"outcome_means,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	OutcomeMeans map[string]float64 `protobuf:"bytes,15,rep,name=outcome_means,json=outcomeMeans,proto3" json:"outcome_means,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// Its policy overrides that are words rather than numbers (e.g. "objective": "uplift").
+	PolicyChoices map[string]string `protobuf:"bytes,16,rep,name=policy_choices,json=policyChoices,proto3" json:"policy_choices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2230,6 +2232,13 @@ func (x *ArmReport) GetDiffPValue() float64 {
 func (x *ArmReport) GetOutcomeMeans() map[string]float64 {
 	if x != nil {
 		return x.OutcomeMeans
+	}
+	return nil
+}
+
+func (x *ArmReport) GetPolicyChoices() map[string]string {
+	if x != nil {
+		return x.PolicyChoices
 	}
 	return nil
 }
@@ -2717,7 +2726,7 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x06report\x18\x01 \x01(\v2\x1b.looper.v1.ExperimentReportR\x06report\"0\n" +
 	"\bInterval\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x01R\x03low\x12\x12\n" +
-	"\x04high\x18\x02 \x01(\x01R\x04high\"\xbd\x05\n" +
+	"\x04high\x18\x02 \x01(\x01R\x04high\"\xcf\x06\n" +
 	"\tArmReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05share\x18\x02 \x01(\x01R\x05share\x12\x14\n" +
@@ -2735,13 +2744,17 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\adiff_cs\x18\r \x01(\v2\x13.looper.v1.IntervalR\x06diffCs\x12 \n" +
 	"\fdiff_p_value\x18\x0e \x01(\x01R\n" +
 	"diffPValue\x12K\n" +
-	"\routcome_means\x18\x0f \x03(\v2&.looper.v1.ArmReport.OutcomeMeansEntryR\foutcomeMeans\x1a9\n" +
+	"\routcome_means\x18\x0f \x03(\v2&.looper.v1.ArmReport.OutcomeMeansEntryR\foutcomeMeans\x12N\n" +
+	"\x0epolicy_choices\x18\x10 \x03(\v2'.looper.v1.ArmReport.PolicyChoicesEntryR\rpolicyChoices\x1a9\n" +
 	"\vPolicyEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a?\n" +
 	"\x11OutcomeMeansEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x97\x04\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a@\n" +
+	"\x12PolicyChoicesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x04\n" +
 	"\x10ExperimentReport\x12\x19\n" +
 	"\buse_case\x18\x01 \x01(\tR\auseCase\x12#\n" +
 	"\rexperiment_id\x18\x02 \x01(\tR\fexperimentId\x12-\n" +
@@ -2836,7 +2849,7 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_looper_v1_trainer_proto_goTypes = []any{
 	(TrainingRunState)(0),               // 0: looper.v1.TrainingRunState
 	(TrainingTrigger)(0),                // 1: looper.v1.TrainingTrigger
@@ -2882,31 +2895,32 @@ var file_looper_v1_trainer_proto_goTypes = []any{
 	nil,                                 // 41: looper.v1.Model.MetricsEntry
 	nil,                                 // 42: looper.v1.ArmReport.PolicyEntry
 	nil,                                 // 43: looper.v1.ArmReport.OutcomeMeansEntry
-	(DecisionType)(0),                   // 44: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
+	nil,                                 // 44: looper.v1.ArmReport.PolicyChoicesEntry
+	(DecisionType)(0),                   // 45: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	44, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	45, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	45, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	46, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	5,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	5,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	45, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	45, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	46, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	46, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
 	39, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
 	40, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
 	12, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	12, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	12, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
 	2,  // 14: looper.v1.ModelStageChange.stage:type_name -> looper.v1.ModelStage
-	45, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
+	46, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
 	2,  // 16: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
 	41, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	45, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	45, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	45, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	46, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	46, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	46, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
 	19, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
 	20, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
 	20, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
@@ -2918,44 +2932,45 @@ var file_looper_v1_trainer_proto_depIdxs = []int32{
 	33, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
 	33, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
 	43, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
-	3,  // 32: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
-	34, // 33: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
-	4,  // 34: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
-	45, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
-	45, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
-	44, // 37: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
-	36, // 38: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
-	6,  // 39: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
-	8,  // 40: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
-	10, // 41: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
-	13, // 42: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
-	15, // 43: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
-	17, // 44: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
-	21, // 45: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
-	23, // 46: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
-	25, // 47: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	27, // 48: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
-	29, // 49: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
-	31, // 50: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
-	37, // 51: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
-	7,  // 52: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	9,  // 53: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	11, // 54: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	14, // 55: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	16, // 56: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	18, // 57: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	22, // 58: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	24, // 59: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	26, // 60: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	28, // 61: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
-	30, // 62: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
-	32, // 63: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
-	38, // 64: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
-	52, // [52:65] is the sub-list for method output_type
-	39, // [39:52] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	44, // 32: looper.v1.ArmReport.policy_choices:type_name -> looper.v1.ArmReport.PolicyChoicesEntry
+	3,  // 33: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
+	34, // 34: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
+	4,  // 35: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
+	46, // 36: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
+	46, // 37: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
+	45, // 38: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
+	36, // 39: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
+	6,  // 40: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
+	8,  // 41: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
+	10, // 42: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
+	13, // 43: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
+	15, // 44: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
+	17, // 45: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
+	21, // 46: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
+	23, // 47: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
+	25, // 48: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
+	27, // 49: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	29, // 50: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	31, // 51: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
+	37, // 52: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
+	7,  // 53: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	9,  // 54: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	11, // 55: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	14, // 56: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	16, // 57: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	18, // 58: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	22, // 59: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	24, // 60: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	26, // 61: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	28, // 62: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	30, // 63: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	32, // 64: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
+	38, // 65: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
+	53, // [53:66] is the sub-list for method output_type
+	40, // [40:53] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_trainer_proto_init() }
@@ -2970,7 +2985,7 @@ func file_looper_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -362,7 +362,7 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class ArmReport(_message.Message):
-    __slots__ = ("name", "share", "model", "policy", "decisions", "labeled_decisions", "outcomes", "value", "value_ci", "value_cs", "diff", "diff_ci", "diff_cs", "diff_p_value", "outcome_means")
+    __slots__ = ("name", "share", "model", "policy", "decisions", "labeled_decisions", "outcomes", "value", "value_ci", "value_cs", "diff", "diff_ci", "diff_cs", "diff_p_value", "outcome_means", "policy_choices")
     class PolicyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -377,6 +377,13 @@ class ArmReport(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PolicyChoicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHARE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -392,6 +399,7 @@ class ArmReport(_message.Message):
     DIFF_CS_FIELD_NUMBER: _ClassVar[int]
     DIFF_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_MEANS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_CHOICES_FIELD_NUMBER: _ClassVar[int]
     name: str
     share: float
     model: str
@@ -407,7 +415,8 @@ class ArmReport(_message.Message):
     diff_cs: Interval
     diff_p_value: float
     outcome_means: _containers.ScalarMap[str, float]
-    def __init__(self, name: _Optional[str] = ..., share: _Optional[float] = ..., model: _Optional[str] = ..., policy: _Optional[_Mapping[str, float]] = ..., decisions: _Optional[int] = ..., labeled_decisions: _Optional[int] = ..., outcomes: _Optional[int] = ..., value: _Optional[float] = ..., value_ci: _Optional[_Union[Interval, _Mapping]] = ..., value_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff: _Optional[float] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., diff_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff_p_value: _Optional[float] = ..., outcome_means: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    policy_choices: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., share: _Optional[float] = ..., model: _Optional[str] = ..., policy: _Optional[_Mapping[str, float]] = ..., decisions: _Optional[int] = ..., labeled_decisions: _Optional[int] = ..., outcomes: _Optional[int] = ..., value: _Optional[float] = ..., value_ci: _Optional[_Union[Interval, _Mapping]] = ..., value_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff: _Optional[float] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., diff_cs: _Optional[_Union[Interval, _Mapping]] = ..., diff_p_value: _Optional[float] = ..., outcome_means: _Optional[_Mapping[str, float]] = ..., policy_choices: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExperimentReport(_message.Message):
     __slots__ = ("use_case", "experiment_id", "kind", "control", "arms", "srm_p_value", "srm_detected", "verdict", "reason", "start_time", "end_time", "blueprint_version", "confidence")

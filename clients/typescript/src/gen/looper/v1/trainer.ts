@@ -649,6 +649,8 @@ export interface ArmReport {
   diffPValue: number;
   /** Mean label value per decision, by outcome. */
   outcomeMeans: { [key: string]: number };
+  /** Its policy overrides that are words rather than numbers (e.g. "objective": "uplift"). */
+  policyChoices: { [key: string]: string };
 }
 
 export interface ArmReport_PolicyEntry {
@@ -659,6 +661,11 @@ export interface ArmReport_PolicyEntry {
 export interface ArmReport_OutcomeMeansEntry {
   key: string;
   value: number;
+}
+
+export interface ArmReport_PolicyChoicesEntry {
+  key: string;
+  value: string;
 }
 
 /** An experiment's report. */
@@ -4000,6 +4007,7 @@ function createBaseArmReport(): ArmReport {
     diffCs: undefined,
     diffPValue: 0,
     outcomeMeans: {},
+    policyChoices: {},
   };
 }
 
@@ -4049,6 +4057,9 @@ export const ArmReport: MessageFns<ArmReport> = {
     }
     globalThis.Object.entries(message.outcomeMeans).forEach(([key, value]: [string, number]) => {
       ArmReport_OutcomeMeansEntry.encode({ key: key as any, value }, writer.uint32(122).fork()).join();
+    });
+    globalThis.Object.entries(message.policyChoices).forEach(([key, value]: [string, string]) => {
+      ArmReport_PolicyChoicesEntry.encode({ key: key as any, value }, writer.uint32(130).fork()).join();
     });
     return writer;
   },
@@ -4192,6 +4203,17 @@ export const ArmReport: MessageFns<ArmReport> = {
             }
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            const entry16 = ArmReport_PolicyChoicesEntry.decode(reader, reader.uint32());
+            if (entry16.value !== undefined) {
+              message.policyChoices[entry16.key] = entry16.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4284,6 +4306,33 @@ export const ArmReport: MessageFns<ArmReport> = {
           {},
         )
         : {},
+      policyChoices: isObject(object.policyChoices)
+        ? (globalThis.Object.entries(object.policyChoices) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.policy_choices)
+        ? (globalThis.Object.entries(object.policy_choices) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -4346,6 +4395,15 @@ export const ArmReport: MessageFns<ArmReport> = {
         });
       }
     }
+    if (message.policyChoices) {
+      const entries = globalThis.Object.entries(message.policyChoices) as [string, string][];
+      if (entries.length > 0) {
+        obj.policyChoices = {};
+        entries.forEach(([k, v]) => {
+          obj.policyChoices[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -4388,6 +4446,15 @@ export const ArmReport: MessageFns<ArmReport> = {
       (acc: { [key: string]: number }, [key, value]: [string, number]) => {
         if (value !== undefined) {
           acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.policyChoices = (globalThis.Object.entries(object.policyChoices ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
         }
         return acc;
       },
@@ -4563,6 +4630,91 @@ export const ArmReport_OutcomeMeansEntry: MessageFns<ArmReport_OutcomeMeansEntry
     const message = createBaseArmReport_OutcomeMeansEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseArmReport_PolicyChoicesEntry(): ArmReport_PolicyChoicesEntry {
+  return { key: "", value: "" };
+}
+
+export const ArmReport_PolicyChoicesEntry: MessageFns<ArmReport_PolicyChoicesEntry> = {
+  encode(message: ArmReport_PolicyChoicesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ArmReport_PolicyChoicesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArmReport_PolicyChoicesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ArmReport_PolicyChoicesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ArmReport_PolicyChoicesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ArmReport_PolicyChoicesEntry>, I>>(base?: I): ArmReport_PolicyChoicesEntry {
+    return ArmReport_PolicyChoicesEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ArmReport_PolicyChoicesEntry>, I>>(object: I): ArmReport_PolicyChoicesEntry {
+    const message = createBaseArmReport_PolicyChoicesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
