@@ -296,11 +296,10 @@ def record_key(data: dict) -> tuple[str, str]:
 def decision_log_eraser(paths: DecisionPaths, segment_seconds: float, index: IdempotencyIndex) -> LogEraser:
     """The decision log as a deletion rewrites it, keeping the shared id index in step."""
 
-    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> None:
+    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> list[tuple[str, str]]:
         if kept:
             index.move(old, [(*record_key(record), address) for record, address in kept])
-        if dropped:
-            index.forget([record_key(record) for record in dropped], segment=old)
+        return index.forget([record_key(record) for record in dropped], segment=old) if dropped else []
 
     return LogEraser(paths.log, PREFIX, paths.consumers, segment_seconds, record_key, reindex)
 

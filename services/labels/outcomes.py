@@ -278,9 +278,8 @@ def outcome_log_eraser(paths: LabelPaths, segment_seconds: float, index: Idempot
     """The outcome log as a deletion rewrites it: the event ids of dropped events are
     forgotten (the index keeps no addresses of events)."""
 
-    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> None:
-        if dropped:
-            index.forget([event_key(record) for record in dropped])
+    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> list[tuple[str, str]]:
+        return index.forget([event_key(record) for record in dropped]) if dropped else []
 
     return LogEraser(paths.outcome_log, PREFIX, paths.outcome_consumers, segment_seconds, event_key, reindex)
 

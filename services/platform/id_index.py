@@ -115,15 +115,15 @@ class IdempotencyIndex:
                 "UPDATE ids SET segment = ?, offset = ? WHERE scope = ? AND key = ? AND segment = ?",
                 (address.segment, address.offset, scope, key, old_segment)).rowcount for scope, key, address in items)
 
-    def forget(self, items: list[tuple[str, str]], segment: str | None = None) -> int:
+    def forget(self, items: list[tuple[str, str]], segment: str | None = None) -> list[tuple[str, str]]:
         """Forgets ids (scope, key) whose record was deleted, only those whose entry points into
-        ``segment`` when it is given; returns how many."""
+        ``segment`` when it is given; returns the ones that were there."""
         with self._lock, self._transaction():
             if segment is None:
-                return sum(self._db.execute("DELETE FROM ids WHERE scope = ? AND key = ?", item).rowcount
-                           for item in items)
-            return sum(self._db.execute("DELETE FROM ids WHERE scope = ? AND key = ? AND segment = ?",
-                                        (*item, segment)).rowcount for item in items)
+                return [item for item in items
+                        if self._db.execute("DELETE FROM ids WHERE scope = ? AND key = ?", item).rowcount]
+            return [item for item in items if self._db.execute(
+                "DELETE FROM ids WHERE scope = ? AND key = ? AND segment = ?", (*item, segment)).rowcount]
 
     def forget_scope(self, scope: str) -> int:
         """Forgets every id of a scope (a deleted use case); returns how many."""

@@ -32,7 +32,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Hashable
 
@@ -43,8 +43,9 @@ JOURNAL_PREFIX = ".rewrite-"
 _NAME = re.compile(r"(?P<base>.+?)(?:\.r(?P<generation>\d+))?\.log")
 
 # (old segment, new segment or None when nothing was kept, kept records at their new
-# addresses, dropped records): updates whatever index points into the old segment.
-Reindex = Callable[[str, "str | None", list[tuple[dict, RecordAddress]], list[dict]], None]
+# addresses, dropped records): updates whatever index points into the old segment; returns
+# the keys of the dropped records it forgot.
+Reindex = Callable[[str, "str | None", list[tuple[dict, RecordAddress]], list[dict]], list]
 Key = Callable[[dict], Hashable]  # what identifies a record in the index (use case and id)
 
 
@@ -54,6 +55,7 @@ class SegmentRewrite:
     new: str | None  # None: every record was dropped and the segment is gone
     kept: int
     dropped: list[dict]
+    forgotten: list = field(default_factory=list)  # keys of dropped records the index forgot
 
 
 def next_name(name: str) -> str:
@@ -103,8 +105,8 @@ def rewrite_segment(segment: Path, consumers: Path, drop: Callable[[dict], bool]
             targets[path.stem] = _moved_offset(offsets[segment.name], boundaries)
     journal = {"old": segment.name, "new": new, "consumers": targets}
     write_file_durably(folder / f"{JOURNAL_PREFIX}{segment.name}.json", json.dumps(journal).encode())
-    _finish(folder, Path(consumers), journal, key, reindex)
-    return SegmentRewrite(segment.name, new, len(kept), dropped)
+    forgotten = _finish(folder, Path(consumers), journal, key, reindex)
+    return SegmentRewrite(segment.name, new, len(kept), dropped, forgotten)
 
 
 def finish_rewrites(folder: Path, consumers: Path, key: Key, reindex: Reindex) -> int:
@@ -126,7 +128,7 @@ def pending_rewrites(folder: Path) -> bool:
     return any(Path(folder).glob(f"{JOURNAL_PREFIX}*.json"))
 
 
-def _finish(folder: Path, consumers: Path, journal: dict, key: Key, reindex: Reindex) -> None:
+def _finish(folder: Path, consumers: Path, journal: dict, key: Key, reindex: Reindex) -> list:
     old, new = folder / journal["old"], folder / journal["new"] if journal["new"] else None
     if new is not None:
         temporary = folder / f".{new.name}.tmp"
@@ -144,15 +146,17 @@ def _finish(folder: Path, consumers: Path, journal: dict, key: Key, reindex: Rei
             if new is not None:
                 offsets[new.name] = target
             write_file_durably(path, json.dumps(offsets).encode())
+    forgotten = []
     if old.exists():
         kept = [(record, position.address) for record, position in iter_records(new)] if new else []
         kept_keys = {key(record) for record, _ in kept}
         dropped = [record for record, _ in iter_records(old) if key(record) not in kept_keys]
-        reindex(old.name, new.name if new else None, kept, dropped)
+        forgotten = reindex(old.name, new.name if new else None, kept, dropped)
         old.unlink()
         fsync_dir(folder)
     (folder / f"{JOURNAL_PREFIX}{journal['old']}.json").unlink(missing_ok=True)
     fsync_dir(folder)
+    return forgotten
 
 
 def _moved_offset(offset: int, boundaries: list[tuple[int, int]]) -> int:
