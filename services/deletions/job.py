@@ -52,7 +52,7 @@ from services.platform.durable_log import iter_records
 from services.platform.files import exclusive_lock, fsync_dir
 from services.platform.errors import NotFound
 from services.platform.id_index import IdempotencyIndex
-from services.platform.log_rewrite import LogEraser
+from services.platform.log_rewrite import LogEraser, pending_rewrites
 from services.platform.parquet_parts import row_count, subject_rows
 
 log = logging.getLogger("looper.deletions")
@@ -101,9 +101,10 @@ class DeletionJob:
     # --- one run ------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Advances every unfinished deletion; returns how many it finished."""
-        with self._joiner_lock():
-            for eraser in self.logs.values():
-                eraser.finish()
+        if any(pending_rewrites(eraser.folder) for eraser in self.logs.values()):
+            with self._joiner_lock():
+                for eraser in self.logs.values():
+                    eraser.finish()
         progress = [_Progress(d) for d in self.store.unfinished()]
         if not progress:
             return 0
@@ -152,10 +153,12 @@ class DeletionJob:
                         p.removed["online_feature_rows"] += online
                         p.removed["offline_feature_rows"] += offline
             p.steps.add("joiner")
+            self._checkpoint(p)
         if "training" not in p.steps:  # after the joiner's step: no later part holds the subject's rows
             with exclusive_lock(self.data.locks / "labels-retention.lock"):
                 p.removed["training_rows"] += self.table.drop_rows(d.use_case, subject_rows(d.subject, d.request_time))
             p.steps.add("training")
+            self._checkpoint(p)
 
     def _use_case_steps(self, p: _Progress) -> None:
         d, use_case = p.d, p.d.use_case
@@ -163,10 +166,12 @@ class DeletionJob:
             hidden = self.blueprints.retire(use_case, d.deletion_id)  # done by the request; again after a crash
             p.removed["blueprint_versions"] += len(list(hidden.glob("v*.yaml")))
             p.steps.add("blueprints")
+            self._checkpoint(p)
         if "index" not in p.steps:
             p.removed["index_entries"] += (self.decision_index.forget_scope(use_case)
                                            + self.outcome_index.forget_scope(use_case))
             p.steps.add("index")
+            self._checkpoint(p)
         if "joiner" not in p.steps:
             with self._joiner_lock():
                 erased = erase_joined(self.data.labels.joiner, use_case)
@@ -177,10 +182,12 @@ class DeletionJob:
                         p.removed["offline_feature_rows"] += row_count(self.features.offline_parts(view))
                         self.features.drop_view(view)
             p.steps.add("joiner")
+            self._checkpoint(p)
         if "training" not in p.steps:
             with exclusive_lock(self.data.locks / "labels-retention.lock"):
                 p.removed["training_rows"] += self.table.remove(use_case)
             p.steps.add("training")
+            self._checkpoint(p)
         if "models" not in p.steps:
             if self.training_active(use_case):
                 p.reasons.append("a training run of the use case is still running")
@@ -195,6 +202,7 @@ class DeletionJob:
                 for folder in (models, self.data.runs / use_case, experiments):
                     _remove_folder(folder)
             p.steps.add("models")
+            self._checkpoint(p)
 
     def _personalization_views(self, use_case: str) -> list[tuple[str, str]]:
         """(view, entity) of every personalization view the use case's blueprints named (none
@@ -309,6 +317,7 @@ class DeletionJob:
                 p.removed[f"{_noun(name)}_records"] += len(found[p.d.deletion_id])
                 p.removed["segments"] += 1
                 p.removed["index_entries"] += len({_ids(r, name) for r in found[p.d.deletion_id]} & forgotten)
+                self._checkpoint(p)
 
     def _matcher(self, p: _Progress, name: str) -> Callable[[dict], bool]:
         d = p.d
@@ -346,6 +355,14 @@ class DeletionJob:
             p.removed["index_entries"] += len(self.decision_index.forget(sorted(decisions))) + len(
                 self.outcome_index.forget(sorted(events | {(d.use_case, e) for e in late.event_ids})))
         p.steps.add("finished")
+
+    def _checkpoint(self, p: _Progress) -> None:
+        """Saves what a step removed as soon as it is removed: a run cut short loses no count."""
+        removed = Counter(p.d.removed)
+        removed.update(p.removed)
+        p.deletion = self.store.save(replace(p.d, removed=dict(removed), steps=frozenset(p.steps),
+                                             state=DeletionState.RUNNING))
+        p.removed = Counter()
 
     def _save(self, p: _Progress) -> int:
         d = p.d
