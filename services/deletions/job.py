@@ -8,8 +8,9 @@ up by the next):
 
 - a subject's deletion: the label joiner's rows of the subject (decisions made up to the
   request, and their outcome events), the subject's rows in the use case's personalization
-  views (online, and offline up to the request), then the training table's rows of the
-  subject (each part rewritten without them);
+  views (online, and offline up to this step: counters published before it may count the
+  erased decisions; later ones count only later decisions), then the training table's rows
+  of the subject made up to the request (each part rewritten without them);
 - a use case's deletion: its id-index entries, the joiner's rows, its personalization views
   (dropped from Feast with their online table and offline parts), its training table, and,
   once no training run of it is active, its models, training runs and experiments;
@@ -146,10 +147,13 @@ class DeletionJob:
                 self.store.add_ids(d.deletion_id, OUTCOMES, [(d.use_case, key) for key in erased.event_ids])
                 p.removed["joined_decisions"] += erased.decisions
                 p.removed["joined_outcomes"] += len(erased.event_ids)
+                # Counters published until now may count decisions erased just now (a pass between
+                # the request and this step): offline rows up to now go, not only those up to the request.
+                now = datetime.now(timezone.utc)
                 for view, entity in self._personalization_views(d.use_case):
                     if entity in d.subject and self.features is not None:
                         online, offline = personalization.erase_subjects(
-                            self.features, view, [({entity: d.subject[entity]}, d.request_time)])
+                            self.features, view, [({entity: d.subject[entity]}, now)])
                         p.removed["online_feature_rows"] += online
                         p.removed["offline_feature_rows"] += offline
             p.steps.add("joiner")

@@ -106,7 +106,7 @@ def publish(store: LooperFeatureStore, blueprint: Blueprint, rows: list[dict]) -
 def erase_subjects(store: LooperFeatureStore, view: str, subjects: list[tuple[dict[str, str], datetime]]
                    ) -> tuple[int, int]:
     """Deletes subjects from a personalization view: their online row, and their offline rows
-    stamped at or before each one's deletion time (later rows count only later activity).
+    stamped at or before each one's given time (later rows count only later activity).
     Returns (online rows, offline rows) deleted. The caller holds the label joiner's lock, so
     no pass publishes counters meanwhile."""
     online = store.delete_online(view, [subject for subject, _ in subjects])
