@@ -33,8 +33,9 @@ class BlueprintStore:
         self.root = Path(root)
         self.max_versions = max_versions  # per use case: a cap on what callers can make the store hold
         self.root.mkdir(parents=True, exist_ok=True)
-        # (use case, version, folder inode): a use case deleted and created again is another folder
-        self._cache: dict[tuple[str, int, int], StoredBlueprint] = {}
+        # (use case, version, the file's inode and mtime): a use case deleted and created again
+        # has new files under the same names
+        self._cache: dict[tuple[str, int, int, int], StoredBlueprint] = {}
         self._latest: dict[str, tuple[tuple[int, int], int]] = {}  # use case -> ((dir inode, mtime_ns), version)
         self._paused: dict[str, tuple[tuple[int, int], bool]] = {}  # use case -> ((dir inode, mtime_ns), paused)
         self._lock = threading.Lock()
@@ -66,15 +67,16 @@ class BlueprintStore:
             raise InvalidArgument.single("use_case", "must be lower_snake_case")
         if version == 0:
             version = self.latest_version(use_case)
+        path = self.root / use_case / _file_name(version)
         try:
-            key = (use_case, version, (self.root / use_case).stat().st_ino)
+            stat = path.stat()
         except FileNotFoundError:
             raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
+        key = (use_case, version, stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             cached = self._cache.get(key)
         if cached:
             return cached
-        path = self.root / use_case / _file_name(version)
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -82,7 +84,7 @@ class BlueprintStore:
         stored = StoredBlueprint(
             blueprint=load_blueprint_yaml(text).with_version(version),
             spec_yaml=text,
-            create_time=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+            create_time=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
         )
         with self._lock:
             self._cache[key] = stored

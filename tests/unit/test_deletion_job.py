@@ -223,3 +223,28 @@ def test_a_subject_must_name_the_blueprints_entities(world):
     assert {v.field for v in raised.value.violations} == {"subject.user_id", "subject.account"}
     with pytest.raises(NotFound):
         world.requests.delete_subject("no_such_case", {"user_id": "u1"})
+
+
+def test_a_use_case_created_again_is_never_served_from_what_was_cached_of_the_deleted_one(tmp_path):
+    """Blueprint versions and model versions are numbered from 1 again: every process's caches
+    must tell the new ones from the deleted ones."""
+    import shutil
+
+    from services.models.live import LiveModels
+    from services.models.registry import ModelRegistry
+    from tests.unit.test_model_registry import register, tiny_model
+
+    blueprints = BlueprintStore(tmp_path / "blueprints")
+    blueprints.apply(BLUEPRINT.format(name="uc"))
+    assert blueprints.latest("uc").default_decision == "false"
+    shutil.rmtree(blueprints.retire("uc", "del-1"))
+    blueprints.apply(BLUEPRINT.format(name="uc").replace("default_decision: false", "default_decision: true"))
+    assert blueprints.get("uc", 1).blueprint.default_decision == "true"
+
+    registry = ModelRegistry(tmp_path / "models")
+    models = LiveModels(registry, on_reload=lambda use_case, load, meta: meta.run_id)  # the run stands for the model
+    register(registry, tiny_model(), "old-run")
+    assert models.version("uc", "m000001") == "old-run"
+    shutil.rmtree(tmp_path / "models" / "uc")
+    register(registry, tiny_model(flip=True), "new-run")
+    assert models.version("uc", "m000001") == "new-run"
