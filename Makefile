@@ -60,7 +60,7 @@ test: setup setup-clients lint breaking
 	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q --durations=10
 
 ## demo: start the services on embedded defaults and run the main job (the notification story);
-##       `make demo EXAMPLE=<name>` runs another example of examples/ instead (layouts, feed_ranking, bitrate)
+##       `make demo EXAMPLE=<name>` runs another example of examples/ instead (layouts, feed_ranking, bitrate, reengagement)
 EXAMPLE ?= notifications
 EXAMPLES := $(patsubst examples/%/demo.py,%,$(wildcard examples/*/demo.py))
 demo: setup

@@ -40,17 +40,23 @@ class LooperProcess:
         """The local development token: a cluster administrator's, written at first start."""
         return self.data_dir / "looper-token"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signals the services and waits for them to drain and exit; one that has not
+        exited after ``timeout`` seconds is killed (its exit code then says so: -9)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text()
 
 
 def start_looper(data_dir: Path, service: str = "all", env: dict | None = None,
-                 ports: dict[str, int] | None = None, timeout: float = 60, args: list[str] = ()) -> LooperProcess:
+                 ports: dict[str, int] | None = None, timeout: float = 120, args: list[str] = ()) -> LooperProcess:
     """Runs ``looper serve`` and waits until every started service answers health checks."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-{service}-{time.time_ns()}.log"

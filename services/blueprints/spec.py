@@ -145,11 +145,47 @@ class LabelSpec(_Section):
         return LabelKind.VALUE if self.aggregation in (Aggregation.SUM, Aggregation.COUNT) else LabelKind.PROBABILITY
 
 
+class Objective(str, enum.Enum):
+    """What a binary policy weighs when it decides whether to act (``policy.objective``).
+
+    ``uplift`` (the default): act where the predicted *incremental* value of acting, the
+    value with the treatment minus the value without it (the effect, CATE, times what the
+    outcome is worth), exceeds the cost by more than the threshold. Without ``model.uplift``
+    the two values come from the one outcome model that takes the action as an input (an
+    S-learner): what every binary use case did before ``objective`` existed. With
+    ``model.uplift`` they come from a T- or X-learner trained for the effect.
+
+    ``response``: act where the predicted value of the response to acting exceeds the cost
+    by more than the threshold, ignoring what would happen without acting. It treats the
+    subjects most likely to respond, including those who respond anyway ("sure things") and
+    those whom acting puts off ("sleeping dogs"), and spends the cost on them.
+    """
+
+    UPLIFT = "uplift"
+    RESPONSE = "response"
+
+
+class Exploration(str, enum.Enum):
+    """How a policy explores around its best action (binary and multi-action decisions)."""
+
+    EPSILON_GREEDY = "epsilon_greedy"  # the best action, or with the exploration rate a uniformly random one
+    SOFTMAX = "softmax"  # actions in proportion to exp(value / temperature), mixed with the uniform floor
+
+
+MAX_TEMPERATURE = 1000.0
+
+
 class PolicySpec(_Section):
-    """How scores become an action."""
+    """How scores become an action. ``exploration: softmax`` chooses among the actions with
+    probabilities ``exp(value / temperature)`` (normalized; value: the expected product value,
+    so the temperature is in product-value units: the smaller, the greedier), mixed with the
+    uniform choice at ``exploration_rate``, a floor that keeps every action tried."""
 
     threshold: float = 0.0
     exploration_rate: float = Field(0.0, ge=0.0, le=1.0)
+    exploration: Annotated[Exploration, _choice(Exploration)] = Exploration.EPSILON_GREEDY
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax only
+    objective: Annotated[Objective, _choice(Objective)] | None = None  # binary use cases; default uplift
 
 
 class RetrainingSpec(_Section):
@@ -185,8 +221,10 @@ class PolicyOverrides(_Section):
 
     threshold: float | None = None
     exploration_rate: float | None = Field(None, ge=0.0, le=1.0)
+    temperature: float | None = Field(None, gt=0.0, le=MAX_TEMPERATURE)  # softmax exploration's
     weights: dict[Name, float] | None = None
     treatment_cost: float | None = None
+    objective: Annotated[Objective, _choice(Objective)] | None = None  # binary: response against uplift
 
 
 class ArmSpec(_Section):
@@ -251,6 +289,25 @@ class DeploymentSpec(_Section):
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
 
 
+TUNABLE = ("threshold", "exploration_rate", "temperature", "treatment_cost")  # and weights.<outcome>
+
+
+class TuningSpec(_Section):
+    """Bayesian tuning of the policy for the product goal: the parameters' ranges (policy
+    parameters, ``weights.<outcome>`` of the product metric), scored off-policy on the logged
+    decisions first, then in online rounds of experiment arms; the round's best arm, if it
+    beats the current policy, becomes a new blueprint version. ``exploration_rate``'s lower
+    bound is a floor: tuning never stops the exploration that learning needs."""
+
+    parameters: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=1, max_length=8)
+    offline_evaluations: int = Field(40, ge=5, le=500)  # Gaussian-process steps scored off-policy
+    candidates_per_round: int = Field(2, ge=1, le=5)  # arms besides the current policy in each round
+    rounds: int = Field(1, ge=1, le=10)
+    round_sample: int = Field(300, ge=50, le=10_000_000)  # labeled decisions per arm that end a round
+    min_rows: int = Field(500, ge=50, le=10_000_000)  # labeled decisions before tuning starts
+    seed: int = Field(0, ge=0)
+
+
 class PersonalizationSpec(_Section):
     """A Feast view Looper maintains from feedback: per-subject counts over a recent window,
     pushed online so the subject's next decision sees what just happened."""
@@ -301,8 +358,24 @@ class CatBoostParams(_Section):
     one_hot_max_size: int = Field(2, ge=1, le=255)
 
 
+class UpliftLearner(str, enum.Enum):
+    """The meta-learner an uplift model is (see ``services/evaluation/uplift.py``)."""
+
+    T = "t"  # an outcome model per arm; effect = mu1(x) - mu0(x)
+    X = "x"  # the T-learner's models, then each arm's imputed effects regressed on x and blended
+
+
+class UpliftSpec(_Section):
+    """An uplift model for a binary use case: the effect of acting (true) against not
+    acting (false), learned by a meta-learner from the decisions whose propensities were
+    logged (randomized ones, or any policy's with exploration)."""
+
+    learner: Annotated[UpliftLearner, _choice(UpliftLearner)]
+
+
 class ModelSpec(_Section):
     params: CatBoostParams = CatBoostParams()
+    uplift: UpliftSpec | None = None  # binary use cases: train a T- or X-learner instead of one outcome model
 
 
 def _feast_ref(value: str) -> str:
@@ -331,6 +404,7 @@ class Blueprint(_Section):
     numeric: NumericSpec | None = None  # what a numeric decision chooses among
     experiment: ExperimentSpec | None = None
     deployment: DeploymentSpec | None = None  # without it, a model that wins offline goes live at once
+    tuning: TuningSpec | None = None
 
     _version: int = PrivateAttr(0)
     _spec: dict = PrivateAttr(default_factory=dict)
@@ -392,6 +466,16 @@ class Blueprint(_Section):
     @property
     def candidate_features(self) -> dict[str, FeatureType]:
         return dict(self.features.candidate)
+
+    @property
+    def objective(self) -> Objective:
+        """What a binary policy weighs (``policy.objective``, uplift by default)."""
+        return Objective(self.policy.objective) if self.policy.objective else Objective.UPLIFT
+
+    @property
+    def uplift_learner(self) -> str | None:
+        """The meta-learner the blueprint asks for (``t``, ``x``), or None for one outcome model."""
+        return self.model.uplift.learner.value if self.model.uplift is not None else None
 
     @property
     def model_params(self) -> dict[str, Any]:
@@ -476,7 +560,8 @@ def parse_blueprint(spec: Any) -> Blueprint:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
         raise InvalidArgument([_violation(e) for e in err.errors()]) from None
-    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint)
+    problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _policy_problems(blueprint)
+                + _uplift_problems(blueprint)
                 + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
                 + _experiment_problems(blueprint))
     if problems:
@@ -538,6 +623,30 @@ def _experiment_problems(bp: Blueprint) -> list[FieldViolation]:
                                            f"label of the use case {sorted(outcomes)}"))
     if bp.deployment and bp.deployment.min_sample > bp.deployment.max_sample:
         problems.append(FieldViolation("deployment.min_sample", "must not exceed max_sample"))
+    return problems + _tuning_problems(bp)
+
+
+def _tuning_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Tunable parameters with sensible ranges, for the decision types the tuner replays."""
+    if bp.tuning is None:
+        return []
+    if bp.decision_type not in (DecisionType.BINARY, DecisionType.MULTI_ACTION):
+        return [FieldViolation("tuning", "is for binary and multi_action use cases (the tuner replays their policy "
+                               "on logged decisions)")]
+    problems = []
+    for name, (low, high) in bp.tuning.parameters.items():
+        at = f"tuning.parameters.{name}"
+        outcome = name.removeprefix("weights.")
+        if name not in TUNABLE and not (name.startswith("weights.") and outcome in bp.weights):
+            problems.append(FieldViolation(at, f"is not tunable: use one of {list(TUNABLE)} or weights.<outcome> for "
+                                           f"an outcome the policy weighs {sorted(bp.weights)}"))
+        elif not low < high:
+            problems.append(FieldViolation(at, "must be a range [low, high] with low < high"))
+        elif name == "temperature" and (bp.policy.temperature is None or low <= 0):
+            problems.append(FieldViolation(at, "is tunable with softmax exploration only, in a range above 0"))
+        elif name == "exploration_rate" and not 0 < low and high <= 1:
+            problems.append(FieldViolation(at, "must lie in (0, 1]: its low end is the exploration floor, above 0 so "
+                                           "that learning never stops"))
     return problems
 
 
@@ -571,6 +680,23 @@ def _decision_space_problems(bp: Blueprint) -> list[FieldViolation]:
         except ValueError:
             return [FieldViolation("default_decision", "must be a number for a regression use case")]
     return []
+
+
+def _uplift_problems(bp: Blueprint) -> list[FieldViolation]:
+    """An objective and an uplift model are a binary use case's: acting against not acting."""
+    if bp.decision_type == DecisionType.BINARY:
+        return []
+    problems = []
+    if bp.policy.objective is not None:
+        problems.append(FieldViolation("policy.objective", "is only for binary use cases (act or not); the others "
+                                       "choose the action of the highest predicted value"))
+    if bp.model.uplift is not None:
+        problems.append(FieldViolation("model.uplift", "is only for binary use cases: the effect of acting (true) "
+                                       "against not acting (false)"))
+    for i, arm in enumerate(bp.experiment.arms if bp.experiment is not None else []):
+        if arm.policy.objective is not None:
+            problems.append(FieldViolation(f"experiment.arms[{i}].policy.objective", "is only for binary use cases"))
+    return problems
 
 
 def _feature_name_problems(bp: Blueprint) -> list[FieldViolation]:
@@ -607,6 +733,31 @@ def _numeric_problems(bp: Blueprint) -> list[FieldViolation]:
         return [FieldViolation("default_decision", "must be a number for a numeric use case")]
     if not spec.min <= default <= spec.max:
         return [FieldViolation("default_decision", f"must be between {spec.min} and {spec.max}")]
+    return []
+
+
+def _policy_problems(bp: Blueprint) -> list[FieldViolation]:
+    """Softmax exploration needs its temperature, and fits the decisions that choose one
+    action: a ranking explores by shuffling the whole order, whose per-slot propensities the
+    off-policy estimate needs (under a softmax over orders they would sum over every
+    permutation); a numeric decision explores within ``numeric.exploration_width`` steps of
+    its best value; a regression returns its prediction and does not explore."""
+    policy = bp.policy
+    if policy.exploration != Exploration.SOFTMAX:
+        if policy.temperature is not None:
+            return [FieldViolation("policy.temperature", "is only used with exploration: softmax")]
+        return []
+    why = {DecisionType.RANKING: "a ranking explores by shuffling the whole order, so that each slot's "
+                                 "propensity is known",
+           DecisionType.NUMERIC: "a numeric decision explores within numeric.exploration_width steps of its "
+                                 "best value",
+           DecisionType.REGRESSION: "a regression returns its prediction and does not explore"}
+    if bp.decision_type in why:
+        return [FieldViolation("policy.exploration", f"softmax is for binary and multi_action decisions: "
+                               f"{why[bp.decision_type]}; use epsilon_greedy")]
+    if policy.temperature is None:
+        return [FieldViolation("policy.temperature", "is required with exploration: softmax (in product-value "
+                               "units: the smaller, the greedier; e.g. 0.05)")]
     return []
 
 
@@ -647,6 +798,8 @@ def _violation(error: dict) -> FieldViolation:
         return FieldViolation(path, f"must be {_TYPE_NAMES[kind]}")
     if kind == "value_error":
         return FieldViolation(path, str(error["ctx"]["error"]))
+    if kind == "greater_than":
+        return FieldViolation(path, f"must be greater than {error['ctx']['gt']}")
     if kind in ("greater_than_equal", "less_than_equal"):
         bound = "at least" if kind == "greater_than_equal" else "at most"
         limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]

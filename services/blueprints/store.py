@@ -149,6 +149,13 @@ class BlueprintStore:
             fsync_dir(self.root)
         return hidden
 
+    def pause_reason(self, use_case: str) -> str | None:
+        """Why the use case was paused; None when it is not paused."""
+        try:
+            return (self.root / use_case / PAUSED_MARKER).read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            return None
+
     def idempotency_window(self, minimum: timedelta) -> timedelta:
         """How long ids must be remembered: ``minimum``, or the longest label window of any use
         case when that is longer (a retry inside a decision's window must find it)."""

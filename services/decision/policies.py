@@ -1,5 +1,7 @@
-"""Decision policies: from model scores (or none) to an action, with epsilon-greedy
-exploration and the propensity of what was chosen (needed for off-policy evaluation).
+"""Decision policies: from model scores (or none) to an action, with exploration
+(epsilon-greedy, or softmax over the actions' expected product values for binary and
+multi-action decisions) and the propensity of what was chosen (needed for off-policy
+evaluation).
 
 Exploration draws come from a hash of the decision id, so a decision is reproducible and
 a replayed request gets the same answer.
@@ -8,11 +10,12 @@ a replayed request gets the same answer.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from services.blueprints.spec import Blueprint, DecisionType
+from services.blueprints.spec import Blueprint, DecisionType, Exploration, Objective
 from services.decisions.record import ScoredCandidate
 
 
@@ -66,13 +69,16 @@ def baseline_action(blueprint: Blueprint) -> str:
 
 def greedy_order(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[int]:
     """Action indexes, best first, by expected product value; the default order when
-    there are no scores. A binary use case acts only when acting beats not acting by more
-    than the policy's threshold (binary actions are always ("true", "false"))."""
+    there are no scores. A binary use case (actions always ("true", "false")) acts only when
+    its gain is above the policy's threshold: by the ``uplift`` objective (the default) the
+    value of acting minus the value of not acting, by the ``response`` objective the value
+    of acting alone (see ``Objective``)."""
     if scores is None:
         return _default_order(blueprint, actions)
     values = action_values(blueprint, actions, scores)
     if blueprint.decision_type == DecisionType.BINARY:
-        return [0, 1] if values[0] - values[1] > blueprint.policy.threshold else [1, 0]
+        gain = values[0] if blueprint.objective == Objective.RESPONSE else values[0] - values[1]
+        return [0, 1] if gain > blueprint.policy.threshold else [1, 0]
     return sorted(range(len(actions)), key=lambda i: -values[i])
 
 
@@ -81,16 +87,23 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     """Picks among ``actions``. ``scores`` are the model's per-action predictions (per
     outcome when several), or None to fall back to the blueprint's default decision;
     ``candidate_features`` (ranking) are logged with each candidate. The score shown for an
-    action is its primary label's prediction."""
+    action is its primary label's prediction.
+
+    With the exploration rate's probability the action is drawn uniformly; otherwise it is
+    the greedy one (epsilon-greedy) or drawn by ``softmax`` (softmax exploration; without
+    scores there are no values to weigh, and the default decision is chosen as by
+    epsilon-greedy). Both draws come from the decision id, and each action's propensity is
+    its exact probability under that mixture: ``rate / k + (1 - rate) * p(action)``."""
     if blueprint.decision_type == DecisionType.RANKING:
         return rank(blueprint, decision_id, actions, scores, candidate_features)
     greedy = greedy_order(blueprint, actions, scores)
     explore_draw, pick_draw = uniform_draws(decision_id)
     rate = blueprint.policy.exploration_rate
     explored = explore_draw < rate
-    first = int(pick_draw * len(actions)) if explored else greedy[0]
+    exploiting = exploitation(blueprint, actions, scores, greedy[0])
+    first = int(pick_draw * len(actions)) if explored else drawn(exploiting, pick_draw)
+    propensities = [rate / len(actions) + (1 - rate) * p for p in exploiting]
     order = [first] + [i for i in greedy if i != first]
-    propensities = [rate / len(actions) + (1 - rate) * (i == greedy[0]) for i in range(len(actions))]
     predictions = predictions_of(blueprint, scores) if scores is not None else {}
     shown = predictions.get(blueprint.primary_label.outcome, [0.0] * len(actions))
     extra = candidate_features or [{}] * len(actions)
@@ -98,6 +111,49 @@ def choose(blueprint: Blueprint, decision_id: str, actions: list[str], scores: S
     return PolicyChoice(action=actions[first], score=float(shown[first]),
                         propensity=propensities[first], is_exploration=explored and first != greedy[0],
                         ranking=ranking, predictions={o: float(p[first]) for o, p in predictions.items()})
+
+
+def exploitation(blueprint: Blueprint, actions: list[str], scores: Scores | None, greedy: int) -> list[float]:
+    """What the policy does when it does not explore, as each action's probability: the
+    softmax's weights, or all on the greedy action."""
+    if blueprint.policy.exploration == Exploration.SOFTMAX and scores is not None:
+        return softmax(blueprint, actions, scores)
+    return [float(i == greedy) for i in range(len(actions))]
+
+
+def action_probabilities(blueprint: Blueprint, actions: list[str], scores: Scores | None) -> list[float]:
+    """Each action's probability under the policy (binary and multi-action): the exploration
+    rate's uniform share plus the rest as the policy exploits. These are the propensities a
+    decision logs, and what an off-policy replay weighs logged decisions by."""
+    rate = blueprint.policy.exploration_rate
+    exploiting = exploitation(blueprint, actions, scores, greedy_order(blueprint, actions, scores)[0])
+    return [rate / len(actions) + (1 - rate) * p for p in exploiting]
+
+
+def softmax(blueprint: Blueprint, actions: list[str], scores: Scores) -> list[float]:
+    """The softmax policy's probability of each action: ``exp(value / temperature)``,
+    normalized, over the same expected product values the greedy policy compares (a binary
+    decision's acting value less the policy's threshold, so that the more likely action is
+    the greedy one; by the ``response`` objective not acting is worth 0, as it is there)."""
+    values = action_values(blueprint, actions, scores)
+    if blueprint.decision_type == DecisionType.BINARY:
+        waiting = 0.0 if blueprint.objective == Objective.RESPONSE else values[1]
+        values = [values[0] - blueprint.policy.threshold, waiting]
+    top, temperature = max(values), blueprint.policy.temperature
+    weights = [math.exp((v - top) / temperature) for v in values]  # the best has weight 1: no overflow
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def drawn(probabilities: list[float], draw: float) -> int:
+    """The action a uniform ``draw`` in [0, 1) picks by the inverse of the cumulative
+    probabilities."""
+    cumulative = 0.0
+    for i, p in enumerate(probabilities):
+        cumulative += p
+        if draw < cumulative:
+            return i
+    return max(i for i, p in enumerate(probabilities) if p > 0)  # a draw above a sum rounded below 1
 
 
 def rank(blueprint: Blueprint, decision_id: str, items: list[str], scores: Scores | None,

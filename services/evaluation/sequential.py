@@ -21,8 +21,10 @@ standardized running sum, with the variance replaced by its running estimate,
     C_t = mean_t +- sd_t * sqrt( 2 (t rho^2 + 1) / (t^2 rho^2) * log( sqrt(t rho^2 + 1) / alpha ) )
 
 valid in the limit (like the central limit theorem behind a t-interval, but uniformly over
-time). ``rho`` is a tuning parameter fixed *before* the data are seen: any ``rho > 0`` gives a
-valid sequence; it only decides when the sequence is tightest. The paper's choice
+time). The mixture is symmetric in the sign of the drift, so the sequence is two-sided at level
+``alpha`` as written (no ``alpha / 2``). ``rho`` is a tuning parameter fixed *before* the data
+are seen: any ``rho > 0`` gives a valid sequence; it only decides when the sequence is
+tightest. The paper's choice
 
     rho^2 = ( -2 log alpha + log(1 - 2 log alpha) ) / t*
 
@@ -30,10 +32,13 @@ makes it (about) tightest at the planned sample size ``t*`` (``target_sample``).
 ``rho`` from the data seen so far (e.g. ``t* = t``) would break time-uniformity.
 
 For the difference treatment - control the same boundary is applied to the augmented
-inverse-propensity pseudo-outcomes of the units in the two arms (the paper's randomized
-experiment construction, with each arm's mean as the outcome model): with ``N = n_T + n_C``
-units and the treatment share ``pi = n_T / N`` their variance is ``s_T^2 / pi + s_C^2 / (1 - pi)``,
-so the sequence is
+inverse-propensity (AIPW) pseudo-outcomes of the units in the two arms, the paper's
+construction for randomized experiments, with each arm's mean as the outcome model. Where the
+paper uses outcome estimates from past data only and the design's assignment probability, this
+plugs in the current arm means and the observed share ``pi = n_T / N`` (``N = n_T + n_C``),
+which agree with them asymptotically and let the sequence be computed from the summaries. The
+pseudo-outcomes then average to ``mean_T - mean_C`` and have variance
+``s_T^2 / pi + s_C^2 / (1 - pi)``, so the sequence is
 
     C_N = (mean_T - mean_C) +- se_Welch * sqrt(N) * m(N)
 
@@ -83,7 +88,7 @@ class ArmSummary:
     @classmethod
     def of(cls, name: str, values: Iterable[float]) -> ArmSummary:
         """The summary of the values of one arm's decisions."""
-        array = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+        array = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
         return cls(name, int(array.size), float(array.sum()), float(np.square(array).sum()))
 
     def merged(self, other: ArmSummary) -> ArmSummary:

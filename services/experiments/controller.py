@@ -6,7 +6,8 @@ For each use case, every tick:
   experiment ends at its verdict (the report says which arm won);
 - a model in shadow that has been asked about enough decisions goes to canary; one that
   failed to answer, or saw too few decisions in ``shadow_max_time``, is rolled back;
-- otherwise a blueprint experiment that has not run yet is started.
+- otherwise a blueprint experiment that has not run yet is started, or the policy is tuned
+  (PolicyTuner: off-policy, then online rounds that are experiments of their own).
 
 Every stage change is recorded with its reason (ModelRegistry.stage_history), and every
 ended experiment with its verdict (ExperimentStore.history).
@@ -25,6 +26,7 @@ from services.experiments import experiment as experiments
 from services.experiments.experiment import CANARY, Experiment, ExperimentKind, Verdict
 from services.experiments.report import ExperimentResult, build_report
 from services.experiments.store import ExperimentStore
+from services.experiments.tuner import PolicyTuner
 from services.labels.activity import DecisionActivity
 from services.labels.training_table import TrainingTable
 from services.models.registry import ModelRegistry, ModelStage, Rollout
@@ -38,9 +40,10 @@ MIN_DECISIONS_FOR_FAILURES = 20
 class ExperimentController:
     def __init__(self, blueprints: BlueprintStore, store: ExperimentStore, registry: ModelRegistry,
                  table: TrainingTable, activity: DecisionActivity,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tuner: PolicyTuner | None = None):
         self.blueprints, self.store, self.registry = blueprints, store, registry
         self.table, self.activity, self.clock = table, activity, clock
+        self.tuner = tuner
         self.failures: Counter[str] = Counter()
 
     def check_all(self) -> None:
@@ -65,6 +68,8 @@ class ExperimentController:
         elif blueprint.experiment is not None and not self.store.was_run(use_case, blueprint.experiment.name):
             self.store.start(experiments.from_blueprint(blueprint, blueprint.experiment, self.clock()))
             log.info("experiment %s of %s started", blueprint.experiment.name, use_case)
+        elif blueprint.tuning is not None and self.tuner is not None:
+            self.tuner.step(blueprint)
 
     def report(self, use_case: str, experiment_id: str = "") -> ExperimentResult:
         experiment = self.store.find(use_case, experiment_id)
@@ -86,8 +91,12 @@ class ExperimentController:
         verdict, reason = result.verdict, result.reason
         if running.kind == ExperimentKind.CANARY:
             verdict, reason = self._canary_health(running, result) or (verdict, reason)
-        if verdict == Verdict.CONTINUE or running.kind == ExperimentKind.TUNING:
-            return  # a tuning round is ended by the tuner, which reads the same report
+        if running.kind == ExperimentKind.TUNING:
+            if self.tuner is not None:
+                self.tuner.check_round(running, result)  # a round ends at its sample, whatever the verdict
+            return
+        if verdict == Verdict.CONTINUE:
+            return
         self._finish(running, verdict, reason)
         if running.kind == ExperimentKind.CANARY and rollout is not None:
             version = running.arm(CANARY).model

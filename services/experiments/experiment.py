@@ -137,7 +137,7 @@ def with_overrides(blueprint: Blueprint, overrides: dict[str, Any]) -> Blueprint
     """The blueprint as an arm runs it: its policy and product-metric weights overridden."""
     if not overrides:
         return blueprint
-    policy = {k: v for k, v in overrides.items() if k in ("threshold", "exploration_rate")}
+    policy = {k: v for k, v in overrides.items() if k in ("threshold", "exploration_rate", "temperature", "objective")}
     metric = {k: v for k, v in overrides.items() if k in ("weights", "treatment_cost")}
     copy = blueprint.model_copy(update={
         "policy": blueprint.policy.model_copy(update=policy),

@@ -126,7 +126,8 @@ class LabelJoiner:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         _add_missing_columns(self._db)
-        self._reader = sqlite3.connect(state, check_same_thread=False)
+        self._reader = sqlite3.connect(state, check_same_thread=False, isolation_level=None)
+        self._read_lock = threading.Lock()  # the reader connection is used by one thread at a time
         self._lock = threading.Lock()
         self.pass_lock = pass_lock
 
@@ -364,16 +365,19 @@ class LabelJoiner:
         never waiting for a pass: a decision made within the last pass interval is not
         ingested yet, and its feedback goes unlinked."""
         marks = ",".join("?" * len(decision_ids))
-        rows = self._reader.execute(
-            f"SELECT decision_id, json_extract(record_json, '$.traceparent') FROM decisions "
-            f"WHERE use_case = ? AND decision_id IN ({marks})", (use_case, *decision_ids)).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(
+                f"SELECT decision_id, json_extract(record_json, '$.traceparent') FROM decisions "
+                f"WHERE use_case = ? AND decision_id IN ({marks})", (use_case, *decision_ids)).fetchall()
         return {decision_id: traceparent or "" for decision_id, traceparent in rows}
 
     def stats(self, use_case: str) -> JoinStats:
-        with self._lock:
-            decisions = dict(self._db.execute(
+        """Counts as of the last committed pass, read beside a pass in progress (WAL), so
+        that a long pass never holds up the caller."""
+        with self._read_lock:
+            decisions = dict(self._reader.execute(
                 "SELECT joined, COUNT(*) FROM decisions WHERE use_case = ? GROUP BY joined", (use_case,)))
-            outcomes = dict(self._db.execute(
+            outcomes = dict(self._reader.execute(
                 "SELECT status, COUNT(*) FROM outcomes WHERE use_case = ? GROUP BY status", (use_case,)))
         return JoinStats(joined_decisions=decisions.get(1, 0), pending_decisions=decisions.get(0, 0),
                          attributed_outcomes=outcomes.get(OutcomeStatus.ATTRIBUTED.value, 0),

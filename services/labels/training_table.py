@@ -6,10 +6,17 @@ when a feature added later is backfilled.
 
 Stored as parquet part files per use case, so that appends never rewrite the table; read
 back as one DataFrame, one row per decision id.
+
+The ``candidates`` column holds the actions a decision chose among (for a multi-action
+decision, the candidates the product offered; otherwise all of its actions), encoded as a
+JSON array of action ids sorted by name, e.g. ``["premium","standard"]``. An empty string
+(numeric decisions, a ranking's item rows) or a missing value (parts written before the
+column existed) means every action of the blueprint; ``candidate_actions`` decodes it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -23,9 +30,10 @@ from services.decisions.record import DecisionRecord
 from services.platform.files import fsync_dir
 from services.platform.parquet_parts import RowFilter, drop_rows, row_count
 
+CANDIDATES_COLUMN = "candidates"  # the actions a decision chose among (see the module's docstring)
 # Looper's own columns; the others are the subject's keys and the logged features.
 DECISION_COLUMNS = ("row_id", "decision_id", "event_timestamp", "action", "value", "propensity", "position",
-                    "is_default", "is_exploration", "model_version", "blueprint_version", "arm")
+                    "is_default", "is_exploration", "model_version", "blueprint_version", "arm", CANDIDATES_COLUMN)
 LABEL_COLUMNS = ("label", "outcome_count")
 # Names a blueprint's entities and features may not take (they would overwrite these).
 RESERVED_COLUMNS = frozenset(DECISION_COLUMNS + LABEL_COLUMNS + ("use_case", "subject", "features"))
@@ -41,6 +49,19 @@ def count_column(outcome: str) -> str:
     return f"outcome_count__{outcome}"
 
 
+def candidates_text(actions) -> str:
+    """The ``candidates`` column's value for the actions a decision chose among."""
+    return json.dumps(sorted(actions), separators=(",", ":")) if actions else ""
+
+
+def candidate_actions(text) -> tuple[str, ...]:
+    """The actions a ``candidates`` value names; () for every action of the blueprint (an
+    empty string, or a missing value from a part written before the column existed)."""
+    if not isinstance(text, str) or not text:
+        return ()
+    return tuple(json.loads(text))
+
+
 @dataclass(frozen=True)
 class LabeledDecision:
     """A decision and its labels (value and outcome count per outcome, the primary label
@@ -53,13 +74,14 @@ class LabeledDecision:
 
     def rows(self) -> list[dict]:
         if self.items is None:
-            shown = {"action": self.decision.action, "propensity": self.decision.propensity}
+            shown = {"action": self.decision.action, "propensity": self.decision.propensity,
+                     CANDIDATES_COLUMN: candidates_text([c.action_id for c in self.decision.ranking])}
             if self.decision.value is not None:
                 shown["value"] = self.decision.value
             return [self._row(self.decision.decision_id, shown, self.labels)]
         return [self._row(f"{self.decision.decision_id}/{item.action_id}",
                           {"action": item.action_id, "propensity": item.propensity, "position": position,
-                           **item.features}, self.items[item.action_id])
+                           CANDIDATES_COLUMN: "", **item.features}, self.items[item.action_id])
                 for position, item in enumerate(self.decision.ranking)]
 
     def _row(self, row_id: str, shown: dict, labels: dict[str, tuple[float, int]]) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from services.models.registry import ModelMeta, ModelRegistry, ModelStage
-from services.models.runtime import ServingModel
+from services.models.runtime import ServingModel, open_model
 
 log = logging.getLogger("looper.models")
 
@@ -77,7 +77,7 @@ class LiveModels:
     def _load_version(self, use_case: str, version: str) -> ServingModel | None:
         try:
             meta = self.registry.get(use_case, version)
-            return self.on_reload(use_case, lambda: ServingModel(meta, self.registry.artifact(use_case, version)),
+            return self.on_reload(use_case, lambda: open_model(meta, self.registry.artifact(use_case, version)),
                                   meta)
         except Exception:  # noqa: BLE001 - a bad artifact must not fail decisions
             log.exception("model %s of %s failed to load", version, use_case)
@@ -117,7 +117,7 @@ class LiveModels:
         try:
             meta = self.registry.get(use_case, version)
             artifact = self.registry.artifact(use_case, version)
-            return _Loaded(revision, self.on_reload(use_case, lambda: ServingModel(meta, artifact), meta))
+            return _Loaded(revision, self.on_reload(use_case, lambda: open_model(meta, artifact), meta))
         except Exception:  # noqa: BLE001 - a bad artifact must not fail decisions
             log.exception("model %s of %s failed to load; still serving %s", version, use_case,
                           serving.version if serving else "the default decision")

@@ -5,7 +5,12 @@ Layout (inside the ``models`` folder the data directory gives): ``<use_case>/<ve
 {model.cbm, meta.json}``; ``<use_case>/live.json`` = ``{"history": [...]}`` whose last
 item is live; ``<use_case>/rollout.json``, the version on its way to live (in shadow or
 canary, see DeploymentSpec) if any; and ``<use_case>/stages.jsonl``, every stage change of
-every version with its reason. Versions are ``m`` and six digits; a version a caller sends is checked against
+every version with its reason. A version with several labels keeps each other label's model
+beside ``model.cbm`` (``model.<outcome>.cbm``); an uplift version (a meta-learner,
+``meta.uplift``) keeps in those files each label's outcome model without the treatment (mu0),
+and its other models beside them, named by their part: ``<part>.cbm`` and
+``<part>.<outcome>.cbm`` (``mu1``; ``tau0``, ``tau1``), see ``label_file``. Versions are ``m``
+and six digits; a version a caller sends is checked against
 that before it names a folder, so it can never reach outside the registry.
 """
 
@@ -25,6 +30,7 @@ from services.platform.errors import FailedPrecondition, InvalidArgument, NotFou
 from services.platform.files import append_line_durably, exclusive_lock, write_file_durably
 
 _VERSION = re.compile(r"m\d{6}")
+_MODEL_FILE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?\.cbm")
 
 
 class ModelStage(enum.IntEnum):
@@ -80,6 +86,8 @@ class ModelMeta:
     data_end_time: str = ""
     row_count: int = 0
     traceparent: str = ""
+    # An uplift version's meta-learner: {"learner": "t" | "x", "treated_share": P(T=1) in its training rows}.
+    uplift: dict = field(default_factory=dict)
 
     @property
     def input(self) -> ModelInput:
@@ -108,7 +116,14 @@ class ModelMeta:
 
 def artifact_name(meta: ModelMeta, outcome: str) -> str:
     """The file of one label's model: ``model.cbm`` for the primary, ``model.<outcome>.cbm``."""
-    return "model.cbm" if outcome == meta.label else f"model.{outcome}.cbm"
+    return label_file(meta.label, outcome)
+
+
+def label_file(primary: str, outcome: str, part: str = "") -> str:
+    """The file of one label's model, or of one part of its meta-learner when ``part``
+    names one other than mu0: ``<model or part>[.<outcome>].cbm``, without the outcome for
+    the primary label (``model.cbm``, ``model.opened.cbm``, ``mu1.cbm``, ``tau0.opened.cbm``)."""
+    return ".".join([part if part and part != "mu0" else "model"] + ([outcome] if outcome != primary else [])) + ".cbm"
 
 
 def check_version(version: str, field_name: str = "model_version") -> str:
@@ -123,10 +138,15 @@ class ModelRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def register(self, meta_fields: dict, save_model: Callable[[Path], None],
-                 other_artifacts: dict[str, Path] | None = None) -> ModelMeta:
+                 other_artifacts: dict[str, Path] | None = None, extra_files: dict[str, Path] | None = None
+                 ) -> ModelMeta:
         """Allocates the next version, lets ``save_model(path)`` write the primary label's
-        artifact, copies the other labels' (``other_artifacts``: outcome -> file), then writes
-        meta.json last (a version without meta.json is incomplete and ignored)."""
+        artifact, copies the other labels' (``other_artifacts``: outcome -> file) and any
+        other model files (``extra_files``: file name -> file, e.g. a meta-learner's parts),
+        then writes meta.json last (a version without meta.json is incomplete and ignored)."""
+        bad = [name for name in extra_files or {} if not _MODEL_FILE.fullmatch(name) or name == "model.cbm"]
+        if bad:
+            raise ValueError(f"model files must be named <name>[.<outcome>].cbm, other than model.cbm; got {bad}")
         folder = self.root / meta_fields["use_case"]
         folder.mkdir(exist_ok=True)
         number = len(self._version_dirs(folder)) + 1
@@ -141,6 +161,8 @@ class ModelRegistry:
         meta = ModelMeta(version=version, **meta_fields)
         for outcome, source in (other_artifacts or {}).items():
             shutil.copyfile(source, folder / version / artifact_name(meta, outcome))
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, folder / version / name)
         write_file_durably(folder / version / "meta.json", meta.to_json())
         return meta
 

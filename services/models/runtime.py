@@ -1,13 +1,22 @@
-"""The serving runtime: a registered model version (one CatBoost model per label) loaded
-once, predicting decisions' outcomes from their feature values through the model-input
-encoding it was trained with."""
+"""The serving runtime: a registered model version (one CatBoost model per label, or one
+meta-learner per label for an uplift version) loaded once, predicting decisions' outcomes
+from their feature values through the model-input encoding it was trained with."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from services.decisions.record import FeatureScalar
-from services.models.registry import ModelKind, ModelMeta, artifact_name
+from services.models.encoding import ACTION_COLUMN
+from services.models.registry import ModelKind, ModelMeta, artifact_name, label_file
+
+
+def open_model(meta: ModelMeta, artifact: Path) -> "ServingModel":
+    """Loads a registered version: an ``UpliftModel`` when it is a meta-learner, else a
+    ``ServingModel``. Raises when a file is missing or unreadable."""
+    return UpliftModel(meta, artifact) if meta.uplift else ServingModel(meta, artifact)
 
 
 class ServingModel:
@@ -47,3 +56,53 @@ def _predict(kind: ModelKind, model, data) -> list[float]:
     if kind == ModelKind.CLASSIFIER:
         return [float(p[1]) for p in model.predict(data, prediction_type="Probability", thread_count=1)]
     return [float(v) for v in model.predict(data, thread_count=1)]
+
+
+class UpliftModel(ServingModel):
+    """An uplift version: per label, a meta-learner (``services/evaluation/uplift.py``) whose
+    models take the subject's inputs without the action. It predicts each row's potential
+    outcome under the row's action, so the policy compares acting ("true") with not acting
+    ("false") by the learner's effect: a T-learner's mu1(x) and mu0(x); an X-learner's
+    mu0(x) + CATE(x) and mu0(x), whose difference is its blended effect estimate."""
+
+    def __init__(self, meta: ModelMeta, artifact: Path):
+        from services.evaluation.uplift import LEARNERS, load_learner
+
+        self.meta = meta
+        self.version = meta.version
+        self.input = meta.input
+        name = meta.uplift["learner"]
+        folder = Path(artifact).parent
+        self._learners = {
+            outcome: load_learner(name, {part: folder / label_file(meta.label, outcome, part)
+                                         for part in LEARNERS[name].parts},
+                                  binary=kind == ModelKind.CLASSIFIER, treated_share=meta.uplift["treated_share"])
+            for outcome, kind in meta.labels.items()}
+
+    def predict_encoded(self, data) -> dict[str, list[float]]:
+        frame = self._frame(data)
+        treated = (frame[ACTION_COLUMN] == "true").to_numpy()
+        inputs = frame.drop(columns=[ACTION_COLUMN])
+        predicted = {}
+        for outcome, learner in self._learners.items():
+            untreated, effect = learner.untreated_and_effect(inputs)
+            predicted[outcome] = np.where(treated, untreated + effect, untreated).tolist()
+        return predicted
+
+    def score_encoded(self, data) -> list[float]:
+        return self.predict_encoded(data)[self.meta.label]
+
+    def effects(self, rows: list[dict[str, FeatureScalar]]) -> dict[str, list[float]]:
+        """Per outcome, each row's predicted effect of acting (CATE); the rows' action is ignored."""
+        return self.effects_encoded([self.input.row(r) for r in rows])
+
+    def effects_encoded(self, data) -> dict[str, list[float]]:
+        inputs = self._frame(data).drop(columns=[ACTION_COLUMN])
+        return {outcome: learner.effect(inputs).tolist() for outcome, learner in self._learners.items()}
+
+    def _frame(self, data):
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return data.reset_index(drop=True)
+        return pd.DataFrame(list(data), columns=list(self.input.columns))

@@ -11,6 +11,7 @@ from services.deletions.requests import DeletionRequests
 from services.deletions.store import DeletionStore
 from services.experiments.controller import ExperimentController
 from services.experiments.store import ExperimentStore
+from services.experiments.tuner import PolicyTuner
 from services.features.store import feature_store
 from services.labels.activity import DecisionActivity
 from services.labels.training_table import TrainingTable
@@ -38,8 +39,10 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     features = feature_store(settings, data)
     runner = TrainingRunner(blueprints, runs, TrainingPipeline(table, registry, features, telemetry), telemetry)
     scheduler = RetrainingScheduler(blueprints, table, runs, runner, settings.retrain_interval, registry=registry)
-    experiments = ExperimentController(blueprints, ExperimentStore(data.experiments), registry, table,
-                                       DecisionActivity(data.labels.joiner))
+    experiment_store = ExperimentStore(data.experiments)
+    experiments = ExperimentController(blueprints, experiment_store, registry, table,
+                                       DecisionActivity(data.labels.joiner),
+                                       tuner=PolicyTuner(blueprints, experiment_store, registry, table))
     audit = AuditLog(data.access.audit)
     deletion_store = DeletionStore(data.deletions)
     deletion_job = DeletionJob(data, deletion_store, blueprints, features, table, settings.segment_seconds,

@@ -1,7 +1,9 @@
 """Offline evaluation on a time-based holdout: the model metrics (AUC, log-loss and
 normalized entropy, or RMSE; scikit-learn computes them) and the product metric, estimated
 off-policy from the logged propensities: what the policy would have earned had it decided
-the holdout's decisions."""
+the holdout's decisions (``services.evaluation.ope``: self-normalized IPS for
+``product_value``, the promotion gate's figure, with its interval and effective sample size;
+IPS and doubly robust beside it)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import numpy as np
 from sklearn import metrics as sk
 
 from services.blueprints.spec import Blueprint, DecisionType
-from services.decision.policies import action_values, greedy_order, value_text
+from services.decision.policies import action_values, value_text
+from services.evaluation import ope
 from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.models.registry import ModelKind
 from services.trainer.training_set import label_kind, model_kind
@@ -55,11 +58,14 @@ def policy_value(greedy_actions: np.ndarray, logged_actions: np.ndarray, propens
                  earned: np.ndarray) -> float:
     """Self-normalized inverse propensity estimate of the greedy policy's mean value per
     decision, from decisions logged by another policy."""
-    match = greedy_actions == logged_actions
-    weights = match / np.clip(propensities, 1e-6, None)
-    if weights.sum() == 0:
-        return math.nan
-    return float((weights * earned).sum() / weights.sum())
+    matches = (np.asarray(greedy_actions) == np.asarray(logged_actions)).astype(float)
+    return ope.snips(earned, matches, _logged_propensities(propensities)).value
+
+
+def _logged_propensities(propensities: np.ndarray) -> np.ndarray:
+    """Logged propensities as the estimators take them: one logged as 0 (which no policy
+    that logs it should do) counts as one in a million."""
+    return np.clip(np.asarray(propensities, dtype=float), 1e-6, 1.0)
 
 
 def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str, float]:
@@ -82,8 +88,31 @@ def evaluate(blueprint: Blueprint, model, holdout, base_rate: float) -> dict[str
         return {**metrics, **ranking_metrics(blueprint, model, holdout)}
     earned = rewards(blueprint, holdout.actions, holdout.outcomes or holdout.labels)
     metrics["logged_value"] = float(earned.mean())
-    metrics["product_value"] = policy_value(greedy_actions(blueprint, model, holdout.features),
-                                            holdout.actions, holdout.propensities, earned)
+    actions, values = action_value_matrix(blueprint, model, holdout.features)
+    chosen = greedy_choices(blueprint, values, offered_mask(actions, holdout.candidates, len(earned)))
+    index = {action: i for i, action in enumerate(actions)}
+    logged = np.array([index.get(a, -1) for a in holdout.actions], dtype=int)
+    return {**metrics, **off_policy_metrics(chosen, logged, holdout.propensities, earned, values)}
+
+
+def off_policy_metrics(chosen: np.ndarray, logged: np.ndarray, propensities: np.ndarray, earned: np.ndarray,
+                       values: np.ndarray) -> dict[str, float]:
+    """What the greedy policy (``chosen``: its action index per row) would earn per decision,
+    estimated from the logged decisions (``logged``: the logged action's index, -1 for an
+    action the policy no longer has) and what they earned. ``product_value`` (the promotion
+    gate's figure) is the self-normalized IPS estimate, with its 95% interval and effective
+    sample size; ``product_value_ips`` and ``product_value_dr`` are IPS and doubly robust
+    estimates, DR with the model's own expected product value per action (``values``, n x k)
+    as its reward model."""
+    mu = _logged_propensities(propensities)
+    matches = (chosen == logged).astype(float)
+    snips, ips = ope.snips(earned, matches, mu), ope.ips(earned, matches, mu)
+    dr = ope.doubly_robust(earned, ope.one_hot(chosen, values.shape[1]), logged, mu, values)
+    metrics = {"product_value": snips.value, "product_value_ci_low": snips.ci_low,
+               "product_value_ci_high": snips.ci_high, "product_value_ess": snips.effective_sample_size}
+    for name, estimate in (("ips", ips), ("dr", dr)):
+        metrics.update({f"product_value_{name}": estimate.value, f"product_value_{name}_ci_low": estimate.ci_low,
+                        f"product_value_{name}_ci_high": estimate.ci_high})
     return metrics
 
 
@@ -159,9 +188,18 @@ def label_metrics(targets: np.ndarray, labels: np.ndarray, predictions: np.ndarr
             "normalized_entropy": normalized_entropy(targets, predictions, base_rate)}
 
 
-def greedy_actions(blueprint: Blueprint, model, features) -> np.ndarray:
-    """The action the policy (without exploration) would pick for each encoded row (for a
+def greedy_actions(blueprint: Blueprint, model, features, candidates: np.ndarray | None = None) -> np.ndarray:
+    """The action the policy (without exploration) would pick for each encoded row among the
+    actions its decision offered (``candidates``: a tuple per row, () or None for all; for a
     numeric decision: the best value of its grid, as the action text it is logged under)."""
+    actions, values = action_value_matrix(blueprint, model, features)
+    chosen = greedy_choices(blueprint, values, offered_mask(actions, candidates, len(features)))
+    return np.array(actions, dtype=object)[chosen]
+
+
+def action_value_matrix(blueprint: Blueprint, model, features) -> tuple[list[str], np.ndarray]:
+    """The actions the policy chooses among (a numeric decision's grid values as action
+    texts) and the model's expected product value of each for each row (n x k)."""
     if blueprint.decision_type == DecisionType.NUMERIC:
         grid = blueprint.numeric.grid
         actions = [value_text(v) for v in grid]
@@ -169,9 +207,35 @@ def greedy_actions(blueprint: Blueprint, model, features) -> np.ndarray:
     else:
         actions = list(blueprint.choices)
         per_action = [_predict(blueprint, model, features.assign(**{ACTION_COLUMN: a})) for a in actions]
-    return np.array([actions[greedy_order(blueprint, actions, {o: [p[o][i] for p in per_action]
-                                                               for o in per_action[0]})[0]]
-                     for i in range(len(features))], dtype=object)
+    predicted = {o: [np.asarray(p[o], dtype=float) for p in per_action] for o in per_action[0]}
+    return actions, np.array(action_values(blueprint, actions, predicted), dtype=float).T
+
+
+def offered_mask(actions: list[str], candidates: np.ndarray | None, n: int) -> np.ndarray:
+    """Per row and action (n x k), whether the row's decision offered it: every action when
+    it offered none, or none that the blueprint still has."""
+    mask = np.ones((n, len(actions)), dtype=bool)
+    if candidates is None:
+        return mask
+    known: dict[tuple, np.ndarray] = {}
+    for i, offered in enumerate(candidates):
+        if offered:
+            if offered not in known:
+                allowed = np.array([a in offered for a in actions])
+                known[offered] = allowed if allowed.any() else np.ones(len(actions), dtype=bool)
+            mask[i] = known[offered]
+    return mask
+
+
+def greedy_choices(blueprint: Blueprint, values: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """Per row, the index of the action ``greedy_order`` puts first among the offered ones
+    (the choice the serving policy makes when it does not explore): the highest expected
+    value (on an exact tie, the first in the blueprint's order rather than the offered order);
+    a binary decision acts ("true", index 0) only when acting beats not acting by more than
+    the policy's threshold."""
+    if blueprint.decision_type == DecisionType.BINARY:
+        return np.where(values[:, 0] - values[:, 1] > blueprint.policy.threshold, 0, 1)
+    return np.argmax(np.where(offered, values, -np.inf), axis=1)
 
 
 def _predict(blueprint: Blueprint, model, features) -> dict[str, list[float]]:

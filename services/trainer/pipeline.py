@@ -1,6 +1,7 @@
 """The training pipeline of one run: build the training set from the training table, fit a
-CatBoost model, evaluate it and the live model on the same holdout, register the new
-version, and promote it when it wins on the product metric."""
+CatBoost model per label (or, for an uplift version, a meta-learner per label), evaluate it
+and the live model on the same holdout, register the new version, and promote it when it
+wins on the product metric."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pathlib import Path
 from services.blueprints.spec import Blueprint, LabelSpec
 from services.features.store import LooperFeatureStore
 from services.labels.training_table import TrainingTable
-from services.models.registry import ModelKind, ModelMeta, ModelRegistry, ModelStage, artifact_name
-from services.models.runtime import ServingModel
+from services.models.registry import ModelKind, ModelMeta, ModelRegistry, ModelStage, label_file
+from services.models.runtime import ServingModel, open_model
 from services.platform import telemetry as otel
 from services.platform.errors import FailedPrecondition, LooperError
 from services.platform.telemetry import Telemetry
+from services.trainer.meta_learners import fit_learners, save_learners, uplift_meta, uplift_metrics
 from services.trainer.evaluation import evaluate
 from services.trainer.runs import RunState, TrainingRun, now_iso
 from services.trainer.training_set import TrainingSet, backfill_features, build_training_set, label_kind, model_kind
@@ -44,37 +46,46 @@ class TrainingPipeline:
             span.set_attributes({"looper.rows": len(table), "looper.holdout_rows": len(holdout.labels)})
         limit = FitLimit(blueprint.retraining.max_seconds, self.stopping)
         labels = blueprint.predicted_labels
-        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels)}):
-            models = {label.outcome: fit_label(blueprint, label, train, limit) for label in labels}
+        primary = blueprint.primary_label.outcome
+        with tracer.start_as_current_span("looper.fit", attributes={"looper.labels": len(labels),
+                                                                "looper.uplift_learner": blueprint.uplift_learner or ""}):
+            if blueprint.uplift_learner:  # one meta-learner per label
+                learners = fit_learners(blueprint, train, limit)
+            else:
+                models = {label.outcome: fit_label(blueprint, label, train, limit) for label in labels}
         with tempfile.TemporaryDirectory() as scratch:
-            artifacts = {}
-            for outcome, model in models.items():
-                artifacts[outcome] = Path(scratch) / f"{outcome}.cbm"
-                model.save_model(str(artifacts[outcome]))
-            primary = blueprint.primary_label.outcome
+            if blueprint.uplift_learner:
+                files = save_learners(learners, primary, Path(scratch))  # file name in the version -> file
+            else:
+                files = {}
+                for outcome, model in models.items():
+                    files[label_file(primary, outcome)] = Path(scratch) / label_file(primary, outcome)
+                    model.save_model(str(files[label_file(primary, outcome)]))
             fields = dict(
                 use_case=run.use_case, blueprint_version=blueprint.version, run_id=run.run_id,
                 create_time=now_iso(), kind=model_kind(blueprint), label=primary,
                 other_labels={label.outcome: label_kind(blueprint, label) for label in labels[1:]},
                 **dataset.input.to_meta(), data_start_time=str(dataset.times.iloc[0]),
-                data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent)
+                data_end_time=str(dataset.times.iloc[-1]), row_count=len(table), traceparent=run.traceparent,
+                uplift=uplift_meta(learners, blueprint) if blueprint.uplift_learner else {})
             with tracer.start_as_current_span("looper.evaluate"):
-                staged = Path(scratch) / "staged"
-                staged.mkdir()
-                candidate_meta = ModelMeta(version="candidate", **fields)
-                for outcome, path in artifacts.items():
-                    shutil.copyfile(path, staged / artifact_name(candidate_meta, outcome))
-                candidate = ServingModel(candidate_meta, staged / "model.cbm")
+                candidate = open_model(ModelMeta(version="candidate", **fields), files["model.cbm"])
                 base_rate = float(train.targets.mean())
                 metrics = evaluate(blueprint, candidate, holdout, base_rate)
                 live = self._live_model(run.use_case)
-                # A live model that lacks a label the blueprint now weighs cannot serve it: the new one wins.
-                serves = live is not None and live.meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
+                # A live model that lacks a label the blueprint now weighs, or is another kind of
+                # model than the blueprint asks for, cannot serve it: the new one wins.
+                serves = (live is not None and live.meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
+                          and (live.meta.uplift or {}).get("learner") == blueprint.uplift_learner)
                 live_metrics = evaluate(blueprint, live, _encoded_for(live, holdout), base_rate) if serves else {}
+                if blueprint.uplift_learner:
+                    metrics.update(uplift_metrics(blueprint, candidate, holdout))
+                    if live_metrics:
+                        live_metrics.update(uplift_metrics(blueprint, live, _encoded_for(live, holdout)))
             with tracer.start_as_current_span("looper.register") as span:
                 meta = self.registry.register({**fields, "metrics": metrics},
-                                              lambda path: shutil.copyfile(artifacts[primary], path),
-                                              {o: p for o, p in artifacts.items() if o != primary})
+                                              lambda path: shutil.copyfile(files["model.cbm"], path),
+                                              extra_files={n: p for n, p in files.items() if n != "model.cbm"})
                 promoted = self._deploy(blueprint, meta, metrics, live_metrics, live, force_promote)
                 span.set_attributes({otel.MODEL_VERSION: meta.version, "looper.promoted": promoted})
         return replace(run, state=RunState.SUCCEEDED, model_version=meta.version, promoted=promoted,
@@ -110,7 +121,7 @@ class TrainingPipeline:
         version = self.registry.live_version(use_case)
         if not version:
             return None
-        return ServingModel(self.registry.get(use_case, version), self.registry.artifact(use_case, version))
+        return open_model(self.registry.get(use_case, version), self.registry.artifact(use_case, version))
 
 
 def _encoded_for(model: ServingModel, holdout: TrainingSet) -> TrainingSet:

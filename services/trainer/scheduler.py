@@ -60,15 +60,18 @@ class RetrainingScheduler:
             return Trigger.SCHEDULE
         if self._live_model_lacks_a_label(use_case, blueprint) and self._since(runs[0].end_time
                                                                                or runs[0].create_time) >= self.retry_pause:
-            return Trigger.SCHEDULE  # the blueprint gained a label since the live model was trained
+            return Trigger.SCHEDULE  # the blueprint gained a label, or changed its model kind, since
         return None
 
     def _live_model_lacks_a_label(self, use_case: str, blueprint) -> bool:
+        """Whether the live model cannot serve the blueprint as it is now: it lacks a label
+        the blueprint weighs, or it is another kind (``model.uplift``) than the one asked for."""
         version = self.registry.live_version(use_case) if self.registry else None
         if not version:
             return False
         meta = self.registry.get(use_case, version)
-        return not meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
+        return (not meta.predicts(blueprint.weights, blueprint.primary_label.outcome)
+                or (getattr(meta, "uplift", None) or {}).get("learner") != blueprint.uplift_learner)
 
     def _since(self, iso_time: str) -> timedelta:
         if not iso_time:

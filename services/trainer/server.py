@@ -160,6 +160,20 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             blueprints=[blueprint_to_proto(self.blueprints.get(name)) for name in names], next_page_token=token)
 
     @rpc_method
+    def ListUseCases(self, request, context):
+        caller = current_caller()
+        readable = [n for n in self.blueprints.names() if caller is None or caller.allows(Role.READ, n)]
+        names, token = page(readable, str, request.page_size, request.page_token, "use_cases")
+        return trainer_pb2.ListUseCasesResponse(use_cases=[self._use_case(n) for n in names], next_page_token=token)
+
+    def _use_case(self, name: str) -> trainer_pb2.UseCase:
+        blueprint = self.blueprints.get(name).blueprint
+        reason = self.blueprints.pause_reason(name)
+        return trainer_pb2.UseCase(use_case=name, blueprint_version=blueprint.version,
+                                   decision_type=int(blueprint.decision_type), paused=reason is not None,
+                                   pause_reason=reason or "", live_model_version=self.registry.live_version(name) or "")
+
+    @rpc_method
     def StartTrainingRun(self, request, context):
         _require_use_case(request.use_case)
         run = self.runner.start(request.use_case, force_promote=request.force_promote)
@@ -315,6 +329,7 @@ def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore, deletions: De
         "ApplyBlueprint": apply_blueprint,
         "GetBlueprint": needs(Role.READ, use_case),
         "ListBlueprints": lambda r: [ANY_GRANT],  # the servicer lists only what the caller may read
+        "ListUseCases": lambda r: [ANY_GRANT],  # the servicer lists only what the caller may read
         "StartTrainingRun": needs(Role.ADMIN, use_case),
         "GetTrainingRun": needs(Role.READ, run_use_case),
         "ListTrainingRuns": needs(Role.READ, use_case),

@@ -15,7 +15,7 @@ import pandas as pd
 
 from services.blueprints.spec import Blueprint, DecisionType, LabelKind, LabelSpec, feast_column
 from services.features.store import LooperFeatureStore
-from services.labels.training_table import label_column
+from services.labels.training_table import CANDIDATES_COLUMN, candidate_actions, label_column
 from services.models.encoding import ACTION_COLUMN, ModelInput
 from services.models.registry import ModelKind
 
@@ -36,6 +36,7 @@ class TrainingSet:
     outcomes: dict[str, np.ndarray] = field(default_factory=dict)  # every label's values, the primary first
     groups: np.ndarray | None = None  # ranking: the decision each row (shown item) belongs to
     positions: np.ndarray | None = None  # ranking: the slot the item was shown in
+    candidates: np.ndarray | None = None  # per row, the actions the decision chose among (a tuple; () = all)
 
     def targets_of(self, outcome: str, kind: ModelKind) -> np.ndarray:
         values = self.outcomes[outcome]
@@ -49,13 +50,18 @@ class TrainingSet:
             cut -= 1
         return self._slice(slice(0, cut)), self._slice(slice(cut, None))
 
+    def where(self, mask: np.ndarray) -> "TrainingSet":
+        """The rows where ``mask`` is true, in their order."""
+        return self._slice(np.asarray(mask, dtype=bool))
+
     def _slice(self, part: slice) -> "TrainingSet":
         return TrainingSet(self.input, self.features.iloc[part].reset_index(drop=True), self.labels[part],
                            self.targets[part], self.actions[part], self.propensities[part],
                            self.times.iloc[part].reset_index(drop=True),
                            {outcome: values[part] for outcome, values in self.outcomes.items()},
                            None if self.groups is None else self.groups[part],
-                           None if self.positions is None else self.positions[part])
+                           None if self.positions is None else self.positions[part],
+                           None if self.candidates is None else self.candidates[part])
 
 
 def label_kind(blueprint: Blueprint, label: LabelSpec) -> ModelKind:
@@ -83,7 +89,22 @@ def build_training_set(blueprint: Blueprint, table: pd.DataFrame) -> TrainingSet
                        table[ACTION_COLUMN].to_numpy(dtype=object), table["propensity"].to_numpy(dtype=float),
                        table["event_timestamp"], outcomes,
                        table["decision_id"].to_numpy(dtype=object) if ranking else None,
-                       table["position"].to_numpy(dtype=int) if ranking else None)
+                       table["position"].to_numpy(dtype=int) if ranking else None,
+                       offered_actions(table))
+
+
+def offered_actions(table: pd.DataFrame) -> np.ndarray:
+    """Per row, the actions its decision chose among, as a tuple (() = every action: also
+    for rows of parts written before the table kept them)."""
+    column = table[CANDIDATES_COLUMN] if CANDIDATES_COLUMN in table else pd.Series([""] * len(table))
+    decoded: dict = {}
+    offered = np.empty(len(table), dtype=object)
+    for i, text in enumerate(column.tolist()):
+        key = text if isinstance(text, str) else ""
+        if key not in decoded:
+            decoded[key] = candidate_actions(key)
+        offered[i] = decoded[key]
+    return offered
 
 
 def _label_values(table: pd.DataFrame, label: LabelSpec, primary: bool) -> np.ndarray:

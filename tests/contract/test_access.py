@@ -37,6 +37,7 @@ CALLS = {
     "ApplyBlueprint": ("trainer", trainer_pb2.ApplyBlueprintRequest(spec_yaml=SIMPLE_BLUEPRINT), "admin"),
     "GetBlueprint": ("trainer", trainer_pb2.GetBlueprintRequest(use_case="contract_test"), "read"),
     "ListBlueprints": ("trainer", trainer_pb2.ListBlueprintsRequest(), "any"),
+    "ListUseCases": ("trainer", trainer_pb2.ListUseCasesRequest(), "any"),
     "StartTrainingRun": ("trainer", trainer_pb2.StartTrainingRunRequest(use_case="contract_test"), "admin"),
     "GetTrainingRun": ("trainer", None, "read"),  # a real run of contract_test, started by the fixture
     "ListTrainingRuns": ("trainer", trainer_pb2.ListTrainingRunsRequest(use_case="contract_test"), "read"),
@@ -140,7 +141,8 @@ def test_listing_shows_only_the_use_cases_a_caller_may_read(stack):
     server, tokens = stack
     with server.client(token=tokens["read"], token_file=None) as reader:
         names = [b.use_case for b in reader.trainer.ListBlueprints(trainer_pb2.ListBlueprintsRequest()).blueprints]
-    assert names == ["contract_test"]
+        use_cases = [u.use_case for u in reader.trainer.ListUseCases(trainer_pb2.ListUseCasesRequest()).use_cases]
+    assert names == use_cases == ["contract_test"]
 
 
 def test_a_new_use_case_needs_a_cluster_administrator(stack):

@@ -37,6 +37,39 @@ def _event_at(seconds: int):
     return feedback_pb2.LogFeedbackRequest(event=event)
 
 
+def _feedback_on_item(decision_id: str, action_id: str):
+    event = outcome_event("rank_case", decision_id, "clicked", 1.0, event_id=f"e-{action_id}")
+    event.action_id = action_id
+    return ("feedback", "LogFeedback", feedback_pb2.LogFeedbackRequest(event=event))
+
+
+RANKING = """
+name: rank_case
+decision_type: ranking
+entities: [user_id]
+default_decision: as_given
+features: {candidate: {price: double}}
+label: {outcome: clicked, window: 1h}
+"""
+NUMERIC = """
+name: numeric_case
+decision_type: numeric
+entities: [user_id]
+default_decision: 2
+numeric: {min: 0, max: 10, step: 1}
+label: {outcome: watched, aggregation: sum, kind: value, window: 1h}
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def decision_spaces(looper):
+    """A ranking and a numeric use case beside the binary one, and one shown ranking."""
+    with looper.client() as c:
+        c.apply_blueprint(RANKING)
+        c.apply_blueprint(NUMERIC)
+        c.decide("rank_case", "rank-1", OK_SUBJECT, candidates=[("a", {"price": 1.0}), ("b", {"price": 2.0})])
+
+
 def _trainer(method: str, **fields):
     return _call("trainer", method, getattr(trainer_pb2, f"{method}Request")(**fields))
 
@@ -49,6 +82,23 @@ SIMPLE = "name: contract_test\ndecision_type: binary\nentities: [user_id]\ndefau
          "label: {outcome: clicked, window: 2s}\n"
 
 CASES = {
+    # Decide: the decision space
+    "candidates for a binary use case": (_decide(candidates=["a", "b"]), INVALID, "candidates"),
+    "a ranking without candidates": (_decide(use_case="rank_case"), INVALID, "candidates"),
+    "a ranking candidate given twice": (_decide(use_case="rank_case", candidates=["a", "a"]), INVALID,
+                                        "candidates[1].action_id"),
+    "a ranking candidate feature of the wrong type": (_decide(use_case="rank_case", candidates=[
+        ("a", {"price": "cheap"})]), INVALID, "candidates[0].features.price"),
+    "a ranking candidate feature not declared": (_decide(use_case="rank_case", candidates=[
+        ("a", {"colour": 1.0})]), INVALID, "candidates[0].features.colour"),
+    "a ranking candidate id that is a path": (_decide(use_case="rank_case", candidates=["../a"]), INVALID,
+                                              "candidates[0].action_id"),
+    "too many ranking candidates": (_decide(use_case="rank_case", candidates=[f"c{i}" for i in range(501)]),
+                                    INVALID, "candidates"),
+    "candidates for a numeric use case": (_decide(use_case="numeric_case", candidates=["3"]), INVALID, "candidates"),
+    "an outcome for an item the ranking did not show": (_feedback_on_item("rank-1", "zzz"), INVALID,
+                                                        "event.action_id"),
+    "an outcome item id that is a path": (_feedback_on_item("rank-1", "../x"), INVALID, "event.action_id"),
     # Decide
     "empty decision id": (_decide(decision_id=""), INVALID, "decision_id"),
     "decision id with spaces": (_decide(decision_id="a b"), INVALID, "decision_id"),
@@ -148,6 +198,11 @@ CASES = {
     "blueprints with a huge page size": (_trainer("ListBlueprints", page_size=100_000), INVALID, "page_size"),
     "blueprints with a forged page token": (_trainer("ListBlueprints", page_token="not-a-token"), INVALID,
                                             "page_token"),
+    # ListUseCases
+    "use cases with a huge page size": (_trainer("ListUseCases", page_size=1001), INVALID, "page_size"),
+    "use cases with the blueprints' page token": (_trainer("ListUseCases", page_token="eyJsIjogImJsdWVwcmludHMiLCAi"
+                                                                                     "YSI6ICJ4In0="),
+                                                  INVALID, "page_token"),
     # StartTrainingRun
     "training without use case": (_trainer("StartTrainingRun"), INVALID, "use_case"),
     "training an unknown use case": (_trainer("StartTrainingRun", use_case="no_such_case"), NOT_FOUND, None),

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from looper import FailedPreconditionError, decide_request, outcome_event
-from looperpb.v1 import decision_pb2, feedback_pb2, trainer_pb2
+from looperpb.v1 import decision_pb2, feedback_pb2, trainer_pb2, types_pb2
 
 from tests.conftest import SIMPLE_BLUEPRINT
 
@@ -171,3 +171,21 @@ def test_a_paused_use_case_answers_its_default_until_resumed(client):
     assert not client.trainer.ResumeUseCase(trainer_pb2.ResumeUseCaseRequest(use_case="pause_test")).paused
     resumed = client.decide("pause_test", new_id("p"), {"user_id": "u"})
     assert resumed.default_reason == decision_pb2.DEFAULT_REASON_NO_MODEL
+
+
+def test_use_cases_are_listed_with_their_blueprint_pause_and_live_model(client):
+    client.apply_blueprint(SIMPLE_BLUEPRINT.replace("name: contract_test", "name: listed_paused"))
+    client.trainer.PauseUseCase(trainer_pb2.PauseUseCaseRequest(use_case="listed_paused", reason="incident 42"))
+    listed, token = [], ""
+    while True:  # pages of one, to walk the listing
+        page = client.trainer.ListUseCases(trainer_pb2.ListUseCasesRequest(page_size=1, page_token=token))
+        listed += page.use_cases
+        token = page.next_page_token
+        if not token:
+            break
+    by_name = {u.use_case: u for u in listed}
+    assert [u.use_case for u in listed] == sorted(by_name) and {"contract_test", "listed_paused"} <= set(by_name)
+    paused, running = by_name["listed_paused"], by_name["contract_test"]
+    assert (paused.paused, paused.pause_reason, paused.blueprint_version) == (True, "incident 42", 1)
+    assert (running.paused, running.pause_reason, running.live_model_version) == (False, "", "")
+    assert running.decision_type == types_pb2.DECISION_TYPE_BINARY

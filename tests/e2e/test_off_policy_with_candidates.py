@@ -37,10 +37,6 @@ ELIGIBLE = 0.2  # the share of visitors offered premium
 SERVED_VALUE = ELIGIBLE * CONVERSION["premium"] + (1 - ELIGIBLE) * CONVERSION["standard"]  # 0.58
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services/trainer/evaluation.py greedy_actions() takes the argmax over all of the blueprint's actions, "
-    "not over the candidates each decision offered (the training table does not keep them), so a "
-    "multi-action model's product_value estimates a policy that picks actions the product never offered"))
 def test_the_off_policy_value_of_a_multi_action_model_respects_the_offered_candidates(tmp_path):
     looper = start_looper(tmp_path / "data")
     try:

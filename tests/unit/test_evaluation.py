@@ -95,3 +95,10 @@ def test_evaluate_reports_model_and_product_metrics_on_the_holdout():
     # the greedy policy sends to x > 0 (0.9 - 0.25 > 0.05) and not to x < 0 (0.1 - 0.25 < 0.05):
     # it matches rows 0 and 3, each of weight 2: (0.75 + 0.0) / 2
     assert metrics["product_value"] == pytest.approx(0.375)
+    assert metrics["product_value_ess"] == pytest.approx(2.0)  # (2 + 2)^2 / (4 + 4)
+    assert metrics["product_value_ci_low"] < 0.375 < metrics["product_value_ci_high"]
+    assert metrics["product_value_ips"] == pytest.approx((2 * 0.75 + 2 * 0.0) / 4)
+    # DR: the model's values of its own choices (0.65, 0.65, 0.05, 0.05) plus the weighted
+    # residuals of rows 0 (2 * (0.75 - 0.65)) and 3 (2 * (0.0 - 0.05))
+    assert metrics["product_value_dr"] == pytest.approx((0.65 + 0.65 + 0.05 + 0.05 + 0.2 - 0.1) / 4)
+    assert metrics["product_value_dr_ci_low"] < metrics["product_value_dr"] < metrics["product_value_dr_ci_high"]

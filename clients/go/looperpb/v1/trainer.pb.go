@@ -2503,6 +2503,207 @@ func (x *ExperimentReport) GetConfidence() float64 {
 	return 0
 }
 
+// A use case as it stands now.
+type UseCase struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case's name.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// Its current (latest) blueprint version.
+	BlueprintVersion int64 `protobuf:"varint,2,opt,name=blueprint_version,json=blueprintVersion,proto3" json:"blueprint_version,omitempty"`
+	// The kind of decision of its current blueprint.
+	DecisionType DecisionType `protobuf:"varint,3,opt,name=decision_type,json=decisionType,proto3,enum=looper.v1.DecisionType" json:"decision_type,omitempty"`
+	// Whether it is paused (see PauseUseCase).
+	Paused bool `protobuf:"varint,4,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Why it was paused, as given to PauseUseCase; empty when it is not paused.
+	PauseReason string `protobuf:"bytes,5,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
+	// The live model version; empty when no model is live.
+	LiveModelVersion string `protobuf:"bytes,6,opt,name=live_model_version,json=liveModelVersion,proto3" json:"live_model_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *UseCase) Reset() {
+	*x = UseCase{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UseCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UseCase) ProtoMessage() {}
+
+func (x *UseCase) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UseCase.ProtoReflect.Descriptor instead.
+func (*UseCase) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UseCase) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *UseCase) GetBlueprintVersion() int64 {
+	if x != nil {
+		return x.BlueprintVersion
+	}
+	return 0
+}
+
+func (x *UseCase) GetDecisionType() DecisionType {
+	if x != nil {
+		return x.DecisionType
+	}
+	return DecisionType_DECISION_TYPE_UNSPECIFIED
+}
+
+func (x *UseCase) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *UseCase) GetPauseReason() string {
+	if x != nil {
+		return x.PauseReason
+	}
+	return ""
+}
+
+func (x *UseCase) GetLiveModelVersion() string {
+	if x != nil {
+		return x.LiveModelVersion
+	}
+	return ""
+}
+
+// ListUseCasesRequest lists the use cases.
+type ListUseCasesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many items; 0 means 50, and more than 1000 is refused.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous response, to continue a listing; empty starts it.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUseCasesRequest) Reset() {
+	*x = ListUseCasesRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUseCasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUseCasesRequest) ProtoMessage() {}
+
+func (x *ListUseCasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUseCasesRequest.ProtoReflect.Descriptor instead.
+func (*ListUseCasesRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListUseCasesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUseCasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListUseCasesResponse carries the use cases, by name.
+type ListUseCasesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use cases.
+	UseCases []*UseCase `protobuf:"bytes,1,rep,name=use_cases,json=useCases,proto3" json:"use_cases,omitempty"`
+	// Continues the listing when passed as page_token; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUseCasesResponse) Reset() {
+	*x = ListUseCasesResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUseCasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUseCasesResponse) ProtoMessage() {}
+
+func (x *ListUseCasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUseCasesResponse.ProtoReflect.Descriptor instead.
+func (*ListUseCasesResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListUseCasesResponse) GetUseCases() []*UseCase {
+	if x != nil {
+		return x.UseCases
+	}
+	return nil
+}
+
+func (x *ListUseCasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // Counts of what a deletion removed, or still waits to remove.
 type DeletionCounts struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2538,7 +2739,7 @@ type DeletionCounts struct {
 
 func (x *DeletionCounts) Reset() {
 	*x = DeletionCounts{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	mi := &file_looper_v1_trainer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2751,7 @@ func (x *DeletionCounts) String() string {
 func (*DeletionCounts) ProtoMessage() {}
 
 func (x *DeletionCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[31]
+	mi := &file_looper_v1_trainer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2764,7 @@ func (x *DeletionCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionCounts.ProtoReflect.Descriptor instead.
 func (*DeletionCounts) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{31}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeletionCounts) GetDecisionRecords() int64 {
@@ -2697,7 +2898,7 @@ type Deletion struct {
 
 func (x *Deletion) Reset() {
 	*x = Deletion{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	mi := &file_looper_v1_trainer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2910,7 @@ func (x *Deletion) String() string {
 func (*Deletion) ProtoMessage() {}
 
 func (x *Deletion) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[32]
+	mi := &file_looper_v1_trainer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2923,7 @@ func (x *Deletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deletion.ProtoReflect.Descriptor instead.
 func (*Deletion) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{32}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Deletion) GetDeletionId() string {
@@ -2847,7 +3048,7 @@ type DeleteUseCaseRequest struct {
 
 func (x *DeleteUseCaseRequest) Reset() {
 	*x = DeleteUseCaseRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	mi := &file_looper_v1_trainer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +3060,7 @@ func (x *DeleteUseCaseRequest) String() string {
 func (*DeleteUseCaseRequest) ProtoMessage() {}
 
 func (x *DeleteUseCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[33]
+	mi := &file_looper_v1_trainer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,7 +3073,7 @@ func (x *DeleteUseCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUseCaseRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUseCaseRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{33}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteUseCaseRequest) GetUseCase() string {
@@ -2907,7 +3108,7 @@ type DeleteUseCaseResponse struct {
 
 func (x *DeleteUseCaseResponse) Reset() {
 	*x = DeleteUseCaseResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[34]
+	mi := &file_looper_v1_trainer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3120,7 @@ func (x *DeleteUseCaseResponse) String() string {
 func (*DeleteUseCaseResponse) ProtoMessage() {}
 
 func (x *DeleteUseCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[34]
+	mi := &file_looper_v1_trainer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3133,7 @@ func (x *DeleteUseCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUseCaseResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUseCaseResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{34}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteUseCaseResponse) GetDeletion() *Deletion {
@@ -2958,7 +3159,7 @@ type DeleteSubjectDataRequest struct {
 
 func (x *DeleteSubjectDataRequest) Reset() {
 	*x = DeleteSubjectDataRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[35]
+	mi := &file_looper_v1_trainer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3171,7 @@ func (x *DeleteSubjectDataRequest) String() string {
 func (*DeleteSubjectDataRequest) ProtoMessage() {}
 
 func (x *DeleteSubjectDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[35]
+	mi := &file_looper_v1_trainer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3184,7 @@ func (x *DeleteSubjectDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectDataRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{35}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteSubjectDataRequest) GetUseCase() string {
@@ -3018,7 +3219,7 @@ type DeleteSubjectDataResponse struct {
 
 func (x *DeleteSubjectDataResponse) Reset() {
 	*x = DeleteSubjectDataResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[36]
+	mi := &file_looper_v1_trainer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3231,7 @@ func (x *DeleteSubjectDataResponse) String() string {
 func (*DeleteSubjectDataResponse) ProtoMessage() {}
 
 func (x *DeleteSubjectDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[36]
+	mi := &file_looper_v1_trainer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3244,7 @@ func (x *DeleteSubjectDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectDataResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectDataResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{36}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteSubjectDataResponse) GetDeletion() *Deletion {
@@ -3064,7 +3265,7 @@ type GetDeletionRequest struct {
 
 func (x *GetDeletionRequest) Reset() {
 	*x = GetDeletionRequest{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[37]
+	mi := &file_looper_v1_trainer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3076,7 +3277,7 @@ func (x *GetDeletionRequest) String() string {
 func (*GetDeletionRequest) ProtoMessage() {}
 
 func (x *GetDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[37]
+	mi := &file_looper_v1_trainer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3089,7 +3290,7 @@ func (x *GetDeletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionRequest.ProtoReflect.Descriptor instead.
 func (*GetDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{37}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDeletionRequest) GetDeletionId() string {
@@ -3110,7 +3311,7 @@ type GetDeletionResponse struct {
 
 func (x *GetDeletionResponse) Reset() {
 	*x = GetDeletionResponse{}
-	mi := &file_looper_v1_trainer_proto_msgTypes[38]
+	mi := &file_looper_v1_trainer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +3323,7 @@ func (x *GetDeletionResponse) String() string {
 func (*GetDeletionResponse) ProtoMessage() {}
 
 func (x *GetDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_looper_v1_trainer_proto_msgTypes[38]
+	mi := &file_looper_v1_trainer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3135,7 +3336,7 @@ func (x *GetDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeletionResponse.ProtoReflect.Descriptor instead.
 func (*GetDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{38}
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDeletionResponse) GetDeletion() *Deletion {
@@ -3314,7 +3515,21 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x11blueprint_version\x18\f \x01(\x03R\x10blueprintVersion\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\r \x01(\x01R\n" +
-	"confidence\"\x8e\x04\n" +
+	"confidence\"\xf8\x01\n" +
+	"\aUseCase\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12+\n" +
+	"\x11blueprint_version\x18\x02 \x01(\x03R\x10blueprintVersion\x12<\n" +
+	"\rdecision_type\x18\x03 \x01(\x0e2\x17.looper.v1.DecisionTypeR\fdecisionType\x12\x16\n" +
+	"\x06paused\x18\x04 \x01(\bR\x06paused\x12!\n" +
+	"\fpause_reason\x18\x05 \x01(\tR\vpauseReason\x12,\n" +
+	"\x12live_model_version\x18\x06 \x01(\tR\x10liveModelVersion\"Q\n" +
+	"\x13ListUseCasesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
+	"\x14ListUseCasesResponse\x12/\n" +
+	"\tuse_cases\x18\x01 \x03(\v2\x12.looper.v1.UseCaseR\buseCases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x04\n" +
 	"\x0eDeletionCounts\x12)\n" +
 	"\x10decision_records\x18\x01 \x01(\x03R\x0fdecisionRecords\x12'\n" +
 	"\x0foutcome_records\x18\x02 \x01(\x03R\x0eoutcomeRecords\x12)\n" +
@@ -3417,7 +3632,7 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x16DELETION_STATE_PENDING\x10\x01\x12\x1a\n" +
 	"\x16DELETION_STATE_RUNNING\x10\x02\x12\x17\n" +
 	"\x13DELETION_STATE_DONE\x10\x03\x12\x19\n" +
-	"\x15DELETION_STATE_FAILED\x10\x042\x9d\n" +
+	"\x15DELETION_STATE_FAILED\x10\x042\xee\n" +
 	"\n" +
 	"\x0eTrainerService\x12U\n" +
 	"\x0eApplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n" +
@@ -3432,7 +3647,8 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\rRollbackModel\x12\x1f.looper.v1.RollbackModelRequest\x1a .looper.v1.RollbackModelResponse\x12O\n" +
 	"\fPauseUseCase\x12\x1e.looper.v1.PauseUseCaseRequest\x1a\x1f.looper.v1.PauseUseCaseResponse\x12R\n" +
 	"\rResumeUseCase\x12\x1f.looper.v1.ResumeUseCaseRequest\x1a .looper.v1.ResumeUseCaseResponse\x12d\n" +
-	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponse\x12^\n" +
+	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponse\x12O\n" +
+	"\fListUseCases\x12\x1e.looper.v1.ListUseCasesRequest\x1a\x1f.looper.v1.ListUseCasesResponse\x12^\n" +
 	"\x11DeleteSubjectData\x12#.looper.v1.DeleteSubjectDataRequest\x1a$.looper.v1.DeleteSubjectDataResponse\x12L\n" +
 	"\vGetDeletion\x12\x1d.looper.v1.GetDeletionRequest\x1a\x1e.looper.v1.GetDeletionResponse\x12R\n" +
 	"\rDeleteUseCase\x12\x1f.looper.v1.DeleteUseCaseRequest\x1a .looper.v1.DeleteUseCaseResponseB\\\n" +
@@ -3451,7 +3667,7 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_looper_v1_trainer_proto_goTypes = []any{
 	(TrainingRunState)(0),               // 0: looper.v1.TrainingRunState
 	(TrainingTrigger)(0),                // 1: looper.v1.TrainingTrigger
@@ -3491,109 +3707,116 @@ var file_looper_v1_trainer_proto_goTypes = []any{
 	(*Interval)(nil),                    // 35: looper.v1.Interval
 	(*ArmReport)(nil),                   // 36: looper.v1.ArmReport
 	(*ExperimentReport)(nil),            // 37: looper.v1.ExperimentReport
-	(*DeletionCounts)(nil),              // 38: looper.v1.DeletionCounts
-	(*Deletion)(nil),                    // 39: looper.v1.Deletion
-	(*DeleteUseCaseRequest)(nil),        // 40: looper.v1.DeleteUseCaseRequest
-	(*DeleteUseCaseResponse)(nil),       // 41: looper.v1.DeleteUseCaseResponse
-	(*DeleteSubjectDataRequest)(nil),    // 42: looper.v1.DeleteSubjectDataRequest
-	(*DeleteSubjectDataResponse)(nil),   // 43: looper.v1.DeleteSubjectDataResponse
-	(*GetDeletionRequest)(nil),          // 44: looper.v1.GetDeletionRequest
-	(*GetDeletionResponse)(nil),         // 45: looper.v1.GetDeletionResponse
-	nil,                                 // 46: looper.v1.TrainingRun.MetricsEntry
-	nil,                                 // 47: looper.v1.TrainingRun.LiveMetricsEntry
-	nil,                                 // 48: looper.v1.Model.MetricsEntry
-	nil,                                 // 49: looper.v1.ArmReport.PolicyEntry
-	nil,                                 // 50: looper.v1.ArmReport.OutcomeMeansEntry
-	nil,                                 // 51: looper.v1.Deletion.SubjectEntry
-	nil,                                 // 52: looper.v1.DeleteSubjectDataRequest.SubjectEntry
-	(DecisionType)(0),                   // 53: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),       // 54: google.protobuf.Timestamp
+	(*UseCase)(nil),                     // 38: looper.v1.UseCase
+	(*ListUseCasesRequest)(nil),         // 39: looper.v1.ListUseCasesRequest
+	(*ListUseCasesResponse)(nil),        // 40: looper.v1.ListUseCasesResponse
+	(*DeletionCounts)(nil),              // 41: looper.v1.DeletionCounts
+	(*Deletion)(nil),                    // 42: looper.v1.Deletion
+	(*DeleteUseCaseRequest)(nil),        // 43: looper.v1.DeleteUseCaseRequest
+	(*DeleteUseCaseResponse)(nil),       // 44: looper.v1.DeleteUseCaseResponse
+	(*DeleteSubjectDataRequest)(nil),    // 45: looper.v1.DeleteSubjectDataRequest
+	(*DeleteSubjectDataResponse)(nil),   // 46: looper.v1.DeleteSubjectDataResponse
+	(*GetDeletionRequest)(nil),          // 47: looper.v1.GetDeletionRequest
+	(*GetDeletionResponse)(nil),         // 48: looper.v1.GetDeletionResponse
+	nil,                                 // 49: looper.v1.TrainingRun.MetricsEntry
+	nil,                                 // 50: looper.v1.TrainingRun.LiveMetricsEntry
+	nil,                                 // 51: looper.v1.Model.MetricsEntry
+	nil,                                 // 52: looper.v1.ArmReport.PolicyEntry
+	nil,                                 // 53: looper.v1.ArmReport.OutcomeMeansEntry
+	nil,                                 // 54: looper.v1.Deletion.SubjectEntry
+	nil,                                 // 55: looper.v1.DeleteSubjectDataRequest.SubjectEntry
+	(DecisionType)(0),                   // 56: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),       // 57: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	53, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	54, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	56, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	57, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	7,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
 	7,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	54, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	54, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
-	46, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
-	47, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
+	57, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	57, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	49, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
+	50, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
 	14, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	14, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
 	14, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
 	2,  // 14: looper.v1.ModelStageChange.stage:type_name -> looper.v1.ModelStage
-	54, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
+	57, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
 	2,  // 16: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
-	48, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	54, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	54, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	54, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	51, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
+	57, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	57, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	57, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
 	21, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
 	22, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
 	22, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
 	22, // 24: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
 	37, // 25: looper.v1.GetExperimentReportResponse.report:type_name -> looper.v1.ExperimentReport
-	49, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
+	52, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
 	35, // 27: looper.v1.ArmReport.value_ci:type_name -> looper.v1.Interval
 	35, // 28: looper.v1.ArmReport.value_cs:type_name -> looper.v1.Interval
 	35, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
 	35, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
-	50, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
+	53, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
 	3,  // 32: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
 	36, // 33: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
 	4,  // 34: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
-	54, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
-	54, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 37: looper.v1.Deletion.kind:type_name -> looper.v1.DeletionKind
-	51, // 38: looper.v1.Deletion.subject:type_name -> looper.v1.Deletion.SubjectEntry
-	6,  // 39: looper.v1.Deletion.state:type_name -> looper.v1.DeletionState
-	54, // 40: looper.v1.Deletion.create_time:type_name -> google.protobuf.Timestamp
-	54, // 41: looper.v1.Deletion.update_time:type_name -> google.protobuf.Timestamp
-	54, // 42: looper.v1.Deletion.end_time:type_name -> google.protobuf.Timestamp
-	38, // 43: looper.v1.Deletion.removed:type_name -> looper.v1.DeletionCounts
-	38, // 44: looper.v1.Deletion.waiting:type_name -> looper.v1.DeletionCounts
-	39, // 45: looper.v1.DeleteUseCaseResponse.deletion:type_name -> looper.v1.Deletion
-	52, // 46: looper.v1.DeleteSubjectDataRequest.subject:type_name -> looper.v1.DeleteSubjectDataRequest.SubjectEntry
-	39, // 47: looper.v1.DeleteSubjectDataResponse.deletion:type_name -> looper.v1.Deletion
-	39, // 48: looper.v1.GetDeletionResponse.deletion:type_name -> looper.v1.Deletion
-	8,  // 49: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
-	10, // 50: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
-	12, // 51: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
-	15, // 52: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
-	17, // 53: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
-	19, // 54: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
-	23, // 55: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
-	25, // 56: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
-	27, // 57: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	29, // 58: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
-	31, // 59: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
-	33, // 60: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
-	42, // 61: looper.v1.TrainerService.DeleteSubjectData:input_type -> looper.v1.DeleteSubjectDataRequest
-	44, // 62: looper.v1.TrainerService.GetDeletion:input_type -> looper.v1.GetDeletionRequest
-	40, // 63: looper.v1.TrainerService.DeleteUseCase:input_type -> looper.v1.DeleteUseCaseRequest
-	9,  // 64: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	11, // 65: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	13, // 66: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	16, // 67: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	18, // 68: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	20, // 69: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	24, // 70: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	26, // 71: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	28, // 72: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	30, // 73: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
-	32, // 74: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
-	34, // 75: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
-	43, // 76: looper.v1.TrainerService.DeleteSubjectData:output_type -> looper.v1.DeleteSubjectDataResponse
-	45, // 77: looper.v1.TrainerService.GetDeletion:output_type -> looper.v1.GetDeletionResponse
-	41, // 78: looper.v1.TrainerService.DeleteUseCase:output_type -> looper.v1.DeleteUseCaseResponse
-	64, // [64:79] is the sub-list for method output_type
-	49, // [49:64] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	57, // 35: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
+	57, // 36: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
+	56, // 37: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
+	38, // 38: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
+	5,  // 39: looper.v1.Deletion.kind:type_name -> looper.v1.DeletionKind
+	54, // 40: looper.v1.Deletion.subject:type_name -> looper.v1.Deletion.SubjectEntry
+	6,  // 41: looper.v1.Deletion.state:type_name -> looper.v1.DeletionState
+	57, // 42: looper.v1.Deletion.create_time:type_name -> google.protobuf.Timestamp
+	57, // 43: looper.v1.Deletion.update_time:type_name -> google.protobuf.Timestamp
+	57, // 44: looper.v1.Deletion.end_time:type_name -> google.protobuf.Timestamp
+	41, // 45: looper.v1.Deletion.removed:type_name -> looper.v1.DeletionCounts
+	41, // 46: looper.v1.Deletion.waiting:type_name -> looper.v1.DeletionCounts
+	42, // 47: looper.v1.DeleteUseCaseResponse.deletion:type_name -> looper.v1.Deletion
+	55, // 48: looper.v1.DeleteSubjectDataRequest.subject:type_name -> looper.v1.DeleteSubjectDataRequest.SubjectEntry
+	42, // 49: looper.v1.DeleteSubjectDataResponse.deletion:type_name -> looper.v1.Deletion
+	42, // 50: looper.v1.GetDeletionResponse.deletion:type_name -> looper.v1.Deletion
+	8,  // 51: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
+	10, // 52: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
+	12, // 53: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
+	15, // 54: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
+	17, // 55: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
+	19, // 56: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
+	23, // 57: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
+	25, // 58: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
+	27, // 59: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
+	29, // 60: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	31, // 61: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	33, // 62: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
+	39, // 63: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
+	45, // 64: looper.v1.TrainerService.DeleteSubjectData:input_type -> looper.v1.DeleteSubjectDataRequest
+	47, // 65: looper.v1.TrainerService.GetDeletion:input_type -> looper.v1.GetDeletionRequest
+	43, // 66: looper.v1.TrainerService.DeleteUseCase:input_type -> looper.v1.DeleteUseCaseRequest
+	9,  // 67: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	11, // 68: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	13, // 69: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	16, // 70: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	18, // 71: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	20, // 72: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	24, // 73: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	26, // 74: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	28, // 75: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	30, // 76: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	32, // 77: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	34, // 78: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
+	40, // 79: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
+	46, // 80: looper.v1.TrainerService.DeleteSubjectData:output_type -> looper.v1.DeleteSubjectDataResponse
+	48, // 81: looper.v1.TrainerService.GetDeletion:output_type -> looper.v1.GetDeletionResponse
+	44, // 82: looper.v1.TrainerService.DeleteUseCase:output_type -> looper.v1.DeleteUseCaseResponse
+	67, // [67:83] is the sub-list for method output_type
+	51, // [51:67] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_trainer_proto_init() }
@@ -3608,7 +3831,7 @@ func file_looper_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   46,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	TrainerService_PauseUseCase_FullMethodName        = "/looper.v1.TrainerService/PauseUseCase"
 	TrainerService_ResumeUseCase_FullMethodName       = "/looper.v1.TrainerService/ResumeUseCase"
 	TrainerService_GetExperimentReport_FullMethodName = "/looper.v1.TrainerService/GetExperimentReport"
+	TrainerService_ListUseCases_FullMethodName        = "/looper.v1.TrainerService/ListUseCases"
 	TrainerService_DeleteSubjectData_FullMethodName   = "/looper.v1.TrainerService/DeleteSubjectData"
 	TrainerService_GetDeletion_FullMethodName         = "/looper.v1.TrainerService/GetDeletion"
 	TrainerService_DeleteUseCase_FullMethodName       = "/looper.v1.TrainerService/DeleteUseCase"
@@ -71,6 +72,9 @@ type TrainerServiceClient interface {
 	// outcomes and product value per decision with intervals, each treatment against control,
 	// the sample-ratio check and the verdict so far.
 	GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error)
+	// Lists the use cases the caller may read, each with its current blueprint version,
+	// whether it is paused and its live model: what an operator looks at first.
+	ListUseCases(ctx context.Context, in *ListUseCasesRequest, opts ...grpc.CallOption) (*ListUseCasesResponse, error)
 	// Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
 	// until now with their features, their outcome events, labels and training-table rows, and
 	// its rows in the use case's personalization view. From the request on GetDecision and
@@ -217,6 +221,16 @@ func (c *trainerServiceClient) GetExperimentReport(ctx context.Context, in *GetE
 	return out, nil
 }
 
+func (c *trainerServiceClient) ListUseCases(ctx context.Context, in *ListUseCasesRequest, opts ...grpc.CallOption) (*ListUseCasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUseCasesResponse)
+	err := c.cc.Invoke(ctx, TrainerService_ListUseCases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *trainerServiceClient) DeleteSubjectData(ctx context.Context, in *DeleteSubjectDataRequest, opts ...grpc.CallOption) (*DeleteSubjectDataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteSubjectDataResponse)
@@ -282,6 +296,9 @@ type TrainerServiceServer interface {
 	// outcomes and product value per decision with intervals, each treatment against control,
 	// the sample-ratio check and the verdict so far.
 	GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error)
+	// Lists the use cases the caller may read, each with its current blueprint version,
+	// whether it is paused and its live model: what an operator looks at first.
+	ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error)
 	// Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
 	// until now with their features, their outcome events, labels and training-table rows, and
 	// its rows in the use case's personalization view. From the request on GetDecision and
@@ -343,6 +360,9 @@ func (UnimplementedTrainerServiceServer) ResumeUseCase(context.Context, *ResumeU
 }
 func (UnimplementedTrainerServiceServer) GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetExperimentReport not implemented")
+}
+func (UnimplementedTrainerServiceServer) ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUseCases not implemented")
 }
 func (UnimplementedTrainerServiceServer) DeleteSubjectData(context.Context, *DeleteSubjectDataRequest) (*DeleteSubjectDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSubjectData not implemented")
@@ -590,6 +610,24 @@ func _TrainerService_GetExperimentReport_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainerService_ListUseCases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUseCasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).ListUseCases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_ListUseCases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).ListUseCases(ctx, req.(*ListUseCasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TrainerService_DeleteSubjectData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteSubjectDataRequest)
 	if err := dec(in); err != nil {
@@ -698,6 +736,10 @@ var TrainerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetExperimentReport",
 			Handler:    _TrainerService_GetExperimentReport_Handler,
+		},
+		{
+			MethodName: "ListUseCases",
+			Handler:    _TrainerService_ListUseCases_Handler,
 		},
 		{
 			MethodName: "DeleteSubjectData",

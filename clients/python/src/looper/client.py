@@ -20,10 +20,11 @@ from google.protobuf import timestamp_pb2
 
 from looper.errors import from_rpc_error
 from looperpb.values import Scalar, feature_value
-from looperpb.v1 import (access_pb2_grpc, decision_pb2, decision_pb2_grpc, feedback_pb2, feedback_pb2_grpc, trainer_pb2,
-                       trainer_pb2_grpc)
+from looperpb.v1 import (access_pb2, access_pb2_grpc, decision_pb2, decision_pb2_grpc, feedback_pb2,
+                         feedback_pb2_grpc, trainer_pb2, trainer_pb2_grpc)
 
 DEFAULT_TIMEOUT = 5.0
+MAX_PAGE_SIZE = 1000  # the most items a listing RPC returns at once
 
 
 def retry_service_config(max_attempts: int = 4) -> str:
@@ -277,14 +278,32 @@ class LooperClient:
 
     def list_models(self, use_case: str) -> list[trainer_pb2.Model]:
         """Every model version of the use case, newest first (all pages)."""
-        models, token = [], ""
-        while True:
-            response = self._call(self.trainer.ListModels, trainer_pb2.ListModelsRequest(
-                use_case=use_case, page_token=token), None)
-            models.extend(response.models)
-            token = response.next_page_token
-            if not token:
-                return models
+        return self._all_pages(self.trainer.ListModels, trainer_pb2.ListModelsRequest, "models", use_case=use_case)
+
+    def list_training_runs(self, use_case: str) -> list[trainer_pb2.TrainingRun]:
+        """Every training run of the use case that Looper keeps, newest first (all pages)."""
+        return self._all_pages(self.trainer.ListTrainingRuns, trainer_pb2.ListTrainingRunsRequest, "runs", use_case=use_case)
+
+    def get_blueprint(self, use_case: str, version: int = 0) -> trainer_pb2.Blueprint:
+        """One version of the use case's blueprint; the latest when ``version`` is 0."""
+        return self._call(self.trainer.GetBlueprint, trainer_pb2.GetBlueprintRequest(
+            use_case=use_case, version=version), None).blueprint
+
+    def list_blueprints(self) -> list[trainer_pb2.Blueprint]:
+        """The latest blueprint of every use case the caller may read, by name (all pages)."""
+        return self._all_pages(self.trainer.ListBlueprints, trainer_pb2.ListBlueprintsRequest, "blueprints")
+
+    def list_use_cases(self) -> list[trainer_pb2.UseCase]:
+        """Every use case the caller may read, by name, with its current blueprint version,
+        whether it is paused and its live model (all pages)."""
+        return self._all_pages(self.trainer.ListUseCases, trainer_pb2.ListUseCasesRequest, "use_cases")
+
+    def pause_use_case(self, use_case: str, reason: str = "") -> bool:
+        return self._call(self.trainer.PauseUseCase, trainer_pb2.PauseUseCaseRequest(
+            use_case=use_case, reason=reason), None).paused
+
+    def resume_use_case(self, use_case: str) -> bool:
+        return self._call(self.trainer.ResumeUseCase, trainer_pb2.ResumeUseCaseRequest(use_case=use_case), None).paused
 
     def promote_model(self, use_case: str, model_version: str) -> trainer_pb2.Model:
         return self._call(self.trainer.PromoteModel, trainer_pb2.PromoteModelRequest(
@@ -298,6 +317,45 @@ class LooperClient:
         running, the last that ended): per arm its value with intervals, and the verdict."""
         return self._call(self.trainer.GetExperimentReport, trainer_pb2.GetExperimentReportRequest(
             use_case=use_case, experiment_id=experiment_id), None).report
+
+    # --- credentials (a cluster administrator's) -------------------------------------------
+    def list_credentials(self) -> list[access_pb2.Credential]:
+        """Every credential, by id, never with its token (all pages)."""
+        return self._all_pages(self.access.ListCredentials, access_pb2.ListCredentialsRequest, "credentials")
+
+    def create_credential(self, name: str, grants: Mapping[str, Iterable[int]] | None = None,
+                          cluster_admin: bool = False, certificate_subject: str = ""
+                          ) -> tuple[access_pb2.Credential, str]:
+        """Creates a credential with ``grants`` (use case or "*" -> roles, e.g.
+        ``{"checkout": [access_pb2.ROLE_DECIDE]}``); returns it and its bearer token, which
+        Looper shows only this once ("" for a certificate credential)."""
+        request = access_pb2.CreateCredentialRequest(
+            name=name, cluster_admin=cluster_admin, certificate_subject=certificate_subject,
+            grants=[access_pb2.Grant(use_case=use_case, roles=list(roles)) for use_case, roles in (grants or {}).items()])
+        response = self._call(self.access.CreateCredential, request, None)
+        return response.credential, response.token
+
+    def rotate_credential(self, credential_id: str) -> tuple[access_pb2.Credential, str]:
+        """Replaces the credential's token (the old one stops working at once); returns the new one."""
+        response = self._call(self.access.RotateCredential,
+                              access_pb2.RotateCredentialRequest(credential_id=credential_id), None)
+        return response.credential, response.token
+
+    def revoke_credential(self, credential_id: str) -> access_pb2.Credential:
+        """Revokes the credential; its token stops working at once."""
+        return self._call(self.access.RevokeCredential,
+                          access_pb2.RevokeCredentialRequest(credential_id=credential_id), None).credential
+
+    def _all_pages(self, method, request_type, field: str, **request_fields) -> list:
+        """Every item of a paged listing: calls ``method`` page after page until the last."""
+        items, token = [], ""
+        while True:
+            request = request_type(page_size=MAX_PAGE_SIZE, page_token=token, **request_fields)
+            response = self._call(method, request, None)
+            items.extend(getattr(response, field))
+            token = response.next_page_token
+            if not token:
+                return items
 
     # --- deletion -------------------------------------------------------------------------
     def delete_use_case(self, use_case: str, request_id: str | None = None, reason: str = "") -> trainer_pb2.Deletion:

@@ -18,10 +18,12 @@ class FieldViolation:
 class LooperError(Exception):
     """A failed Looper call: ``code`` is the gRPC status code, ``violations`` the bad fields."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, violations: list[FieldViolation] | None = None):
+    def __init__(self, code: grpc.StatusCode, message: str, violations: list[FieldViolation] | None = None,
+                 service: str | None = None):
         self.code = code
         self.message = message
         self.violations = violations or []
+        self.service = service  # the service called and its address, e.g. "Trainer service at 127.0.0.1:50053"
         super().__init__(f"{code.name}: {message}")
 
 
@@ -93,4 +95,4 @@ def from_rpc_error(error: grpc.RpcError, called: str | None = None) -> LooperErr
     if called and error.code() in _UNREACHED:
         message = f"{called} {_UNREACHED[error.code()]}: {message}"
     kind = _BY_CODE.get(error.code(), LooperError)
-    return kind(error.code(), message, violations)
+    return kind(error.code(), message, violations, service=called)

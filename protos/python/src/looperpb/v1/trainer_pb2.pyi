@@ -461,6 +461,38 @@ class ExperimentReport(_message.Message):
     confidence: float
     def __init__(self, use_case: _Optional[str] = ..., experiment_id: _Optional[str] = ..., kind: _Optional[_Union[ExperimentKind, str]] = ..., control: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., srm_p_value: _Optional[float] = ..., srm_detected: _Optional[bool] = ..., verdict: _Optional[_Union[ExperimentVerdict, str]] = ..., reason: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blueprint_version: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
+class UseCase(_message.Message):
+    __slots__ = ("use_case", "blueprint_version", "decision_type", "paused", "pause_reason", "live_model_version")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    BLUEPRINT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LIVE_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    blueprint_version: int
+    decision_type: _types_pb2.DecisionType
+    paused: bool
+    pause_reason: str
+    live_model_version: str
+    def __init__(self, use_case: _Optional[str] = ..., blueprint_version: _Optional[int] = ..., decision_type: _Optional[_Union[_types_pb2.DecisionType, str]] = ..., paused: _Optional[bool] = ..., pause_reason: _Optional[str] = ..., live_model_version: _Optional[str] = ...) -> None: ...
+
+class ListUseCasesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListUseCasesResponse(_message.Message):
+    __slots__ = ("use_cases", "next_page_token")
+    USE_CASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    use_cases: _containers.RepeatedCompositeFieldContainer[UseCase]
+    next_page_token: str
+    def __init__(self, use_cases: _Optional[_Iterable[_Union[UseCase, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class DeletionCounts(_message.Message):
     __slots__ = ("decision_records", "outcome_records", "joined_decisions", "joined_outcomes", "training_rows", "online_feature_rows", "offline_feature_rows", "index_entries", "segments", "blueprint_versions", "models", "training_runs", "experiments")
     DECISION_RECORDS_FIELD_NUMBER: _ClassVar[int]

@@ -97,6 +97,11 @@ class TrainerServiceStub:
                 request_serializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.SerializeToString,
                 response_deserializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.FromString,
                 _registered_method=True)
+        self.ListUseCases = channel.unary_unary(
+                '/looper.v1.TrainerService/ListUseCases',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.FromString,
+                _registered_method=True)
         self.DeleteSubjectData = channel.unary_unary(
                 '/looper.v1.TrainerService/DeleteSubjectData',
                 request_serializer=looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataRequest.SerializeToString,
@@ -207,6 +212,14 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUseCases(self, request, context):
+        """Lists the use cases the caller may read, each with its current blueprint version,
+        whether it is paused and its live model: what an operator looks at first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteSubjectData(self, request, context):
         """Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
         until now with their features, their outcome events, labels and training-table rows, and
@@ -300,6 +313,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.GetExperimentReport,
                     request_deserializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.FromString,
                     response_serializer=looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.SerializeToString,
+            ),
+            'ListUseCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUseCases,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.SerializeToString,
             ),
             'DeleteSubjectData': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSubjectData,
@@ -644,6 +662,33 @@ class TrainerService:
             '/looper.v1.TrainerService/GetExperimentReport',
             looper_dot_v1_dot_trainer__pb2.GetExperimentReportRequest.SerializeToString,
             looper_dot_v1_dot_trainer__pb2.GetExperimentReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUseCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/ListUseCases',
+            looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -798,6 +798,38 @@ export interface ExperimentReport {
   confidence: number;
 }
 
+/** A use case as it stands now. */
+export interface UseCase {
+  /** The use case's name. */
+  useCase: string;
+  /** Its current (latest) blueprint version. */
+  blueprintVersion: number;
+  /** The kind of decision of its current blueprint. */
+  decisionType: DecisionType;
+  /** Whether it is paused (see PauseUseCase). */
+  paused: boolean;
+  /** Why it was paused, as given to PauseUseCase; empty when it is not paused. */
+  pauseReason: string;
+  /** The live model version; empty when no model is live. */
+  liveModelVersion: string;
+}
+
+/** ListUseCasesRequest lists the use cases. */
+export interface ListUseCasesRequest {
+  /** At most this many items; 0 means 50, and more than 1000 is refused. */
+  pageSize: number;
+  /** The next_page_token of the previous response, to continue a listing; empty starts it. */
+  pageToken: string;
+}
+
+/** ListUseCasesResponse carries the use cases, by name. */
+export interface ListUseCasesResponse {
+  /** The use cases. */
+  useCases: UseCase[];
+  /** Continues the listing when passed as page_token; empty on the last page. */
+  nextPageToken: string;
+}
+
 /** Counts of what a deletion removed, or still waits to remove. */
 export interface DeletionCounts {
   /** Decisions in the decision log. */
@@ -5076,6 +5108,361 @@ export const ExperimentReport: MessageFns<ExperimentReport> = {
   },
 };
 
+function createBaseUseCase(): UseCase {
+  return { useCase: "", blueprintVersion: 0, decisionType: 0, paused: false, pauseReason: "", liveModelVersion: "" };
+}
+
+export const UseCase: MessageFns<UseCase> = {
+  encode(message: UseCase, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.blueprintVersion !== 0) {
+      writer.uint32(16).int64(message.blueprintVersion);
+    }
+    if (message.decisionType !== 0) {
+      writer.uint32(24).int32(message.decisionType);
+    }
+    if (message.paused !== false) {
+      writer.uint32(32).bool(message.paused);
+    }
+    if (message.pauseReason !== "") {
+      writer.uint32(42).string(message.pauseReason);
+    }
+    if (message.liveModelVersion !== "") {
+      writer.uint32(50).string(message.liveModelVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UseCase {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUseCase();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.blueprintVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.decisionType = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pauseReason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.liveModelVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UseCase {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      blueprintVersion: isSet(object.blueprintVersion)
+        ? globalThis.Number(object.blueprintVersion)
+        : isSet(object.blueprint_version)
+        ? globalThis.Number(object.blueprint_version)
+        : 0,
+      decisionType: isSet(object.decisionType)
+        ? decisionTypeFromJSON(object.decisionType)
+        : isSet(object.decision_type)
+        ? decisionTypeFromJSON(object.decision_type)
+        : 0,
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      pauseReason: isSet(object.pauseReason)
+        ? globalThis.String(object.pauseReason)
+        : isSet(object.pause_reason)
+        ? globalThis.String(object.pause_reason)
+        : "",
+      liveModelVersion: isSet(object.liveModelVersion)
+        ? globalThis.String(object.liveModelVersion)
+        : isSet(object.live_model_version)
+        ? globalThis.String(object.live_model_version)
+        : "",
+    };
+  },
+
+  toJSON(message: UseCase): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.blueprintVersion !== 0) {
+      obj.blueprintVersion = Math.round(message.blueprintVersion);
+    }
+    if (message.decisionType !== 0) {
+      obj.decisionType = decisionTypeToJSON(message.decisionType);
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.pauseReason !== "") {
+      obj.pauseReason = message.pauseReason;
+    }
+    if (message.liveModelVersion !== "") {
+      obj.liveModelVersion = message.liveModelVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UseCase>, I>>(base?: I): UseCase {
+    return UseCase.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UseCase>, I>>(object: I): UseCase {
+    const message = createBaseUseCase();
+    message.useCase = object.useCase ?? "";
+    message.blueprintVersion = object.blueprintVersion ?? 0;
+    message.decisionType = object.decisionType ?? 0;
+    message.paused = object.paused ?? false;
+    message.pauseReason = object.pauseReason ?? "";
+    message.liveModelVersion = object.liveModelVersion ?? "";
+    return message;
+  },
+};
+
+function createBaseListUseCasesRequest(): ListUseCasesRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListUseCasesRequest: MessageFns<ListUseCasesRequest> = {
+  encode(message: ListUseCasesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListUseCasesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListUseCasesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListUseCasesRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListUseCasesRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListUseCasesRequest>, I>>(base?: I): ListUseCasesRequest {
+    return ListUseCasesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListUseCasesRequest>, I>>(object: I): ListUseCasesRequest {
+    const message = createBaseListUseCasesRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListUseCasesResponse(): ListUseCasesResponse {
+  return { useCases: [], nextPageToken: "" };
+}
+
+export const ListUseCasesResponse: MessageFns<ListUseCasesResponse> = {
+  encode(message: ListUseCasesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.useCases) {
+      UseCase.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListUseCasesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListUseCasesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCases.push(UseCase.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListUseCasesResponse {
+    return {
+      useCases: globalThis.Array.isArray(object?.useCases)
+        ? object.useCases.map((e: any) => UseCase.fromJSON(e))
+        : globalThis.Array.isArray(object?.use_cases)
+        ? object.use_cases.map((e: any) => UseCase.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListUseCasesResponse): unknown {
+    const obj: any = {};
+    if (message.useCases?.length) {
+      obj.useCases = message.useCases.map((e) => UseCase.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListUseCasesResponse>, I>>(base?: I): ListUseCasesResponse {
+    return ListUseCasesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListUseCasesResponse>, I>>(object: I): ListUseCasesResponse {
+    const message = createBaseListUseCasesResponse();
+    message.useCases = object.useCases?.map((e) => UseCase.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 function createBaseDeletionCounts(): DeletionCounts {
   return {
     decisionRecords: 0,
@@ -6624,6 +7011,20 @@ export const TrainerServiceService = {
     responseDeserialize: (value: Buffer): GetExperimentReportResponse => GetExperimentReportResponse.decode(value),
   },
   /**
+   * Lists the use cases the caller may read, each with its current blueprint version,
+   * whether it is paused and its live model: what an operator looks at first.
+   */
+  listUseCases: {
+    path: "/looper.v1.TrainerService/ListUseCases" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListUseCasesRequest): Buffer => Buffer.from(ListUseCasesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListUseCasesRequest => ListUseCasesRequest.decode(value),
+    responseSerialize: (value: ListUseCasesResponse): Buffer =>
+      Buffer.from(ListUseCasesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListUseCasesResponse => ListUseCasesResponse.decode(value),
+  },
+  /**
    * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
    * until now with their features, their outcome events, labels and training-table rows, and
    * its rows in the use case's personalization view. From the request on GetDecision and
@@ -6704,6 +7105,11 @@ export interface TrainerServiceServer extends UntypedServiceImplementation {
    * the sample-ratio check and the verdict so far.
    */
   getExperimentReport: handleUnaryCall<GetExperimentReportRequest, GetExperimentReportResponse>;
+  /**
+   * Lists the use cases the caller may read, each with its current blueprint version,
+   * whether it is paused and its live model: what an operator looks at first.
+   */
+  listUseCases: handleUnaryCall<ListUseCasesRequest, ListUseCasesResponse>;
   /**
    * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
    * until now with their features, their outcome events, labels and training-table rows, and
@@ -6925,6 +7331,25 @@ export interface TrainerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetExperimentReportResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists the use cases the caller may read, each with its current blueprint version,
+   * whether it is paused and its live model: what an operator looks at first.
+   */
+  listUseCases(
+    request: ListUseCasesRequest,
+    callback: (error: ServiceError | null, response: ListUseCasesResponse) => void,
+  ): ClientUnaryCall;
+  listUseCases(
+    request: ListUseCasesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListUseCasesResponse) => void,
+  ): ClientUnaryCall;
+  listUseCases(
+    request: ListUseCasesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListUseCasesResponse) => void,
   ): ClientUnaryCall;
   /**
    * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made

@@ -1,46 +1,67 @@
-"""The ``looper`` command: serve the services, apply a blueprint."""
+"""``looper serve`` and ``looper features apply``: the commands that run on the data directory's
+machine (the others are clients of the services)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Optional
+
+import typer
 
 SERVICES = ("decision", "feedback", "trainer")
 SCALED = ("decision", "feedback")  # services that run as several worker processes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="looper", description="Looper: ML for product decisions")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run services until SIGTERM")
-    serve.add_argument("service", choices=SERVICES + ("all",))
-    serve.add_argument("--data-dir", type=Path)
-    serve.add_argument("--host")
-    for name in SERVICES:
-        serve.add_argument(f"--{name}-port", type=int)
-    for name in ("cert", "key", "client-ca"):
-        serve.add_argument(f"--tls-{name}", type=Path, help=f"TLS: a PEM file ({name})")
-    serve.add_argument("--workers", type=int, help="processes per Decision and Feedback service (default 1)")
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a supervisor
-    apply = commands.add_parser("apply", help="apply a blueprint YAML file through the Trainer")
-    apply.add_argument("file", type=Path)
-    apply.add_argument("--trainer", default="127.0.0.1:50053", help="Trainer address host:port")
-    apply.add_argument("--token-file", type=Path, default=Path("data/run/looper-token"),
-                       help="a file holding the bearer token (LOOPER_TOKEN overrides it)")
-    features = commands.add_parser("features", help="apply Feast definitions to the data directory's repo")
-    features.add_argument("action", choices=["apply"])
-    features.add_argument("file", type=Path, help="a Python file defining Feast entities, sources and views")
-    features.add_argument("--data-dir", type=Path)
-    args = parser.parse_args(argv)
+class Service(str, Enum):
+    decision = "decision"
+    feedback = "feedback"
+    trainer = "trainer"
+    all = "all"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Running Looper")(serve)
+    features = typer.Typer(help="Feast definitions of the data directory's feature repo.", no_args_is_help=True)
+    features.command("apply")(features_apply)
+    app.add_typer(features, name="features", rich_help_panel="Running Looper")
+
+
+def _pem(name: str):
+    return typer.Option(f"--tls-{name}", help=f"TLS: a PEM file ({name})", show_default=False)
+
+
+def serve(service: Annotated[Service, typer.Argument(help="the service to run, or all three", show_default=False)],
+          data_dir: Annotated[Optional[Path], typer.Option(help="data directory (LOOPER_DATA_DIR)")] = None,
+          host: Annotated[Optional[str], typer.Option(help="address to bind (LOOPER_HOST)")] = None,
+          decision_port: Annotated[Optional[int], typer.Option(help="LOOPER_DECISION_PORT, 50051")] = None,
+          feedback_port: Annotated[Optional[int], typer.Option(help="LOOPER_FEEDBACK_PORT, 50052")] = None,
+          trainer_port: Annotated[Optional[int], typer.Option(help="LOOPER_TRAINER_PORT, 50053")] = None,
+          tls_cert: Annotated[Optional[Path], _pem("cert")] = None,
+          tls_key: Annotated[Optional[Path], _pem("key")] = None,
+          tls_client_ca: Annotated[Optional[Path], _pem("client-ca")] = None,
+          workers: Annotated[Optional[int], typer.Option(
+              help="processes per Decision and Feedback service (default 1)")] = None,
+          worker: Annotated[bool, typer.Option(hidden=True)] = False) -> None:  # started by a supervisor
+    """Run services until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.command == "serve":
-        return serve_command(args)
-    if args.command == "features":
-        return features_command(args)
-    return apply_command(args)
+    args = SimpleNamespace(service=service.value, data_dir=data_dir, host=host, decision_port=decision_port,
+                           feedback_port=feedback_port, trainer_port=trainer_port, tls_cert=tls_cert,
+                           tls_key=tls_key, tls_client_ca=tls_client_ca, workers=workers, worker=worker)
+    raise typer.Exit(serve_command(args))
+
+
+def features_apply(file: Annotated[Path, typer.Argument(
+                       metavar="FILE", exists=True, dir_okay=False, help="a Python file defining Feast entities, sources and views")],
+                   data_dir: Annotated[Optional[Path], typer.Option(help="data directory (LOOPER_DATA_DIR)")] = None
+                   ) -> None:
+    """Apply Feast definitions to the data directory's repo."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    raise typer.Exit(features_command(SimpleNamespace(file=file, data_dir=data_dir)))
 
 
 def serve_command(args) -> int:
@@ -133,22 +154,3 @@ def _factory(name: str):
     else:
         from services.trainer.app import create
     return create
-
-
-def apply_command(args) -> int:
-    from looper import LooperClient, LooperError
-
-    token = os.environ.get("LOOPER_TOKEN") or (args.token_file.read_text().strip() if args.token_file.exists() else None)
-    with LooperClient(trainer=args.trainer, token=token) as client:
-        try:
-            blueprint, created = client.apply_blueprint(args.file.read_text())
-        except LooperError as err:
-            print(f"looper: {err}", file=sys.stderr)
-            return 1
-    state = "applied as new version" if created else "unchanged; current version"
-    print(f"{blueprint.use_case}: {state} {blueprint.version}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
