@@ -7,6 +7,7 @@ O_EXCL, so two concurrent applies can never write the same version twice.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from services.blueprints.spec import Blueprint, load_blueprint_yaml
 from services.platform.errors import InvalidArgument, NotFound, ResourceExhausted
-from services.platform.files import write_file_durably
+from services.platform.files import fsync_dir, write_file_durably
 from services.platform.validation import is_valid_name
 
 
@@ -32,9 +33,11 @@ class BlueprintStore:
         self.root = Path(root)
         self.max_versions = max_versions  # per use case: a cap on what callers can make the store hold
         self.root.mkdir(parents=True, exist_ok=True)
-        self._cache: dict[tuple[str, int], StoredBlueprint] = {}
-        self._latest: dict[str, tuple[int, int]] = {}  # use case -> (dir mtime_ns, version)
-        self._paused: dict[str, tuple[int, bool]] = {}  # use case -> (dir mtime_ns, paused)
+        # (use case, version, the file's inode and mtime): a use case deleted and created again
+        # has new files under the same names
+        self._cache: dict[tuple[str, int, int, int], StoredBlueprint] = {}
+        self._latest: dict[str, tuple[tuple[int, int], int]] = {}  # use case -> ((dir inode, mtime_ns), version)
+        self._paused: dict[str, tuple[tuple[int, int], bool]] = {}  # use case -> ((dir inode, mtime_ns), paused)
         self._lock = threading.Lock()
 
     def apply(self, spec_yaml: str) -> tuple[StoredBlueprint, bool]:
@@ -64,12 +67,16 @@ class BlueprintStore:
             raise InvalidArgument.single("use_case", "must be lower_snake_case")
         if version == 0:
             version = self.latest_version(use_case)
-        key = (use_case, version)
+        path = self.root / use_case / _file_name(version)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
+        key = (use_case, version, stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             cached = self._cache.get(key)
         if cached:
             return cached
-        path = self.root / use_case / _file_name(version)
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -77,7 +84,7 @@ class BlueprintStore:
         stored = StoredBlueprint(
             blueprint=load_blueprint_yaml(text).with_version(version),
             spec_yaml=text,
-            create_time=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+            create_time=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
         )
         with self._lock:
             self._cache[key] = stored
@@ -117,9 +124,10 @@ class BlueprintStore:
         resumption changes."""
         folder = self.root / use_case
         try:
-            mtime = folder.stat().st_mtime_ns
+            stat = folder.stat()
         except FileNotFoundError:
             return False
+        mtime = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             seen = self._paused.get(use_case)
         if seen and seen[0] == mtime:
@@ -128,6 +136,18 @@ class BlueprintStore:
         with self._lock:
             self._paused[use_case] = (mtime, paused)
         return paused
+
+    def retire(self, use_case: str, deletion_id: str) -> Path:
+        """Takes a use case's blueprint versions out of sight for its deletion: from now on
+        every process answers NOT_FOUND for it. They move to a hidden folder (returned) that
+        the deletion removes once done; calling again after the move changes nothing."""
+        if not is_valid_name(use_case):
+            raise InvalidArgument.single("use_case", "must be lower_snake_case")
+        hidden = self.root / f".deleted-{deletion_id}"
+        if (self.root / use_case).exists() and not hidden.exists():
+            os.rename(self.root / use_case, hidden)
+            fsync_dir(self.root)
+        return hidden
 
     def pause_reason(self, use_case: str) -> str | None:
         """Why the use case was paused; None when it is not paused."""
@@ -145,9 +165,10 @@ class BlueprintStore:
         """Cached by the folder's mtime, which changes when a version file is added."""
         folder = self.root / use_case
         try:
-            mtime = folder.stat().st_mtime_ns
+            stat = folder.stat()
         except FileNotFoundError:
             return 0
+        mtime = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             seen = self._latest.get(use_case)
         if seen and seen[0] == mtime:

@@ -9,6 +9,7 @@ from services.blueprints.store import BlueprintStore
 from services.decision.decider import Decider
 from services.decision.server import binding
 from services.decisions.log import DecisionLog
+from services.deletions.store import Tombstones
 from services.experiments.store import ExperimentStore
 from services.features.store import FeastFeatureSource, feature_store
 from services.models.live import LiveModels
@@ -27,8 +28,10 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     telemetry = telemetry_for("looper-decision")
     blueprints = BlueprintStore(data.blueprints)
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
+    tombstones = Tombstones(data.deletions)  # decisions being deleted are no longer found
     decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds,
-                               tracer=telemetry.tracer, durability=Durability(settings.durability))
+                               tracer=telemetry.tracer, durability=Durability(settings.durability),
+                               hidden=tombstones.covers)
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
     features = FeastFeatureSource(feature_store(settings, data))
     decider = Decider(blueprints, decision_log, features=features, models=live_models, telemetry=telemetry,
@@ -42,6 +45,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         retention.stop()
         decider.close()
         decision_log.close()
+        tombstones.close()
         telemetry.shutdown()
 
     service = binding(decider, shutdown, telemetry.server_interceptors())

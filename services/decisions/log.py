@@ -22,17 +22,20 @@ from typing import Callable, Iterator
 
 from services.decisions.record import DecisionRecord
 from services.platform.data_dir import DecisionPaths
-from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
-                                          list_segments, read_record)
+from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, RecordAddress,
+                                          deletable_segments, iter_records, list_segments, read_record)
 from services.platform.errors import FailedPrecondition, Unavailable
 from services.platform.id_index import IdempotencyIndex, IndexEntry
 from services.platform.key_locks import KeyLocks
+from services.platform.log_rewrite import LogEraser, pending_rewrites
 from services.platform.telemetry import OffTracer
 
 PREFIX = "decisions"
 # The log's readers: retention keeps every segment until each of them has read it.
 CONSUMERS = ("label-joiner",)
 CLAIM_WAIT_SECONDS = 5.0  # how long a retry waits for another process still deciding its id
+# Whether a logged decision is hidden from readers: a deletion covers it (services.deletions).
+Hidden = Callable[[DecisionRecord], bool]
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,9 @@ class DecisionLog:
     def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
                  segment_seconds: float = 3600.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tracer=None,
-                 durability: Durability = Durability.FSYNC):
+                 durability: Durability = Durability.FSYNC, hidden: Hidden | None = None):
         self.paths = paths
+        self.hidden = hidden or (lambda record: False)
         self.tracer = tracer or OffTracer()
         self.window = window  # the idempotency window now (it grows with the longest label window)
         self.clock = clock
@@ -171,8 +175,8 @@ class DecisionLog:
             if entry.done:
                 record = self._read(use_case, decision_id, entry)
                 if record is None:
-                    raise FailedPrecondition(f"decision {decision_id!r} of use case {use_case!r} is past the "
-                                             f"retention of its log; use a new decision id")
+                    raise FailedPrecondition(f"decision {decision_id!r} of use case {use_case!r} is no longer in "
+                                             f"its log (past its retention, or deleted); use a new decision id")
                 return record
             if not entry.owner_alive():
                 recovered = self._recover(use_case, decision_id, entry)
@@ -200,24 +204,25 @@ class DecisionLog:
             raise FailedPrecondition(
                 f"decision id {decision_id!r} of use case {use_case!r} was used more than "
                 f"{_human(window)} ago, outside the idempotency window; use a new decision id")
-        data = read_record(self.paths.log, entry.address) if entry.address else None
-        return DecisionRecord.from_dict(data) if data else None
+        record = _read_at(self.paths.log, self._index, use_case, decision_id, entry.address)
+        return None if record is None or self.hidden(record) else record
 
 
 class DecisionLookup:
     """Read-only lookup of logged decisions by id, for other services (Feedback checks that
     an outcome names one of its decision's items); it writes nothing."""
 
-    def __init__(self, paths: DecisionPaths):
+    def __init__(self, paths: DecisionPaths, hidden: Hidden | None = None):
         self.paths = paths
+        self.hidden = hidden or (lambda record: False)
         self._index = IdempotencyIndex(paths.index)
 
     def find(self, use_case: str, decision_id: str) -> DecisionRecord | None:
         entry = self._index.get(use_case, decision_id)
         if entry is None or not entry.done or entry.address is None:
             return None
-        data = read_record(self.paths.log, entry.address)
-        return DecisionRecord.from_dict(data) if data else None
+        record = _read_at(self.paths.log, self._index, use_case, decision_id, entry.address)
+        return None if record is None or self.hidden(record) else record
 
     def close(self) -> None:
         self._index.close()
@@ -227,6 +232,7 @@ class DecisionStream:
     """A consumer's ordered view of the decision log (the label joiner's input)."""
 
     def __init__(self, paths: DecisionPaths, consumer: str):
+        self._paths = paths
         self._consumer = LogConsumer(paths.log, PREFIX, paths.consumers, consumer)
 
     def pending(self) -> Iterator[tuple[DecisionRecord, LogPosition]]:
@@ -241,7 +247,9 @@ class DecisionStream:
         self._consumer.save()
 
     def reload(self) -> None:
-        """Picks up the progress another process saved."""
+        """Picks up the progress another process saved, after finishing a rewrite of the log
+        that was cut short (the caller holds the consumers' lock, as the rewrite did)."""
+        finish_interrupted_rewrites(self._paths)
         self._consumer.reload()
 
     def backlog_bytes(self) -> int:
@@ -262,3 +270,46 @@ def iter_decisions(paths: DecisionPaths) -> Iterator[DecisionRecord]:
     for segment in list_segments(paths.log, PREFIX):
         for data, _ in iter_records(segment):
             yield DecisionRecord.from_dict(data)
+
+
+def _read_at(folder, index: IdempotencyIndex, use_case: str, decision_id: str,
+             address: RecordAddress | None) -> DecisionRecord | None:
+    """The decision at an address from the index. A deletion may rewrite its segment at that
+    moment (services.platform.log_rewrite): then the index holds a new address, read again."""
+    for _ in range(3):
+        data = read_record(folder, address) if address else None
+        if data is not None and (data.get("use_case"), data.get("decision_id")) == (use_case, decision_id):
+            return DecisionRecord.from_dict(data)
+        entry = index.get(use_case, decision_id)
+        if entry is None or entry.address == address:
+            return None
+        address = entry.address
+    return None
+
+
+# --- deletion: the decision log's side (services.deletions) ------------------------------
+def record_key(data: dict) -> tuple[str, str]:
+    """What identifies a logged decision in the index: its use case and id."""
+    return data["use_case"], data["decision_id"]
+
+
+def decision_log_eraser(paths: DecisionPaths, segment_seconds: float, index: IdempotencyIndex) -> LogEraser:
+    """The decision log as a deletion rewrites it, keeping the shared id index in step."""
+
+    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> list[tuple[str, str]]:
+        if kept:
+            index.move(old, [(*record_key(record), address) for record, address in kept])
+        return index.forget([record_key(record) for record in dropped], segment=old) if dropped else []
+
+    return LogEraser(paths.log, PREFIX, paths.consumers, segment_seconds, record_key, reindex)
+
+
+def finish_interrupted_rewrites(paths: DecisionPaths) -> int:
+    """Finishes a rewrite of the decision log that a crash cut short (see log_rewrite)."""
+    if not pending_rewrites(paths.log):
+        return 0
+    index = IdempotencyIndex(paths.index)
+    try:
+        return decision_log_eraser(paths, 0.0, index).finish()
+    finally:
+        index.close()

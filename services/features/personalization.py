@@ -20,6 +20,7 @@ import pyarrow as pa
 from services.blueprints.spec import Blueprint
 from services.blueprints.store import BlueprintStore
 from services.features.store import LooperFeatureStore
+from services.platform.parquet_parts import any_of, drop_rows, subject_rows
 
 log = logging.getLogger("looper.personalization")
 
@@ -99,3 +100,15 @@ def publish(store: LooperFeatureStore, blueprint: Blueprint, rows: list[dict]) -
     view = blueprint.personalization.view
     store.push_online(f"{view}_push", frame)
     store.append_offline(view, frame)
+
+
+# --- deletion (services.deletions) -----------------------------------------------------------
+def erase_subjects(store: LooperFeatureStore, view: str, subjects: list[tuple[dict[str, str], datetime]]
+                   ) -> tuple[int, int]:
+    """Deletes subjects from a personalization view: their online row, and their offline rows
+    stamped at or before each one's given time (later rows count only later activity).
+    Returns (online rows, offline rows) deleted. The caller holds the label joiner's lock, so
+    no pass publishes counters meanwhile."""
+    online = store.delete_online(view, [subject for subject, _ in subjects])
+    offline = drop_rows(store.offline_parts(view), any_of([subject_rows(s, until) for s, until in subjects]))
+    return online, offline

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -171,10 +172,79 @@ class LooperFeatureStore:
         with self._lock:
             self.store.push(push_source, frame, to=PushMode.ONLINE)
 
+    def delete_online(self, view_name: str, entity_rows: list[dict[str, str]]) -> int:
+        """Deletes the entities' rows of one view from the online store (SQLite or Redis: Feast's
+        online-store interface has no per-entity delete); returns how many entities had one.
+        A view that does not exist has none."""
+        from feast.errors import FeatureViewNotFoundException
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        with self._lock:
+            self.store.refresh_registry()
+            try:
+                view = self.store.get_feature_view(view_name)
+            except FeatureViewNotFoundException:
+                return 0
+            config, online = self.store.config, self.store.provider.online_store
+            key_fields = sorted(view.entity_columns, key=lambda f: f.name)
+            keys = [EntityKeyProto(join_keys=[f.name for f in key_fields],
+                                   entity_values=[_entity_value(f, row[f.name]) for f in key_fields])
+                    for row in entity_rows]
+            if config.online_store.type == "sqlite":
+                from feast.infra.online_stores.sqlite import _table_id
+
+                table = _table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
+                connection = online._get_conn(config)
+                with connection:
+                    return sum(connection.execute(
+                        f'DELETE FROM "{table}" WHERE entity_key = ?',
+                        (serialize_entity_key(key, entity_key_serialization_version=
+                                              config.entity_key_serialization_version),)).rowcount > 0
+                        for key in keys)
+            if config.online_store.type == "redis":
+                from feast.infra.online_stores.helpers import _mmh3, _redis_key
+                from feast.infra.online_stores.redis import _versioned_fv_name
+
+                name = _versioned_fv_name(view, config)
+                fields = [_mmh3(f"{name}:{f.name}") for f in view.features] + [f"_ts:{name}".encode()]
+                client = online._get_client(config.online_store)
+                return sum(client.hdel(_redis_key(config.project, key, config.entity_key_serialization_version),
+                                       *fields) > 0 for key in keys)
+            raise NotImplementedError(f"deleting rows from a {config.online_store.type} online store")
+
+    def drop_view(self, view_name: str) -> bool:
+        """Deletes a view Looper maintains: from the registry, its online table and its
+        sources (the entity stays: it may be shared), and its offline parts; False when
+        there was no such view."""
+        from feast.errors import DataSourceObjectNotFoundException, FeatureViewNotFoundException
+
+        with self._lock:
+            self.store.refresh_registry()
+            try:
+                view = self.store.get_feature_view(view_name)
+            except FeatureViewNotFoundException:
+                view = None
+            if view is not None:
+                doomed = [view]
+                for source in (f"{view_name}_push", f"{view_name}_source"):
+                    try:
+                        doomed.append(self.store.get_data_source(source))
+                    except DataSourceObjectNotFoundException:
+                        pass
+                self.store.apply([], objects_to_delete=doomed, partial=False)
+                self.store.refresh_registry()
+                self._plans.clear()
+        shutil.rmtree(self.parts_folder(view_name), ignore_errors=True)
+        return view is not None
+
     # --- offline --------------------------------------------------------------------------
     def parts_folder(self, view: str) -> Path:
         """Where the parquet parts of a view Looper maintains live."""
         return self.paths.views / view
+
+    def offline_parts(self, view: str) -> list[Path]:
+        """The parquet parts of a view Looper maintains, oldest first."""
+        return sorted(self.parts_folder(view).glob("part-*.parquet"))
 
     def append_offline(self, view: str, rows: pd.DataFrame | pa.Table) -> None:
         """Appends rows to a Looper-owned view's offline source as a new parquet part."""

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from services.blueprints.store import BlueprintStore
 from services.decisions.log import DecisionLookup, DecisionStream
+from services.deletions.store import Tombstones
 from services.features.personalization import SubjectCounters
 from services.features.store import feature_store
 from services.feedback.server import binding
-from services.labels.joiner import CONSUMER, LabelJoiner
+from services.labels.joiner import CONSUMER, JOINER_LOCK, LabelJoiner
 from services.labels.outcomes import OutcomeRecorder, OutcomeStream
 from services.labels.training_table import TrainingTable
 from services.platform import telemetry as otel
@@ -29,13 +30,14 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     blueprints = BlueprintStore(data.blueprints)
     decisions = DecisionStream(data.decisions, CONSUMER)
     table = TrainingTable(data.labels.training)
+    tombstones = Tombstones(data.deletions)  # what deletions cover is never joined
     joiner = LabelJoiner(blueprints, decisions, OutcomeStream(data.labels, CONSUMER), data.labels.joiner, table,
                          tracer=telemetry.tracer, grace=timedelta(seconds=settings.join_grace),
-                         pass_lock=data.locks / "label-joiner.lock")
+                         pass_lock=data.locks / JOINER_LOCK, tombstones=tombstones.active)
     counters = SubjectCounters(blueprints, feature_store(settings, data), joiner)
     joiner.on_activity = counters.refresh
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
-    lookup = DecisionLookup(data.decisions)
+    lookup = DecisionLookup(data.decisions, hidden=tombstones.covers)
     recorder = OutcomeRecorder(blueprints, data.labels, telemetry, joiner.decision_traceparents, window=window,
                                segment_seconds=settings.segment_seconds, decisions=lookup.find,
                                durability=Durability(settings.durability))
@@ -57,6 +59,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         telemetry.shutdown()  # its last export still reads the joiner's gauges
         joiner.close()
         lookup.close()
+        tombstones.close()
 
     service = binding(recorder, joiner, shutdown, telemetry.server_interceptors())
     service.serving = lambda: recorder.writable

@@ -31,6 +31,7 @@ from services.blueprints.spec import Aggregation, Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
 from services.decisions.log import DecisionStream
 from services.decisions.record import DecisionRecord
+from services.deletions.store import TombstoneSet
 from services.labels.outcomes import OutcomeStream
 from services.labels.training_table import LabeledDecision, TrainingTable
 from services.platform.errors import NotFound
@@ -40,6 +41,7 @@ from services.platform.telemetry import OffTracer
 log = logging.getLogger("looper.joiner")
 
 CONSUMER = "label-joiner"  # the joiner's name as a reader of the decision and outcome logs
+JOINER_LOCK = "label-joiner.lock"  # in the data directory's locks: one pass at a time, across processes
 INGEST_BATCH = 5000  # records per transaction, so one pass never holds a whole backlog in memory
 
 _SCHEMA = """
@@ -103,8 +105,11 @@ class LabelJoiner:
                  state: Path, training_table: TrainingTable,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  on_activity: Callable[[str, list[str]], None] | None = None,
-                 tracer=None, grace: timedelta = timedelta(seconds=1), pass_lock: Path | None = None):
+                 tracer=None, grace: timedelta = timedelta(seconds=1), pass_lock: Path | None = None,
+                 tombstones: Callable[[], TombstoneSet] | None = None):
         self.blueprints = blueprints
+        # The deletions in progress: what they cover is never joined, labeled nor reported.
+        self.tombstones = tombstones or (lambda: TombstoneSet([]))
         self.decisions, self.outcomes = decisions, outcomes
         self.training_table = training_table
         self.clock = clock
@@ -153,10 +158,13 @@ class LabelJoiner:
 
     # --- ingesting -------------------------------------------------------------------------
     def _ingest_decisions(self) -> None:
+        deleting = self.tombstones()
         for chunk in _chunks(self.decisions.pending()):
             rows = []
             for record, position in chunk:
                 self.decisions.advance(position)
+                if deleting.covers(record):
+                    continue
                 try:
                     blueprint = self._blueprint(record.use_case, record.blueprint_version)
                     end = record.decide_time + blueprint.longest_window
@@ -175,9 +183,13 @@ class LabelJoiner:
         """Stores new outcomes as orphans, then attributes every orphan whose decision is
         known now (it may have come in this pass, after its outcome)."""
         arrived: set[tuple[str, str]] = set()
+        deleting = self.tombstones()
         for chunk in _chunks(self.outcomes.pending()):
             rows = []
             for event, position in chunk:
+                if deleting.covers_use_case(event.use_case):
+                    self.outcomes.advance(position)
+                    continue
                 rows.append((event.use_case, event.event_id, event.decision_id, event.outcome,
                              event.value, event.event_time.timestamp(), OutcomeStatus.ORPHAN.value, event.action_id))
                 self.outcomes.advance(position)
@@ -268,9 +280,13 @@ class LabelJoiner:
                     failed.add(use_case)
 
     def _write_labels(self, use_case: str, due: list[tuple]) -> int:
-        labeled, updates = [], []
+        labeled, updates, deleted = [], [], []
+        deleting = self.tombstones()
         for _, decision_id, version, record_json in due:
             record = DecisionRecord.from_dict(json.loads(record_json))
+            if deleting.covers(record):  # ingested before its deletion was requested: never labeled
+                deleted.append(decision_id)
+                continue
             blueprint = self._blueprint(use_case, version)
             values = self._label_values(use_case, decision_id, blueprint, record)
             items = (self._item_label_values(use_case, decision_id, blueprint, record)
@@ -285,6 +301,7 @@ class LabelJoiner:
                 self._db.execute("BEGIN")
                 self._db.executemany("UPDATE decisions SET joined = 1, label = ?, outcome_count = ? "
                                      "WHERE use_case = ? AND decision_id = ?", updates)
+                _delete_decisions(self._db, use_case, deleted)
         return len(updates)
 
     def _label_values(self, use_case: str, decision_id: str, blueprint: Blueprint,
@@ -327,11 +344,12 @@ class LabelJoiner:
             self._ingest_decisions()
             self._ingest_outcomes()
             row = self._db.execute(
-                "SELECT joined, label, outcome_count, window_end, blueprint_version FROM decisions "
+                "SELECT joined, label, outcome_count, window_end, blueprint_version, record_json FROM decisions "
                 "WHERE use_case = ? AND decision_id = ?", (use_case, decision_id)).fetchone()
-            if row is None:
+            deleting = self.tombstones()
+            if row is None or (deleting and deleting.covers(DecisionRecord.from_dict(json.loads(row[5])))):
                 raise NotFound(f"decision {decision_id!r} of use case {use_case!r} is not in the decision log")
-            joined, value, count, window_end, version = row
+            joined, value, count, window_end, version, _ = row
             spec = self._blueprint(use_case, version).primary_label
             if not joined:
                 so_far = self._db.execute(
@@ -388,6 +406,63 @@ class LabelJoiner:
     def close(self) -> None:
         self._reader.close()
         self._db.close()
+
+
+def _delete_decisions(db: sqlite3.Connection, use_case: str, decision_ids: list[str]) -> tuple[int, int]:
+    """Deletes decisions and their outcome events from the joiner's state (inside the
+    caller's transaction); returns (decisions, events) deleted."""
+    decisions = events = 0
+    for decision_id in decision_ids:
+        events += db.execute("DELETE FROM outcomes WHERE use_case = ? AND decision_id = ?",
+                             (use_case, decision_id)).rowcount
+        decisions += db.execute("DELETE FROM decisions WHERE use_case = ? AND decision_id = ?",
+                                (use_case, decision_id)).rowcount
+    return decisions, events
+
+
+@dataclass(frozen=True)
+class JoinedErasure:
+    decision_ids: list[str]  # the decisions it selected (by use case, or by subject)
+    event_ids: list[str]  # outcome events deleted (with their decisions, or as orphans of deleted ones)
+    decisions: int = 0  # decisions deleted from the joiner's state
+
+
+def erase_joined(state: Path, use_case: str, subject: dict[str, str] | None = None, until: datetime | None = None,
+                 decision_ids: set[str] = frozenset()) -> JoinedErasure:
+    """Deletes from the joiner's state a use case's decisions (every one; or, with ``subject``,
+    the subject's made at or before ``until``) with their outcome events, and the events of
+    ``decision_ids`` (decisions deleted elsewhere, whose outcomes wait as orphans). The caller
+    holds the joiner's pass lock (a deletion job in another process)."""
+    if not Path(state).exists():
+        return JoinedErasure([], [], 0)
+    db = sqlite3.connect(state, isolation_level=None, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if subject is None:
+                ids = [r[0] for r in db.execute("SELECT decision_id FROM decisions WHERE use_case = ?", (use_case,))]
+                events = [r[0] for r in db.execute("SELECT event_id FROM outcomes WHERE use_case = ?", (use_case,))]
+                db.execute("DELETE FROM outcomes WHERE use_case = ?", (use_case,))
+                deleted = db.execute("DELETE FROM decisions WHERE use_case = ?", (use_case,)).rowcount
+            else:
+                where, params = ["use_case = ?", "decide_time <= ?"], [use_case, until.timestamp()]
+                for key, value in sorted(subject.items()):  # keys are entity names: lower_snake_case
+                    where.append("json_extract(record_json, '$.subject.' || ?) = ?")
+                    params += [key, value]
+                ids = [r[0] for r in db.execute(f"SELECT decision_id FROM decisions WHERE {' AND '.join(where)}",
+                                                params)]
+                doomed = sorted(set(ids) | set(decision_ids))
+                events = [r[0] for d in doomed for r in db.execute(
+                    "SELECT event_id FROM outcomes WHERE use_case = ? AND decision_id = ?", (use_case, d))]
+                deleted, _ = _delete_decisions(db, use_case, doomed)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+    return JoinedErasure(ids, events, deleted)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -22,6 +22,7 @@ from services.platform.durable_log import (Durability, DurableLog, LogConsumer, 
                                           list_segments)
 from services.platform.errors import Unavailable
 from services.platform.id_index import IdempotencyIndex
+from services.platform.log_rewrite import LogEraser, pending_rewrites
 from services.platform.telemetry import Telemetry, current_traceparent
 from services.platform.validation import Violations
 
@@ -226,6 +227,7 @@ class OutcomeStream:
     """A consumer's ordered view of the outcome log (the label joiner's input)."""
 
     def __init__(self, paths: LabelPaths, consumer: str):
+        self._paths = paths
         self._consumer = LogConsumer(paths.outcome_log, PREFIX, paths.outcome_consumers, consumer)
 
     def pending(self) -> Iterator[tuple[OutcomeEvent, LogPosition]]:
@@ -239,7 +241,9 @@ class OutcomeStream:
         self._consumer.save()
 
     def reload(self) -> None:
-        """Picks up the progress another process saved."""
+        """Picks up the progress another process saved, after finishing a rewrite of the log
+        that was cut short (the caller holds the consumers' lock, as the rewrite did)."""
+        finish_interrupted_rewrites(self._paths)
         self._consumer.reload()
 
 
@@ -262,3 +266,30 @@ def iter_outcomes(paths: LabelPaths) -> Iterator[OutcomeEvent]:
     for segment in list_segments(paths.outcome_log, PREFIX):
         for data, _ in iter_records(segment):
             yield OutcomeEvent.from_dict(data)
+
+
+# --- deletion: the outcome log's side (services.deletions) -------------------------------
+def event_key(data: dict) -> tuple[str, str]:
+    """What identifies a stored outcome event in the index: its use case and event id."""
+    return data["use_case"], data["event_id"]
+
+
+def outcome_log_eraser(paths: LabelPaths, segment_seconds: float, index: IdempotencyIndex) -> LogEraser:
+    """The outcome log as a deletion rewrites it: the event ids of dropped events are
+    forgotten (the index keeps no addresses of events)."""
+
+    def reindex(old: str, new: str | None, kept: list, dropped: list[dict]) -> list[tuple[str, str]]:
+        return index.forget([event_key(record) for record in dropped]) if dropped else []
+
+    return LogEraser(paths.outcome_log, PREFIX, paths.outcome_consumers, segment_seconds, event_key, reindex)
+
+
+def finish_interrupted_rewrites(paths: LabelPaths) -> int:
+    """Finishes a rewrite of the outcome log that a crash cut short (see log_rewrite)."""
+    if not pending_rewrites(paths.outcome_log):
+        return 0
+    index = IdempotencyIndex(paths.outcome_index)
+    try:
+        return outcome_log_eraser(paths, 0.0, index).finish()
+    finally:
+        index.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from services.decisions.record import DecisionRecord
 from services.platform.files import fsync_dir
+from services.platform.parquet_parts import RowFilter, drop_rows, row_count
 
 CANDIDATES_COLUMN = "candidates"  # the actions a decision chose among (see the module's docstring)
 # Looper's own columns; the others are the subject's keys and the logged features.
@@ -155,3 +157,19 @@ class TrainingTable:
 
     def use_cases(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    # --- deletion (services.deletions) -----------------------------------------------------
+    def drop_rows(self, use_case: str, drop: RowFilter, parts: list[Path] | None = None) -> int:
+        """Rewrites the use case's parts (or the given ones) without the rows ``drop``
+        selects; returns how many rows went."""
+        return drop_rows(self.parts(use_case) if parts is None else parts, drop)
+
+    def remove(self, use_case: str) -> int:
+        """Deletes the use case's table; returns how many rows it had."""
+        folder = self.root / use_case
+        rows = row_count(self.parts(use_case))
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            raise OSError(f"could not delete {folder}")
+        fsync_dir(self.root)
+        return rows

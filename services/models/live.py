@@ -40,7 +40,8 @@ class LiveModels:
         # load (the Decision service traces it).
         self.on_reload = on_reload or (lambda use_case, load, meta: load())
         self._loaded: dict[str, _Loaded] = {}
-        self._versions: OrderedDict[tuple[str, str], tuple[float, ServingModel | None]] = OrderedDict()
+        # (use case, version, its registration's token) -> (when loaded, the model or None)
+        self._versions: OrderedDict[tuple[str, str, tuple | None], tuple[float, ServingModel | None]] = OrderedDict()
         self._shadows: dict[str, tuple[tuple[int, int], str]] = {}  # use case -> (revision, version)
         self._lock = threading.Lock()
         self.load_failures = 0
@@ -48,7 +49,7 @@ class LiveModels:
     def version(self, use_case: str, version: str) -> ServingModel | None:
         """A registered version by name (an experiment arm's or a shadow's), loaded once and
         kept while in use; None when it does not load (tried again after a pause)."""
-        key = (use_case, version)
+        key = (use_case, version, self.registry.version_token(use_case, version))
         with self._lock:
             cached = self._versions.get(key)
             if cached and (cached[1] is not None or time.monotonic() - cached[0] < RETRY_FAILED_LOAD):

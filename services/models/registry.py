@@ -173,6 +173,15 @@ class ModelRegistry:
         except FileNotFoundError:
             raise NotFound(f"use case {use_case!r} has no model version {version!r}") from None
 
+    def version_token(self, use_case: str, version: str) -> tuple[int, int] | None:
+        """A token that differs between two registrations under one version name (a use case
+        deleted and created again numbers its versions from m000001); None when there is none."""
+        try:
+            stat = (self.root / use_case / check_version(version) / "meta.json").stat()
+        except (FileNotFoundError, InvalidArgument):
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
     def list(self, use_case: str) -> list[ModelMeta]:
         """Complete model versions, newest first."""
         return [self.get(use_case, version) for version in self.versions(use_case)]

@@ -12,7 +12,9 @@ here and is the only code that opens the files under them:
 - ``features``: the Feast repo, Looper-maintained feature views, and the product's own tables
   that the embedded examples publish;
 - ``access``: the credentials, the audit log of administrative actions, and the local
-  development token.
+  development token;
+- ``deletions``: requests to delete a use case or a subject's data, their progress, and the
+  tombstones that hide what they delete until it is gone.
 
 The directory records its format version; ``services.migration`` upgrades an older one
 before any service opens it.
@@ -105,6 +107,11 @@ class DataDir:
     def access(self) -> AccessPaths:
         return AccessPaths(credentials=self.root / "state" / "credentials.sqlite",
                            audit=self.root / "state" / "audit.log", local_token=self.root / "looper-token")
+
+    @property
+    def deletions(self) -> Path:
+        """SQLite: deletion requests, their progress and tombstones (services.deletions)."""
+        return self.root / "state" / "deletions.sqlite"
 
     @property
     def locks(self) -> Path:

@@ -107,6 +107,29 @@ class IdempotencyIndex:
         with self._lock, self._transaction():
             return self._db.execute("DELETE FROM ids WHERE time < ? AND done = 1", (before,)).rowcount
 
+    def move(self, old_segment: str, items: list[tuple[str, str, RecordAddress]]) -> int:
+        """Points ids whose record was rewritten to its new address: (scope, key, address),
+        for entries that still point into ``old_segment``; returns how many moved."""
+        with self._lock, self._transaction():
+            return sum(self._db.execute(
+                "UPDATE ids SET segment = ?, offset = ? WHERE scope = ? AND key = ? AND segment = ?",
+                (address.segment, address.offset, scope, key, old_segment)).rowcount for scope, key, address in items)
+
+    def forget(self, items: list[tuple[str, str]], segment: str | None = None) -> list[tuple[str, str]]:
+        """Forgets ids (scope, key) whose record was deleted, only those whose entry points into
+        ``segment`` when it is given; returns the ones that were there."""
+        with self._lock, self._transaction():
+            if segment is None:
+                return [item for item in items
+                        if self._db.execute("DELETE FROM ids WHERE scope = ? AND key = ?", item).rowcount]
+            return [item for item in items if self._db.execute(
+                "DELETE FROM ids WHERE scope = ? AND key = ? AND segment = ?", (*item, segment)).rowcount]
+
+    def forget_scope(self, scope: str) -> int:
+        """Forgets every id of a scope (a deleted use case); returns how many."""
+        with self._lock, self._transaction():
+            return self._db.execute("DELETE FROM ids WHERE scope = ?", (scope,)).rowcount
+
     def count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]

@@ -22,6 +22,7 @@ class PeriodicJob:
         self.final_run, self.lock = final_run, lock
         self.failures = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> "PeriodicJob":
@@ -40,14 +41,23 @@ class PeriodicJob:
             self.failures += 1
             log.exception("background job %s failed", self.name)
 
+    def wake(self) -> None:
+        """Runs the job soon rather than at its next tick (new work was just asked for)."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Stops the loop (waiting for a run in progress), then runs a final time if asked."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
         if self.final_run:
             self.run_now()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.run_now()

@@ -48,6 +48,7 @@ class Settings(BaseModel):
     runs_kept: int = Field(200, ge=1)  # training runs kept per use case
     training_retention_days: float = Field(90.0, gt=0)  # training-table parts older than this go
     max_blueprint_versions: int = Field(10_000, ge=1)  # per use case
+    deletion_interval: float = Field(5.0, gt=0)  # seconds between runs of the deletion job (Trainer)
     # When a decision or an outcome is acknowledged: "fsync" (on disk; the default) or "os"
     # (the OS has the bytes: survives a crash of the process, not of the machine).
     durability: str = "fsync"

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from services.access import server as access
 from services.blueprints.store import BlueprintStore
+from services.deletions.job import DeletionJob
+from services.deletions.requests import DeletionRequests
+from services.deletions.store import DeletionStore
 from services.experiments.controller import ExperimentController
 from services.experiments.store import ExperimentStore
 from services.experiments.tuner import PolicyTuner
@@ -40,7 +43,14 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     experiments = ExperimentController(blueprints, experiment_store, registry, table,
                                        DecisionActivity(data.labels.joiner),
                                        tuner=PolicyTuner(blueprints, experiment_store, registry, table))
+    audit = AuditLog(data.access.audit)
+    deletion_store = DeletionStore(data.deletions)
+    deletion_job = DeletionJob(data, deletion_store, blueprints, features, table, settings.segment_seconds,
+                               training_active=runner.is_active, audit=audit)
+    deletions = PeriodicJob("deletions", settings.deletion_interval, deletion_job.run_once,
+                            lock=data.locks / "deletions.lock")
     jobs = [
+        deletions.start(),
         PeriodicJob("retraining", settings.retrain_interval, scheduler.check_all).start(),
         PeriodicJob("experiments", settings.retrain_interval, experiments.check_all,
                     lock=data.locks / "experiments.lock").start(),
@@ -53,12 +63,14 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         for job in jobs:
             job.stop()
         runner.shutdown()
+        deletion_job.close()
+        deletion_store.close()
         telemetry.shutdown()
 
-    audit = AuditLog(data.access.audit)
     applier = BlueprintApplier(blueprints, features)
-    return [binding(TrainerServicer(blueprints, applier, runs, runner, registry, audit, experiments), shutdown,
-                    telemetry.server_interceptors()),
+    requests = DeletionRequests(deletion_store, blueprints, wake=deletions.wake)
+    return [binding(TrainerServicer(blueprints, applier, runs, runner, registry, audit, experiments,
+                                    deletions=requests), shutdown, telemetry.server_interceptors()),
             access.binding(credentials, audit)]
 
 

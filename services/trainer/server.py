@@ -5,6 +5,8 @@ from __future__ import annotations
 from looperpb.v1 import trainer_pb2, trainer_pb2_grpc
 
 from services.blueprints.store import BlueprintStore, StoredBlueprint
+from services.deletions.requests import DeletionRequests
+from services.deletions.store import Deletion
 from services.blueprints.spec import blueprint_name
 from services.evaluation.sequential import Interval
 from services.experiments.controller import ExperimentController
@@ -13,10 +15,10 @@ from services.experiments.report import ExperimentResult
 from services.models.registry import ModelMeta, ModelRegistry, ModelStage, StageChange
 from services.platform.audit import AuditLog
 from services.platform.auth import ANY_GRANT, CLUSTER_ADMIN, Need, Role, current_caller, needs
-from services.platform.errors import InvalidArgument, NotFound
+from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.platform.grpc_runtime import ServiceBinding, rpc_method
 from services.platform.paging import page
-from services.platform.validation import Violations
+from services.platform.validation import Violations, is_valid_name
 from services.platform.wire import iso_timestamp, to_timestamp
 from services.trainer.blueprint_applier import BlueprintApplier
 from services.trainer.runs import TrainingRun, TrainingRunner, TrainingRunStore
@@ -84,6 +86,18 @@ def report_to_proto(result: ExperimentResult) -> trainer_pb2.ExperimentReport:
         blueprint_version=experiment.blueprint_version, confidence=result.confidence)
 
 
+def deletion_to_proto(deletion: Deletion) -> trainer_pb2.Deletion:
+    counts = lambda values: trainer_pb2.DeletionCounts(**{k: v for k, v in values.items() if v})  # noqa: E731
+    return trainer_pb2.Deletion(
+        deletion_id=deletion.deletion_id, request_id=deletion.request_id, kind=int(deletion.kind),
+        use_case=deletion.use_case, subject=deletion.subject, subject_sha256=deletion.subject_sha256,
+        state=int(deletion.state),
+        create_time=to_timestamp(deletion.request_time), update_time=to_timestamp(deletion.update_time),
+        end_time=to_timestamp(deletion.end_time) if deletion.end_time else None,
+        removed=counts(deletion.removed), waiting=counts(deletion.waiting), waiting_reason=deletion.waiting_reason,
+        error=deletion.error, requested_by=deletion.requested_by)
+
+
 def _number(value: float, missing: float = 0.0) -> float:
     return value if value == value else missing  # NaN (an empty arm) has no wire form worth sending
 
@@ -106,8 +120,9 @@ def _require_use_case(use_case: str) -> None:
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, blueprints: BlueprintStore, applier: BlueprintApplier, runs: TrainingRunStore,
                  runner: TrainingRunner, registry: ModelRegistry, audit: AuditLog,
-                 experiments: ExperimentController | None = None):
+                 experiments: ExperimentController | None = None, deletions: DeletionRequests | None = None):
         self.blueprints, self.applier = blueprints, applier
+        self.deletions = deletions
         self.experiments = experiments
         self.runs, self.runner, self.registry = runs, runner, registry
         self.audit = audit
@@ -118,6 +133,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             raise InvalidArgument.single("spec_yaml", "is required")
         if len(request.spec_yaml.encode()) > MAX_SPEC_BYTES:
             raise InvalidArgument.single("spec_yaml", f"must be at most {MAX_SPEC_BYTES} bytes")
+        if self.deletions is not None and blueprint_name(request.spec_yaml):
+            self.deletions.blocks(blueprint_name(request.spec_yaml))
         try:
             stored, created = self.applier.apply(request.spec_yaml)
         except InvalidArgument as err:  # point at the key inside the document
@@ -237,7 +254,59 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.GetExperimentReportResponse(report=report_to_proto(result))
 
 
-def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
+    @rpc_method
+    def DeleteUseCase(self, request, context):
+        v = Violations()
+        v.require_name("use_case", request.use_case)
+        if request.request_id:
+            v.require_id("request_id", request.request_id)
+        if len(request.reason) > 1000:
+            v.add("reason", "must be at most 1000 characters")
+        v.raise_if_any()
+        deletion, created = self._deletions().delete_use_case(request.use_case, request.request_id, _who())
+        self.audit.record("delete_use_case", request.use_case, deletion_id=deletion.deletion_id,
+                          request_id=deletion.request_id, created=created, reason=request.reason)
+        return trainer_pb2.DeleteUseCaseResponse(deletion=deletion_to_proto(deletion))
+
+    @rpc_method
+    def DeleteSubjectData(self, request, context):
+        v = Violations()
+        v.require_name("use_case", request.use_case)
+        if request.request_id:
+            v.require_id("request_id", request.request_id)
+        if not request.subject:
+            v.add("subject", "is required: a value for each of the blueprint's entities")
+        elif v.require_at_most("subject", len(request.subject), MAX_SUBJECT_KEYS, "entities"):
+            for key, value in request.subject.items():
+                if not is_valid_name(key):
+                    v.add(f"subject.{key[:64]}", "must name an entity (lower_snake_case)")
+                elif not value:
+                    v.add(f"subject.{key}", "is required")
+        v.raise_if_any()
+        deletion, created = self._deletions().delete_subject(request.use_case, dict(request.subject),
+                                                             request.request_id, _who())
+        # The audit log names the deletion, never the subject's values.
+        self.audit.record("delete_subject_data", request.use_case, deletion_id=deletion.deletion_id,
+                          request_id=deletion.request_id, created=created, entities=sorted(request.subject))
+        return trainer_pb2.DeleteSubjectDataResponse(deletion=deletion_to_proto(deletion))
+
+    @rpc_method
+    def GetDeletion(self, request, context):
+        v = Violations()
+        v.require_id("deletion_id", request.deletion_id)
+        v.raise_if_any()
+        return trainer_pb2.GetDeletionResponse(deletion=deletion_to_proto(self._deletions().get(request.deletion_id)))
+
+    def _deletions(self) -> DeletionRequests:
+        if self.deletions is None:
+            raise FailedPrecondition("this Trainer does not carry out deletions")
+        return self.deletions
+
+
+MAX_SUBJECT_KEYS = 16
+
+
+def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore, deletions: DeletionRequests | None = None) -> dict:
     def apply_blueprint(request):
         name = blueprint_name(request.spec_yaml)
         if name and name in blueprints.names():
@@ -249,6 +318,12 @@ def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
             return [runs.get(request.run_id).use_case]
         except NotFound:
             return [""]  # only a cluster administrator learns that the run does not exist
+
+    def deletion_use_case(request):
+        try:
+            return [deletions.get(request.deletion_id).use_case] if deletions else [""]
+        except (NotFound, InvalidArgument):
+            return [""]  # only a cluster administrator learns that the deletion does not exist
 
     use_case = lambda r: [r.use_case]  # noqa: E731
     return {
@@ -265,6 +340,9 @@ def auth_rules(blueprints: BlueprintStore, runs: TrainingRunStore) -> dict:
         "PauseUseCase": needs(Role.ADMIN, use_case),
         "ResumeUseCase": needs(Role.ADMIN, use_case),
         "GetExperimentReport": needs(Role.READ, use_case),
+        "DeleteUseCase": lambda r: [CLUSTER_ADMIN],
+        "DeleteSubjectData": needs(Role.ADMIN, use_case),
+        "GetDeletion": needs(Role.ADMIN, deletion_use_case),
     }
 
 
@@ -275,5 +353,5 @@ def binding(servicer: TrainerServicer, on_shutdown=lambda: None, interceptors: t
         register=trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
         on_shutdown=on_shutdown,
         interceptors=interceptors,
-        auth_rules=auth_rules(servicer.blueprints, servicer.runs),
+        auth_rules=auth_rules(servicer.blueprints, servicer.runs, servicer.deletions),
     )

@@ -48,6 +48,10 @@ CALLS = {
     "PauseUseCase": ("trainer", trainer_pb2.PauseUseCaseRequest(use_case="other_case"), "admin-other"),
     "ResumeUseCase": ("trainer", trainer_pb2.ResumeUseCaseRequest(use_case="other_case"), "admin-other"),
     "GetExperimentReport": ("trainer", trainer_pb2.GetExperimentReportRequest(use_case="contract_test"), "read"),
+    "DeleteUseCase": ("trainer", trainer_pb2.DeleteUseCaseRequest(use_case="no_such_case"), None),
+    "DeleteSubjectData": ("trainer", trainer_pb2.DeleteSubjectDataRequest(
+        use_case="contract_test", subject={"user_id": "nobody"}, request_id="acc-delete"), "admin"),
+    "GetDeletion": ("trainer", None, "admin"),  # a real deletion in contract_test, made by the fixture
     "CreateCredential": ("access", access_pb2.CreateCredentialRequest(name="x"), None),
     "ListCredentials": ("access", access_pb2.ListCredentialsRequest(), None),
     "RotateCredential": ("access", access_pb2.RotateCredentialRequest(credential_id="cred-000000000000"), None),
@@ -79,6 +83,8 @@ def stack(tmp_path_factory):
         admin.apply_blueprint(OTHER)
         run = admin.start_training_run("contract_test")
         CALLS["GetTrainingRun"] = ("trainer", trainer_pb2.GetTrainingRunRequest(run_id=run.run_id), "read")
+        deletion = admin.delete_subject_data("contract_test", {"user_id": "someone"})
+        CALLS["GetDeletion"] = ("trainer", trainer_pb2.GetDeletionRequest(deletion_id=deletion.deletion_id), "admin")
         tokens = {"cluster": server.token_file.read_text().strip()}
         for role in ("decide", "read", "admin"):
             tokens[role] = create(admin, role, [access_pb2.Grant(use_case="contract_test", roles=[ROLES[role]])])
@@ -176,6 +182,19 @@ def test_administrative_actions_are_audited(stack):
                and e["use_case"] == "contract_test"]
     assert len(applied) == 1 and applied[0]["caller"] == "admin"
     assert {"create_credential"} <= {e["action"] for e in entries}
+
+
+def test_deletions_are_audited_without_the_subjects_values(stack):
+    server, tokens = stack
+    with server.client(token=tokens["admin"], token_file=None) as admin:
+        deletion = admin.delete_subject_data("contract_test", {"user_id": "secret-user-42"}, request_id="audit-1")
+        again = admin.delete_subject_data("contract_test", {"user_id": "secret-user-42"}, request_id="audit-1")
+    assert again.deletion_id == deletion.deletion_id and deletion.requested_by == "admin"
+    audit = DataDir(server.data_dir).access.audit
+    entries = [e for e in AuditLog(audit).entries() if e.get("deletion_id") == deletion.deletion_id]
+    assert [(e["action"], e["created"], e["caller"]) for e in entries] == [
+        ("delete_subject_data", True, "admin"), ("delete_subject_data", False, "admin")]
+    assert entries[0]["entities"] == ["user_id"] and "secret-user-42" not in audit.read_text()
 
 
 def test_a_token_is_never_sent_in_the_clear_to_another_host():

@@ -8,6 +8,7 @@ from looperpb.v1 import decision_pb2, trainer_pb2, types_pb2
 
 from services.blueprints.spec import DecisionType
 from services.decisions.record import DefaultReason
+from services.deletions.store import DeletionKind, DeletionState
 from services.models.registry import ModelStage
 from services.trainer.runs import RunState, Trigger
 
@@ -16,6 +17,8 @@ from services.trainer.runs import RunState, Trigger
     (DecisionType, types_pb2.DecisionType, "DECISION_TYPE_"),
     (DefaultReason, decision_pb2.DefaultReason, "DEFAULT_REASON_"),
     (ModelStage, trainer_pb2.ModelStage, "MODEL_STAGE_"),
+    (DeletionKind, trainer_pb2.DeletionKind, "DELETION_KIND_"),
+    (DeletionState, trainer_pb2.DeletionState, "DELETION_STATE_"),
 ])
 def test_integer_enums_have_the_protos_names_and_numbers(domain, proto, prefix):
     assert {m.name: m.value for m in domain} == {name.removeprefix(prefix): value for name, value in proto.items()}

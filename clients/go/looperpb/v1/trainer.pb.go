@@ -331,6 +331,120 @@ func (ExperimentVerdict) EnumDescriptor() ([]byte, []int) {
 	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{4}
 }
 
+// What a deletion deletes.
+type DeletionKind int32
+
+const (
+	// Not set.
+	DeletionKind_DELETION_KIND_UNSPECIFIED DeletionKind = 0
+	// One subject's data in a use case.
+	DeletionKind_DELETION_KIND_SUBJECT DeletionKind = 1
+	// A whole use case.
+	DeletionKind_DELETION_KIND_USE_CASE DeletionKind = 2
+)
+
+// Enum value maps for DeletionKind.
+var (
+	DeletionKind_name = map[int32]string{
+		0: "DELETION_KIND_UNSPECIFIED",
+		1: "DELETION_KIND_SUBJECT",
+		2: "DELETION_KIND_USE_CASE",
+	}
+	DeletionKind_value = map[string]int32{
+		"DELETION_KIND_UNSPECIFIED": 0,
+		"DELETION_KIND_SUBJECT":     1,
+		"DELETION_KIND_USE_CASE":    2,
+	}
+)
+
+func (x DeletionKind) Enum() *DeletionKind {
+	p := new(DeletionKind)
+	*p = x
+	return p
+}
+
+func (x DeletionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeletionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_looper_v1_trainer_proto_enumTypes[5].Descriptor()
+}
+
+func (DeletionKind) Type() protoreflect.EnumType {
+	return &file_looper_v1_trainer_proto_enumTypes[5]
+}
+
+func (x DeletionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeletionKind.Descriptor instead.
+func (DeletionKind) EnumDescriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{5}
+}
+
+// Where a deletion is.
+type DeletionState int32
+
+const (
+	// Not set.
+	DeletionState_DELETION_STATE_UNSPECIFIED DeletionState = 0
+	// Requested: what it covers is hidden from readers already; the job has not started.
+	DeletionState_DELETION_STATE_PENDING DeletionState = 1
+	// The job is removing; `waiting` says what it still waits for.
+	DeletionState_DELETION_STATE_RUNNING DeletionState = 2
+	// Nothing it covers is left anywhere Looper keeps data.
+	DeletionState_DELETION_STATE_DONE DeletionState = 3
+	// A step kept failing (see `error`); the job gave up. A new request starts over.
+	DeletionState_DELETION_STATE_FAILED DeletionState = 4
+)
+
+// Enum value maps for DeletionState.
+var (
+	DeletionState_name = map[int32]string{
+		0: "DELETION_STATE_UNSPECIFIED",
+		1: "DELETION_STATE_PENDING",
+		2: "DELETION_STATE_RUNNING",
+		3: "DELETION_STATE_DONE",
+		4: "DELETION_STATE_FAILED",
+	}
+	DeletionState_value = map[string]int32{
+		"DELETION_STATE_UNSPECIFIED": 0,
+		"DELETION_STATE_PENDING":     1,
+		"DELETION_STATE_RUNNING":     2,
+		"DELETION_STATE_DONE":        3,
+		"DELETION_STATE_FAILED":      4,
+	}
+)
+
+func (x DeletionState) Enum() *DeletionState {
+	p := new(DeletionState)
+	*p = x
+	return p
+}
+
+func (x DeletionState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeletionState) Descriptor() protoreflect.EnumDescriptor {
+	return file_looper_v1_trainer_proto_enumTypes[6].Descriptor()
+}
+
+func (DeletionState) Type() protoreflect.EnumType {
+	return &file_looper_v1_trainer_proto_enumTypes[6]
+}
+
+func (x DeletionState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeletionState.Descriptor instead.
+func (DeletionState) EnumDescriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{6}
+}
+
 // One immutable version of a use case's blueprint.
 type Blueprint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2599,6 +2713,648 @@ func (x *ListUseCasesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Counts of what a deletion removed, or still waits to remove.
+type DeletionCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Decisions in the decision log.
+	DecisionRecords int64 `protobuf:"varint,1,opt,name=decision_records,json=decisionRecords,proto3" json:"decision_records,omitempty"`
+	// Outcome events in the outcome log.
+	OutcomeRecords int64 `protobuf:"varint,2,opt,name=outcome_records,json=outcomeRecords,proto3" json:"outcome_records,omitempty"`
+	// Decisions in the label joiner's state.
+	JoinedDecisions int64 `protobuf:"varint,3,opt,name=joined_decisions,json=joinedDecisions,proto3" json:"joined_decisions,omitempty"`
+	// Outcome events in the label joiner's state.
+	JoinedOutcomes int64 `protobuf:"varint,4,opt,name=joined_outcomes,json=joinedOutcomes,proto3" json:"joined_outcomes,omitempty"`
+	// Rows of the training table.
+	TrainingRows int64 `protobuf:"varint,5,opt,name=training_rows,json=trainingRows,proto3" json:"training_rows,omitempty"`
+	// Rows of Looper's personalization views in the online store.
+	OnlineFeatureRows int64 `protobuf:"varint,6,opt,name=online_feature_rows,json=onlineFeatureRows,proto3" json:"online_feature_rows,omitempty"`
+	// Rows of Looper's personalization views offline (parquet parts).
+	OfflineFeatureRows int64 `protobuf:"varint,7,opt,name=offline_feature_rows,json=offlineFeatureRows,proto3" json:"offline_feature_rows,omitempty"`
+	// Entries of the decision and outcome id indexes.
+	IndexEntries int64 `protobuf:"varint,8,opt,name=index_entries,json=indexEntries,proto3" json:"index_entries,omitempty"`
+	// Log segments rewritten (removed); while waiting, segments still open that hold records.
+	Segments int64 `protobuf:"varint,9,opt,name=segments,proto3" json:"segments,omitempty"`
+	// Blueprint versions (a use case's deletion).
+	BlueprintVersions int64 `protobuf:"varint,10,opt,name=blueprint_versions,json=blueprintVersions,proto3" json:"blueprint_versions,omitempty"`
+	// Model versions (a use case's deletion).
+	Models int64 `protobuf:"varint,11,opt,name=models,proto3" json:"models,omitempty"`
+	// Training runs (a use case's deletion).
+	TrainingRuns int64 `protobuf:"varint,12,opt,name=training_runs,json=trainingRuns,proto3" json:"training_runs,omitempty"`
+	// Experiments, running or ended (a use case's deletion).
+	Experiments   int64 `protobuf:"varint,13,opt,name=experiments,proto3" json:"experiments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionCounts) Reset() {
+	*x = DeletionCounts{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionCounts) ProtoMessage() {}
+
+func (x *DeletionCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionCounts.ProtoReflect.Descriptor instead.
+func (*DeletionCounts) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeletionCounts) GetDecisionRecords() int64 {
+	if x != nil {
+		return x.DecisionRecords
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetOutcomeRecords() int64 {
+	if x != nil {
+		return x.OutcomeRecords
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetJoinedDecisions() int64 {
+	if x != nil {
+		return x.JoinedDecisions
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetJoinedOutcomes() int64 {
+	if x != nil {
+		return x.JoinedOutcomes
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetTrainingRows() int64 {
+	if x != nil {
+		return x.TrainingRows
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetOnlineFeatureRows() int64 {
+	if x != nil {
+		return x.OnlineFeatureRows
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetOfflineFeatureRows() int64 {
+	if x != nil {
+		return x.OfflineFeatureRows
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetIndexEntries() int64 {
+	if x != nil {
+		return x.IndexEntries
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetSegments() int64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetBlueprintVersions() int64 {
+	if x != nil {
+		return x.BlueprintVersions
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetModels() int64 {
+	if x != nil {
+		return x.Models
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetTrainingRuns() int64 {
+	if x != nil {
+		return x.TrainingRuns
+	}
+	return 0
+}
+
+func (x *DeletionCounts) GetExperiments() int64 {
+	if x != nil {
+		return x.Experiments
+	}
+	return 0
+}
+
+// A deletion and how far it got.
+type Deletion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion's id (del-...).
+	DeletionId string `protobuf:"bytes,1,opt,name=deletion_id,json=deletionId,proto3" json:"deletion_id,omitempty"`
+	// The request id it was made with (a retry with the same id returns this deletion).
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// What it deletes.
+	Kind DeletionKind `protobuf:"varint,3,opt,name=kind,proto3,enum=looper.v1.DeletionKind" json:"kind,omitempty"`
+	// The use case.
+	UseCase string `protobuf:"bytes,4,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// The subject's entity values (a subject's deletion); emptied once DONE, when Looper keeps
+	// only their SHA-256 (subject_sha256).
+	Subject map[string]string `protobuf:"bytes,5,rep,name=subject,proto3" json:"subject,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// SHA-256 of the subject (its entity values as sorted JSON); empty for a use case.
+	SubjectSha256 string `protobuf:"bytes,6,opt,name=subject_sha256,json=subjectSha256,proto3" json:"subject_sha256,omitempty"`
+	// Where it is.
+	State DeletionState `protobuf:"varint,7,opt,name=state,proto3,enum=looper.v1.DeletionState" json:"state,omitempty"`
+	// When it was requested: a subject's decisions made until then are deleted.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When its progress last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When it ended (DONE or FAILED).
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// What it removed so far.
+	Removed *DeletionCounts `protobuf:"bytes,11,opt,name=removed,proto3" json:"removed,omitempty"`
+	// What it still waits to remove (records in log segments still open).
+	Waiting *DeletionCounts `protobuf:"bytes,12,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// What it waits for, in words.
+	WaitingReason string `protobuf:"bytes,13,opt,name=waiting_reason,json=waitingReason,proto3" json:"waiting_reason,omitempty"`
+	// The last error of a step (retried at the next run until FAILED).
+	Error string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	// Who asked for it (the credential's name).
+	RequestedBy   string `protobuf:"bytes,15,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deletion) Reset() {
+	*x = Deletion{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deletion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deletion) ProtoMessage() {}
+
+func (x *Deletion) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deletion.ProtoReflect.Descriptor instead.
+func (*Deletion) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Deletion) GetDeletionId() string {
+	if x != nil {
+		return x.DeletionId
+	}
+	return ""
+}
+
+func (x *Deletion) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Deletion) GetKind() DeletionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DeletionKind_DELETION_KIND_UNSPECIFIED
+}
+
+func (x *Deletion) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *Deletion) GetSubject() map[string]string {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *Deletion) GetSubjectSha256() string {
+	if x != nil {
+		return x.SubjectSha256
+	}
+	return ""
+}
+
+func (x *Deletion) GetState() DeletionState {
+	if x != nil {
+		return x.State
+	}
+	return DeletionState_DELETION_STATE_UNSPECIFIED
+}
+
+func (x *Deletion) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Deletion) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Deletion) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Deletion) GetRemoved() *DeletionCounts {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *Deletion) GetWaiting() *DeletionCounts {
+	if x != nil {
+		return x.Waiting
+	}
+	return nil
+}
+
+func (x *Deletion) GetWaitingReason() string {
+	if x != nil {
+		return x.WaitingReason
+	}
+	return ""
+}
+
+func (x *Deletion) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Deletion) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+// DeleteUseCaseRequest names the use case to delete.
+type DeleteUseCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// Makes retries safe: a request with the same use case and request id returns the same
+	// deletion (1-128 of [A-Za-z0-9._:-]; empty: the server makes one, and a retry may not
+	// find it).
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Why, for the audit log (at most 1000 characters).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUseCaseRequest) Reset() {
+	*x = DeleteUseCaseRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUseCaseRequest) ProtoMessage() {}
+
+func (x *DeleteUseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUseCaseRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteUseCaseRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *DeleteUseCaseRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DeleteUseCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DeleteUseCaseResponse is the deletion, to be polled with GetDeletion.
+type DeleteUseCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion.
+	Deletion      *Deletion `protobuf:"bytes,1,opt,name=deletion,proto3" json:"deletion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUseCaseResponse) Reset() {
+	*x = DeleteUseCaseResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUseCaseResponse) ProtoMessage() {}
+
+func (x *DeleteUseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUseCaseResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeleteUseCaseResponse) GetDeletion() *Deletion {
+	if x != nil {
+		return x.Deletion
+	}
+	return nil
+}
+
+// DeleteSubjectDataRequest names the subject whose data to delete.
+type DeleteSubjectDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The use case.
+	UseCase string `protobuf:"bytes,1,opt,name=use_case,json=useCase,proto3" json:"use_case,omitempty"`
+	// The subject: a value for each of the blueprint's entities, e.g. {user_id: "u1"}.
+	Subject map[string]string `protobuf:"bytes,2,rep,name=subject,proto3" json:"subject,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Makes retries safe: a request with the same use case and request id returns the same
+	// deletion (1-128 of [A-Za-z0-9._:-]; empty: the server makes one).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubjectDataRequest) Reset() {
+	*x = DeleteSubjectDataRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubjectDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubjectDataRequest) ProtoMessage() {}
+
+func (x *DeleteSubjectDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubjectDataRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubjectDataRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DeleteSubjectDataRequest) GetUseCase() string {
+	if x != nil {
+		return x.UseCase
+	}
+	return ""
+}
+
+func (x *DeleteSubjectDataRequest) GetSubject() map[string]string {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *DeleteSubjectDataRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// DeleteSubjectDataResponse is the deletion, to be polled with GetDeletion.
+type DeleteSubjectDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion.
+	Deletion      *Deletion `protobuf:"bytes,1,opt,name=deletion,proto3" json:"deletion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubjectDataResponse) Reset() {
+	*x = DeleteSubjectDataResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubjectDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubjectDataResponse) ProtoMessage() {}
+
+func (x *DeleteSubjectDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubjectDataResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubjectDataResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteSubjectDataResponse) GetDeletion() *Deletion {
+	if x != nil {
+		return x.Deletion
+	}
+	return nil
+}
+
+// GetDeletionRequest names a deletion.
+type GetDeletionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion's id.
+	DeletionId    string `protobuf:"bytes,1,opt,name=deletion_id,json=deletionId,proto3" json:"deletion_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionRequest) Reset() {
+	*x = GetDeletionRequest{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionRequest) ProtoMessage() {}
+
+func (x *GetDeletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionRequest.ProtoReflect.Descriptor instead.
+func (*GetDeletionRequest) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetDeletionRequest) GetDeletionId() string {
+	if x != nil {
+		return x.DeletionId
+	}
+	return ""
+}
+
+// GetDeletionResponse carries the deletion.
+type GetDeletionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deletion.
+	Deletion      *Deletion `protobuf:"bytes,1,opt,name=deletion,proto3" json:"deletion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeletionResponse) Reset() {
+	*x = GetDeletionResponse{}
+	mi := &file_looper_v1_trainer_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeletionResponse) ProtoMessage() {}
+
+func (x *GetDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_looper_v1_trainer_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeletionResponse.ProtoReflect.Descriptor instead.
+func (*GetDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_looper_v1_trainer_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetDeletionResponse) GetDeletion() *Deletion {
+	if x != nil {
+		return x.Deletion
+	}
+	return nil
+}
+
 var File_looper_v1_trainer_proto protoreflect.FileDescriptor
 
 const file_looper_v1_trainer_proto_rawDesc = "" +
@@ -2786,7 +3542,68 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"o\n" +
 	"\x14ListUseCasesResponse\x12/\n" +
 	"\tuse_cases\x18\x01 \x03(\v2\x12.looper.v1.UseCaseR\buseCases\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xb6\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x04\n" +
+	"\x0eDeletionCounts\x12)\n" +
+	"\x10decision_records\x18\x01 \x01(\x03R\x0fdecisionRecords\x12'\n" +
+	"\x0foutcome_records\x18\x02 \x01(\x03R\x0eoutcomeRecords\x12)\n" +
+	"\x10joined_decisions\x18\x03 \x01(\x03R\x0fjoinedDecisions\x12'\n" +
+	"\x0fjoined_outcomes\x18\x04 \x01(\x03R\x0ejoinedOutcomes\x12#\n" +
+	"\rtraining_rows\x18\x05 \x01(\x03R\ftrainingRows\x12.\n" +
+	"\x13online_feature_rows\x18\x06 \x01(\x03R\x11onlineFeatureRows\x120\n" +
+	"\x14offline_feature_rows\x18\a \x01(\x03R\x12offlineFeatureRows\x12#\n" +
+	"\rindex_entries\x18\b \x01(\x03R\findexEntries\x12\x1a\n" +
+	"\bsegments\x18\t \x01(\x03R\bsegments\x12-\n" +
+	"\x12blueprint_versions\x18\n" +
+	" \x01(\x03R\x11blueprintVersions\x12\x16\n" +
+	"\x06models\x18\v \x01(\x03R\x06models\x12#\n" +
+	"\rtraining_runs\x18\f \x01(\x03R\ftrainingRuns\x12 \n" +
+	"\vexperiments\x18\r \x01(\x03R\vexperiments\"\xdc\x05\n" +
+	"\bDeletion\x12\x1f\n" +
+	"\vdeletion_id\x18\x01 \x01(\tR\n" +
+	"deletionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12+\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x17.looper.v1.DeletionKindR\x04kind\x12\x19\n" +
+	"\buse_case\x18\x04 \x01(\tR\auseCase\x12:\n" +
+	"\asubject\x18\x05 \x03(\v2 .looper.v1.Deletion.SubjectEntryR\asubject\x12%\n" +
+	"\x0esubject_sha256\x18\x06 \x01(\tR\rsubjectSha256\x12.\n" +
+	"\x05state\x18\a \x01(\x0e2\x18.looper.v1.DeletionStateR\x05state\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x125\n" +
+	"\bend_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x123\n" +
+	"\aremoved\x18\v \x01(\v2\x19.looper.v1.DeletionCountsR\aremoved\x123\n" +
+	"\awaiting\x18\f \x01(\v2\x19.looper.v1.DeletionCountsR\awaiting\x12%\n" +
+	"\x0ewaiting_reason\x18\r \x01(\tR\rwaitingReason\x12\x14\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\x12!\n" +
+	"\frequested_by\x18\x0f \x01(\tR\vrequestedBy\x1a:\n" +
+	"\fSubjectEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
+	"\x14DeleteUseCaseRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"H\n" +
+	"\x15DeleteUseCaseResponse\x12/\n" +
+	"\bdeletion\x18\x01 \x01(\v2\x13.looper.v1.DeletionR\bdeletion\"\xdc\x01\n" +
+	"\x18DeleteSubjectDataRequest\x12\x19\n" +
+	"\buse_case\x18\x01 \x01(\tR\auseCase\x12J\n" +
+	"\asubject\x18\x02 \x03(\v20.looper.v1.DeleteSubjectDataRequest.SubjectEntryR\asubject\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x1a:\n" +
+	"\fSubjectEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
+	"\x19DeleteSubjectDataResponse\x12/\n" +
+	"\bdeletion\x18\x01 \x01(\v2\x13.looper.v1.DeletionR\bdeletion\"5\n" +
+	"\x12GetDeletionRequest\x12\x1f\n" +
+	"\vdeletion_id\x18\x01 \x01(\tR\n" +
+	"deletionId\"F\n" +
+	"\x13GetDeletionResponse\x12/\n" +
+	"\bdeletion\x18\x01 \x01(\v2\x13.looper.v1.DeletionR\bdeletion*\xb6\x01\n" +
 	"\x10TrainingRunState\x12\"\n" +
 	"\x1eTRAINING_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TRAINING_RUN_STATE_QUEUED\x10\x01\x12\x1e\n" +
@@ -2818,7 +3635,18 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\x1aEXPERIMENT_VERDICT_PROMOTE\x10\x02\x12\x1f\n" +
 	"\x1bEXPERIMENT_VERDICT_ROLLBACK\x10\x03\x12#\n" +
 	"\x1fEXPERIMENT_VERDICT_INCONCLUSIVE\x10\x04\x12\x1e\n" +
-	"\x1aEXPERIMENT_VERDICT_STOPPED\x10\x052\xec\b\n" +
+	"\x1aEXPERIMENT_VERDICT_STOPPED\x10\x05*d\n" +
+	"\fDeletionKind\x12\x1d\n" +
+	"\x19DELETION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15DELETION_KIND_SUBJECT\x10\x01\x12\x1a\n" +
+	"\x16DELETION_KIND_USE_CASE\x10\x02*\x9b\x01\n" +
+	"\rDeletionState\x12\x1e\n" +
+	"\x1aDELETION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DELETION_STATE_PENDING\x10\x01\x12\x1a\n" +
+	"\x16DELETION_STATE_RUNNING\x10\x02\x12\x17\n" +
+	"\x13DELETION_STATE_DONE\x10\x03\x12\x19\n" +
+	"\x15DELETION_STATE_FAILED\x10\x042\xee\n" +
+	"\n" +
 	"\x0eTrainerService\x12U\n" +
 	"\x0eApplyBlueprint\x12 .looper.v1.ApplyBlueprintRequest\x1a!.looper.v1.ApplyBlueprintResponse\x12O\n" +
 	"\fGetBlueprint\x12\x1e.looper.v1.GetBlueprintRequest\x1a\x1f.looper.v1.GetBlueprintResponse\x12U\n" +
@@ -2833,7 +3661,10 @@ const file_looper_v1_trainer_proto_rawDesc = "" +
 	"\fPauseUseCase\x12\x1e.looper.v1.PauseUseCaseRequest\x1a\x1f.looper.v1.PauseUseCaseResponse\x12R\n" +
 	"\rResumeUseCase\x12\x1f.looper.v1.ResumeUseCaseRequest\x1a .looper.v1.ResumeUseCaseResponse\x12d\n" +
 	"\x13GetExperimentReport\x12%.looper.v1.GetExperimentReportRequest\x1a&.looper.v1.GetExperimentReportResponse\x12O\n" +
-	"\fListUseCases\x12\x1e.looper.v1.ListUseCasesRequest\x1a\x1f.looper.v1.ListUseCasesResponseB\\\n" +
+	"\fListUseCases\x12\x1e.looper.v1.ListUseCasesRequest\x1a\x1f.looper.v1.ListUseCasesResponse\x12^\n" +
+	"\x11DeleteSubjectData\x12#.looper.v1.DeleteSubjectDataRequest\x1a$.looper.v1.DeleteSubjectDataResponse\x12L\n" +
+	"\vGetDeletion\x12\x1d.looper.v1.GetDeletionRequest\x1a\x1e.looper.v1.GetDeletionResponse\x12R\n" +
+	"\rDeleteUseCase\x12\x1f.looper.v1.DeleteUseCaseRequest\x1a .looper.v1.DeleteUseCaseResponseB\\\n" +
 	"\rdev.looper.v1B\fTrainerProtoP\x01Z;github.com/looper-ml/looper/clients/go/looperpb/v1;looperv1b\x06proto3"
 
 var (
@@ -2848,129 +3679,159 @@ func file_looper_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_looper_v1_trainer_proto_rawDescData
 }
 
-var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_looper_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_looper_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_looper_v1_trainer_proto_goTypes = []any{
 	(TrainingRunState)(0),               // 0: looper.v1.TrainingRunState
 	(TrainingTrigger)(0),                // 1: looper.v1.TrainingTrigger
 	(ModelStage)(0),                     // 2: looper.v1.ModelStage
 	(ExperimentKind)(0),                 // 3: looper.v1.ExperimentKind
 	(ExperimentVerdict)(0),              // 4: looper.v1.ExperimentVerdict
-	(*Blueprint)(nil),                   // 5: looper.v1.Blueprint
-	(*ApplyBlueprintRequest)(nil),       // 6: looper.v1.ApplyBlueprintRequest
-	(*ApplyBlueprintResponse)(nil),      // 7: looper.v1.ApplyBlueprintResponse
-	(*GetBlueprintRequest)(nil),         // 8: looper.v1.GetBlueprintRequest
-	(*GetBlueprintResponse)(nil),        // 9: looper.v1.GetBlueprintResponse
-	(*ListBlueprintsRequest)(nil),       // 10: looper.v1.ListBlueprintsRequest
-	(*ListBlueprintsResponse)(nil),      // 11: looper.v1.ListBlueprintsResponse
-	(*TrainingRun)(nil),                 // 12: looper.v1.TrainingRun
-	(*StartTrainingRunRequest)(nil),     // 13: looper.v1.StartTrainingRunRequest
-	(*StartTrainingRunResponse)(nil),    // 14: looper.v1.StartTrainingRunResponse
-	(*GetTrainingRunRequest)(nil),       // 15: looper.v1.GetTrainingRunRequest
-	(*GetTrainingRunResponse)(nil),      // 16: looper.v1.GetTrainingRunResponse
-	(*ListTrainingRunsRequest)(nil),     // 17: looper.v1.ListTrainingRunsRequest
-	(*ListTrainingRunsResponse)(nil),    // 18: looper.v1.ListTrainingRunsResponse
-	(*ModelStageChange)(nil),            // 19: looper.v1.ModelStageChange
-	(*Model)(nil),                       // 20: looper.v1.Model
-	(*ListModelsRequest)(nil),           // 21: looper.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),          // 22: looper.v1.ListModelsResponse
-	(*PromoteModelRequest)(nil),         // 23: looper.v1.PromoteModelRequest
-	(*PromoteModelResponse)(nil),        // 24: looper.v1.PromoteModelResponse
-	(*RollbackModelRequest)(nil),        // 25: looper.v1.RollbackModelRequest
-	(*RollbackModelResponse)(nil),       // 26: looper.v1.RollbackModelResponse
-	(*PauseUseCaseRequest)(nil),         // 27: looper.v1.PauseUseCaseRequest
-	(*PauseUseCaseResponse)(nil),        // 28: looper.v1.PauseUseCaseResponse
-	(*ResumeUseCaseRequest)(nil),        // 29: looper.v1.ResumeUseCaseRequest
-	(*ResumeUseCaseResponse)(nil),       // 30: looper.v1.ResumeUseCaseResponse
-	(*GetExperimentReportRequest)(nil),  // 31: looper.v1.GetExperimentReportRequest
-	(*GetExperimentReportResponse)(nil), // 32: looper.v1.GetExperimentReportResponse
-	(*Interval)(nil),                    // 33: looper.v1.Interval
-	(*ArmReport)(nil),                   // 34: looper.v1.ArmReport
-	(*ExperimentReport)(nil),            // 35: looper.v1.ExperimentReport
-	(*UseCase)(nil),                     // 36: looper.v1.UseCase
-	(*ListUseCasesRequest)(nil),         // 37: looper.v1.ListUseCasesRequest
-	(*ListUseCasesResponse)(nil),        // 38: looper.v1.ListUseCasesResponse
-	nil,                                 // 39: looper.v1.TrainingRun.MetricsEntry
-	nil,                                 // 40: looper.v1.TrainingRun.LiveMetricsEntry
-	nil,                                 // 41: looper.v1.Model.MetricsEntry
-	nil,                                 // 42: looper.v1.ArmReport.PolicyEntry
-	nil,                                 // 43: looper.v1.ArmReport.OutcomeMeansEntry
-	nil,                                 // 44: looper.v1.ArmReport.PolicyChoicesEntry
-	(DecisionType)(0),                   // 45: looper.v1.DecisionType
-	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
+	(DeletionKind)(0),                   // 5: looper.v1.DeletionKind
+	(DeletionState)(0),                  // 6: looper.v1.DeletionState
+	(*Blueprint)(nil),                   // 7: looper.v1.Blueprint
+	(*ApplyBlueprintRequest)(nil),       // 8: looper.v1.ApplyBlueprintRequest
+	(*ApplyBlueprintResponse)(nil),      // 9: looper.v1.ApplyBlueprintResponse
+	(*GetBlueprintRequest)(nil),         // 10: looper.v1.GetBlueprintRequest
+	(*GetBlueprintResponse)(nil),        // 11: looper.v1.GetBlueprintResponse
+	(*ListBlueprintsRequest)(nil),       // 12: looper.v1.ListBlueprintsRequest
+	(*ListBlueprintsResponse)(nil),      // 13: looper.v1.ListBlueprintsResponse
+	(*TrainingRun)(nil),                 // 14: looper.v1.TrainingRun
+	(*StartTrainingRunRequest)(nil),     // 15: looper.v1.StartTrainingRunRequest
+	(*StartTrainingRunResponse)(nil),    // 16: looper.v1.StartTrainingRunResponse
+	(*GetTrainingRunRequest)(nil),       // 17: looper.v1.GetTrainingRunRequest
+	(*GetTrainingRunResponse)(nil),      // 18: looper.v1.GetTrainingRunResponse
+	(*ListTrainingRunsRequest)(nil),     // 19: looper.v1.ListTrainingRunsRequest
+	(*ListTrainingRunsResponse)(nil),    // 20: looper.v1.ListTrainingRunsResponse
+	(*ModelStageChange)(nil),            // 21: looper.v1.ModelStageChange
+	(*Model)(nil),                       // 22: looper.v1.Model
+	(*ListModelsRequest)(nil),           // 23: looper.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),          // 24: looper.v1.ListModelsResponse
+	(*PromoteModelRequest)(nil),         // 25: looper.v1.PromoteModelRequest
+	(*PromoteModelResponse)(nil),        // 26: looper.v1.PromoteModelResponse
+	(*RollbackModelRequest)(nil),        // 27: looper.v1.RollbackModelRequest
+	(*RollbackModelResponse)(nil),       // 28: looper.v1.RollbackModelResponse
+	(*PauseUseCaseRequest)(nil),         // 29: looper.v1.PauseUseCaseRequest
+	(*PauseUseCaseResponse)(nil),        // 30: looper.v1.PauseUseCaseResponse
+	(*ResumeUseCaseRequest)(nil),        // 31: looper.v1.ResumeUseCaseRequest
+	(*ResumeUseCaseResponse)(nil),       // 32: looper.v1.ResumeUseCaseResponse
+	(*GetExperimentReportRequest)(nil),  // 33: looper.v1.GetExperimentReportRequest
+	(*GetExperimentReportResponse)(nil), // 34: looper.v1.GetExperimentReportResponse
+	(*Interval)(nil),                    // 35: looper.v1.Interval
+	(*ArmReport)(nil),                   // 36: looper.v1.ArmReport
+	(*ExperimentReport)(nil),            // 37: looper.v1.ExperimentReport
+	(*UseCase)(nil),                     // 38: looper.v1.UseCase
+	(*ListUseCasesRequest)(nil),         // 39: looper.v1.ListUseCasesRequest
+	(*ListUseCasesResponse)(nil),        // 40: looper.v1.ListUseCasesResponse
+	(*DeletionCounts)(nil),              // 41: looper.v1.DeletionCounts
+	(*Deletion)(nil),                    // 42: looper.v1.Deletion
+	(*DeleteUseCaseRequest)(nil),        // 43: looper.v1.DeleteUseCaseRequest
+	(*DeleteUseCaseResponse)(nil),       // 44: looper.v1.DeleteUseCaseResponse
+	(*DeleteSubjectDataRequest)(nil),    // 45: looper.v1.DeleteSubjectDataRequest
+	(*DeleteSubjectDataResponse)(nil),   // 46: looper.v1.DeleteSubjectDataResponse
+	(*GetDeletionRequest)(nil),          // 47: looper.v1.GetDeletionRequest
+	(*GetDeletionResponse)(nil),         // 48: looper.v1.GetDeletionResponse
+	nil,                                 // 49: looper.v1.TrainingRun.MetricsEntry
+	nil,                                 // 50: looper.v1.TrainingRun.LiveMetricsEntry
+	nil,                                 // 51: looper.v1.Model.MetricsEntry
+	nil,                                 // 52: looper.v1.ArmReport.PolicyEntry
+	nil,                                 // 53: looper.v1.ArmReport.OutcomeMeansEntry
+	nil,                                 // 54: looper.v1.ArmReport.PolicyChoicesEntry
+	nil,                                 // 55: looper.v1.Deletion.SubjectEntry
+	nil,                                 // 56: looper.v1.DeleteSubjectDataRequest.SubjectEntry
+	(DecisionType)(0),                   // 57: looper.v1.DecisionType
+	(*timestamppb.Timestamp)(nil),       // 58: google.protobuf.Timestamp
 }
 var file_looper_v1_trainer_proto_depIdxs = []int32{
-	45, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
-	46, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
-	5,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
-	5,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
+	57, // 0: looper.v1.Blueprint.decision_type:type_name -> looper.v1.DecisionType
+	58, // 1: looper.v1.Blueprint.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 2: looper.v1.ApplyBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
+	7,  // 3: looper.v1.GetBlueprintResponse.blueprint:type_name -> looper.v1.Blueprint
+	7,  // 4: looper.v1.ListBlueprintsResponse.blueprints:type_name -> looper.v1.Blueprint
 	0,  // 5: looper.v1.TrainingRun.state:type_name -> looper.v1.TrainingRunState
 	1,  // 6: looper.v1.TrainingRun.trigger:type_name -> looper.v1.TrainingTrigger
-	46, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
-	46, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
-	39, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
-	40, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
-	12, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
-	12, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
-	12, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
+	58, // 7: looper.v1.TrainingRun.create_time:type_name -> google.protobuf.Timestamp
+	58, // 8: looper.v1.TrainingRun.end_time:type_name -> google.protobuf.Timestamp
+	49, // 9: looper.v1.TrainingRun.metrics:type_name -> looper.v1.TrainingRun.MetricsEntry
+	50, // 10: looper.v1.TrainingRun.live_metrics:type_name -> looper.v1.TrainingRun.LiveMetricsEntry
+	14, // 11: looper.v1.StartTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
+	14, // 12: looper.v1.GetTrainingRunResponse.run:type_name -> looper.v1.TrainingRun
+	14, // 13: looper.v1.ListTrainingRunsResponse.runs:type_name -> looper.v1.TrainingRun
 	2,  // 14: looper.v1.ModelStageChange.stage:type_name -> looper.v1.ModelStage
-	46, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
+	58, // 15: looper.v1.ModelStageChange.change_time:type_name -> google.protobuf.Timestamp
 	2,  // 16: looper.v1.Model.stage:type_name -> looper.v1.ModelStage
-	41, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
-	46, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	46, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
-	46, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
-	19, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
-	20, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
-	20, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
-	20, // 24: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
-	35, // 25: looper.v1.GetExperimentReportResponse.report:type_name -> looper.v1.ExperimentReport
-	42, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
-	33, // 27: looper.v1.ArmReport.value_ci:type_name -> looper.v1.Interval
-	33, // 28: looper.v1.ArmReport.value_cs:type_name -> looper.v1.Interval
-	33, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
-	33, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
-	43, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
-	44, // 32: looper.v1.ArmReport.policy_choices:type_name -> looper.v1.ArmReport.PolicyChoicesEntry
+	51, // 17: looper.v1.Model.metrics:type_name -> looper.v1.Model.MetricsEntry
+	58, // 18: looper.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	58, // 19: looper.v1.Model.data_start_time:type_name -> google.protobuf.Timestamp
+	58, // 20: looper.v1.Model.data_end_time:type_name -> google.protobuf.Timestamp
+	21, // 21: looper.v1.Model.stage_history:type_name -> looper.v1.ModelStageChange
+	22, // 22: looper.v1.ListModelsResponse.models:type_name -> looper.v1.Model
+	22, // 23: looper.v1.PromoteModelResponse.model:type_name -> looper.v1.Model
+	22, // 24: looper.v1.RollbackModelResponse.model:type_name -> looper.v1.Model
+	37, // 25: looper.v1.GetExperimentReportResponse.report:type_name -> looper.v1.ExperimentReport
+	52, // 26: looper.v1.ArmReport.policy:type_name -> looper.v1.ArmReport.PolicyEntry
+	35, // 27: looper.v1.ArmReport.value_ci:type_name -> looper.v1.Interval
+	35, // 28: looper.v1.ArmReport.value_cs:type_name -> looper.v1.Interval
+	35, // 29: looper.v1.ArmReport.diff_ci:type_name -> looper.v1.Interval
+	35, // 30: looper.v1.ArmReport.diff_cs:type_name -> looper.v1.Interval
+	53, // 31: looper.v1.ArmReport.outcome_means:type_name -> looper.v1.ArmReport.OutcomeMeansEntry
+	54, // 32: looper.v1.ArmReport.policy_choices:type_name -> looper.v1.ArmReport.PolicyChoicesEntry
 	3,  // 33: looper.v1.ExperimentReport.kind:type_name -> looper.v1.ExperimentKind
-	34, // 34: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
+	36, // 34: looper.v1.ExperimentReport.arms:type_name -> looper.v1.ArmReport
 	4,  // 35: looper.v1.ExperimentReport.verdict:type_name -> looper.v1.ExperimentVerdict
-	46, // 36: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
-	46, // 37: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
-	45, // 38: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
-	36, // 39: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
-	6,  // 40: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
-	8,  // 41: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
-	10, // 42: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
-	13, // 43: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
-	15, // 44: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
-	17, // 45: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
-	21, // 46: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
-	23, // 47: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
-	25, // 48: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
-	27, // 49: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
-	29, // 50: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
-	31, // 51: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
-	37, // 52: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
-	7,  // 53: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
-	9,  // 54: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
-	11, // 55: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
-	14, // 56: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
-	16, // 57: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
-	18, // 58: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
-	22, // 59: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
-	24, // 60: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
-	26, // 61: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
-	28, // 62: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
-	30, // 63: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
-	32, // 64: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
-	38, // 65: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
-	53, // [53:66] is the sub-list for method output_type
-	40, // [40:53] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	58, // 36: looper.v1.ExperimentReport.start_time:type_name -> google.protobuf.Timestamp
+	58, // 37: looper.v1.ExperimentReport.end_time:type_name -> google.protobuf.Timestamp
+	57, // 38: looper.v1.UseCase.decision_type:type_name -> looper.v1.DecisionType
+	38, // 39: looper.v1.ListUseCasesResponse.use_cases:type_name -> looper.v1.UseCase
+	5,  // 40: looper.v1.Deletion.kind:type_name -> looper.v1.DeletionKind
+	55, // 41: looper.v1.Deletion.subject:type_name -> looper.v1.Deletion.SubjectEntry
+	6,  // 42: looper.v1.Deletion.state:type_name -> looper.v1.DeletionState
+	58, // 43: looper.v1.Deletion.create_time:type_name -> google.protobuf.Timestamp
+	58, // 44: looper.v1.Deletion.update_time:type_name -> google.protobuf.Timestamp
+	58, // 45: looper.v1.Deletion.end_time:type_name -> google.protobuf.Timestamp
+	41, // 46: looper.v1.Deletion.removed:type_name -> looper.v1.DeletionCounts
+	41, // 47: looper.v1.Deletion.waiting:type_name -> looper.v1.DeletionCounts
+	42, // 48: looper.v1.DeleteUseCaseResponse.deletion:type_name -> looper.v1.Deletion
+	56, // 49: looper.v1.DeleteSubjectDataRequest.subject:type_name -> looper.v1.DeleteSubjectDataRequest.SubjectEntry
+	42, // 50: looper.v1.DeleteSubjectDataResponse.deletion:type_name -> looper.v1.Deletion
+	42, // 51: looper.v1.GetDeletionResponse.deletion:type_name -> looper.v1.Deletion
+	8,  // 52: looper.v1.TrainerService.ApplyBlueprint:input_type -> looper.v1.ApplyBlueprintRequest
+	10, // 53: looper.v1.TrainerService.GetBlueprint:input_type -> looper.v1.GetBlueprintRequest
+	12, // 54: looper.v1.TrainerService.ListBlueprints:input_type -> looper.v1.ListBlueprintsRequest
+	15, // 55: looper.v1.TrainerService.StartTrainingRun:input_type -> looper.v1.StartTrainingRunRequest
+	17, // 56: looper.v1.TrainerService.GetTrainingRun:input_type -> looper.v1.GetTrainingRunRequest
+	19, // 57: looper.v1.TrainerService.ListTrainingRuns:input_type -> looper.v1.ListTrainingRunsRequest
+	23, // 58: looper.v1.TrainerService.ListModels:input_type -> looper.v1.ListModelsRequest
+	25, // 59: looper.v1.TrainerService.PromoteModel:input_type -> looper.v1.PromoteModelRequest
+	27, // 60: looper.v1.TrainerService.RollbackModel:input_type -> looper.v1.RollbackModelRequest
+	29, // 61: looper.v1.TrainerService.PauseUseCase:input_type -> looper.v1.PauseUseCaseRequest
+	31, // 62: looper.v1.TrainerService.ResumeUseCase:input_type -> looper.v1.ResumeUseCaseRequest
+	33, // 63: looper.v1.TrainerService.GetExperimentReport:input_type -> looper.v1.GetExperimentReportRequest
+	39, // 64: looper.v1.TrainerService.ListUseCases:input_type -> looper.v1.ListUseCasesRequest
+	45, // 65: looper.v1.TrainerService.DeleteSubjectData:input_type -> looper.v1.DeleteSubjectDataRequest
+	47, // 66: looper.v1.TrainerService.GetDeletion:input_type -> looper.v1.GetDeletionRequest
+	43, // 67: looper.v1.TrainerService.DeleteUseCase:input_type -> looper.v1.DeleteUseCaseRequest
+	9,  // 68: looper.v1.TrainerService.ApplyBlueprint:output_type -> looper.v1.ApplyBlueprintResponse
+	11, // 69: looper.v1.TrainerService.GetBlueprint:output_type -> looper.v1.GetBlueprintResponse
+	13, // 70: looper.v1.TrainerService.ListBlueprints:output_type -> looper.v1.ListBlueprintsResponse
+	16, // 71: looper.v1.TrainerService.StartTrainingRun:output_type -> looper.v1.StartTrainingRunResponse
+	18, // 72: looper.v1.TrainerService.GetTrainingRun:output_type -> looper.v1.GetTrainingRunResponse
+	20, // 73: looper.v1.TrainerService.ListTrainingRuns:output_type -> looper.v1.ListTrainingRunsResponse
+	24, // 74: looper.v1.TrainerService.ListModels:output_type -> looper.v1.ListModelsResponse
+	26, // 75: looper.v1.TrainerService.PromoteModel:output_type -> looper.v1.PromoteModelResponse
+	28, // 76: looper.v1.TrainerService.RollbackModel:output_type -> looper.v1.RollbackModelResponse
+	30, // 77: looper.v1.TrainerService.PauseUseCase:output_type -> looper.v1.PauseUseCaseResponse
+	32, // 78: looper.v1.TrainerService.ResumeUseCase:output_type -> looper.v1.ResumeUseCaseResponse
+	34, // 79: looper.v1.TrainerService.GetExperimentReport:output_type -> looper.v1.GetExperimentReportResponse
+	40, // 80: looper.v1.TrainerService.ListUseCases:output_type -> looper.v1.ListUseCasesResponse
+	46, // 81: looper.v1.TrainerService.DeleteSubjectData:output_type -> looper.v1.DeleteSubjectDataResponse
+	48, // 82: looper.v1.TrainerService.GetDeletion:output_type -> looper.v1.GetDeletionResponse
+	44, // 83: looper.v1.TrainerService.DeleteUseCase:output_type -> looper.v1.DeleteUseCaseResponse
+	68, // [68:84] is the sub-list for method output_type
+	52, // [52:68] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_looper_v1_trainer_proto_init() }
@@ -2984,8 +3845,8 @@ func file_looper_v1_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_looper_v1_trainer_proto_rawDesc), len(file_looper_v1_trainer_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   40,
+			NumEnums:      7,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

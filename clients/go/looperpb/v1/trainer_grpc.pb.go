@@ -32,6 +32,9 @@ const (
 	TrainerService_ResumeUseCase_FullMethodName       = "/looper.v1.TrainerService/ResumeUseCase"
 	TrainerService_GetExperimentReport_FullMethodName = "/looper.v1.TrainerService/GetExperimentReport"
 	TrainerService_ListUseCases_FullMethodName        = "/looper.v1.TrainerService/ListUseCases"
+	TrainerService_DeleteSubjectData_FullMethodName   = "/looper.v1.TrainerService/DeleteSubjectData"
+	TrainerService_GetDeletion_FullMethodName         = "/looper.v1.TrainerService/GetDeletion"
+	TrainerService_DeleteUseCase_FullMethodName       = "/looper.v1.TrainerService/DeleteUseCase"
 )
 
 // TrainerServiceClient is the client API for TrainerService service.
@@ -72,6 +75,22 @@ type TrainerServiceClient interface {
 	// Lists the use cases the caller may read, each with its current blueprint version,
 	// whether it is paused and its live model: what an operator looks at first.
 	ListUseCases(ctx context.Context, in *ListUseCasesRequest, opts ...grpc.CallOption) (*ListUseCasesResponse, error)
+	// Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+	// until now with their features, their outcome events, labels and training-table rows, and
+	// its rows in the use case's personalization view. From the request on GetDecision and
+	// GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+	// in the background (GetDeletion): log segments still being written are rewritten once
+	// closed. Not deleted: the product's own Feast views (the product's data), and models
+	// already trained on the subject's data (not retrained).
+	DeleteSubjectData(ctx context.Context, in *DeleteSubjectDataRequest, opts ...grpc.CallOption) (*DeleteSubjectDataResponse, error)
+	// Gets a deletion: its state, what it removed and what it still waits for.
+	GetDeletion(ctx context.Context, in *GetDeletionRequest, opts ...grpc.CallOption) (*GetDeletionResponse, error)
+	// Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+	// the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+	// for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+	// touched. Feature views the product owns are not deleted. The name can be used again once
+	// the deletion is DONE.
+	DeleteUseCase(ctx context.Context, in *DeleteUseCaseRequest, opts ...grpc.CallOption) (*DeleteUseCaseResponse, error)
 }
 
 type trainerServiceClient struct {
@@ -212,6 +231,36 @@ func (c *trainerServiceClient) ListUseCases(ctx context.Context, in *ListUseCase
 	return out, nil
 }
 
+func (c *trainerServiceClient) DeleteSubjectData(ctx context.Context, in *DeleteSubjectDataRequest, opts ...grpc.CallOption) (*DeleteSubjectDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSubjectDataResponse)
+	err := c.cc.Invoke(ctx, TrainerService_DeleteSubjectData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainerServiceClient) GetDeletion(ctx context.Context, in *GetDeletionRequest, opts ...grpc.CallOption) (*GetDeletionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeletionResponse)
+	err := c.cc.Invoke(ctx, TrainerService_GetDeletion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainerServiceClient) DeleteUseCase(ctx context.Context, in *DeleteUseCaseRequest, opts ...grpc.CallOption) (*DeleteUseCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUseCaseResponse)
+	err := c.cc.Invoke(ctx, TrainerService_DeleteUseCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrainerServiceServer is the server API for TrainerService service.
 // All implementations must embed UnimplementedTrainerServiceServer
 // for forward compatibility.
@@ -250,6 +299,22 @@ type TrainerServiceServer interface {
 	// Lists the use cases the caller may read, each with its current blueprint version,
 	// whether it is paused and its live model: what an operator looks at first.
 	ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error)
+	// Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+	// until now with their features, their outcome events, labels and training-table rows, and
+	// its rows in the use case's personalization view. From the request on GetDecision and
+	// GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+	// in the background (GetDeletion): log segments still being written are rewritten once
+	// closed. Not deleted: the product's own Feast views (the product's data), and models
+	// already trained on the subject's data (not retrained).
+	DeleteSubjectData(context.Context, *DeleteSubjectDataRequest) (*DeleteSubjectDataResponse, error)
+	// Gets a deletion: its state, what it removed and what it still waits for.
+	GetDeletion(context.Context, *GetDeletionRequest) (*GetDeletionResponse, error)
+	// Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+	// the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+	// for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+	// touched. Feature views the product owns are not deleted. The name can be used again once
+	// the deletion is DONE.
+	DeleteUseCase(context.Context, *DeleteUseCaseRequest) (*DeleteUseCaseResponse, error)
 	mustEmbedUnimplementedTrainerServiceServer()
 }
 
@@ -298,6 +363,15 @@ func (UnimplementedTrainerServiceServer) GetExperimentReport(context.Context, *G
 }
 func (UnimplementedTrainerServiceServer) ListUseCases(context.Context, *ListUseCasesRequest) (*ListUseCasesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUseCases not implemented")
+}
+func (UnimplementedTrainerServiceServer) DeleteSubjectData(context.Context, *DeleteSubjectDataRequest) (*DeleteSubjectDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSubjectData not implemented")
+}
+func (UnimplementedTrainerServiceServer) GetDeletion(context.Context, *GetDeletionRequest) (*GetDeletionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeletion not implemented")
+}
+func (UnimplementedTrainerServiceServer) DeleteUseCase(context.Context, *DeleteUseCaseRequest) (*DeleteUseCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUseCase not implemented")
 }
 func (UnimplementedTrainerServiceServer) mustEmbedUnimplementedTrainerServiceServer() {}
 func (UnimplementedTrainerServiceServer) testEmbeddedByValue()                        {}
@@ -554,6 +628,60 @@ func _TrainerService_ListUseCases_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainerService_DeleteSubjectData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSubjectDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).DeleteSubjectData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_DeleteSubjectData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).DeleteSubjectData(ctx, req.(*DeleteSubjectDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrainerService_GetDeletion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeletionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).GetDeletion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_GetDeletion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).GetDeletion(ctx, req.(*GetDeletionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrainerService_DeleteUseCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUseCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServiceServer).DeleteUseCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrainerService_DeleteUseCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServiceServer).DeleteUseCase(ctx, req.(*DeleteUseCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrainerService_ServiceDesc is the grpc.ServiceDesc for TrainerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -612,6 +740,18 @@ var TrainerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUseCases",
 			Handler:    _TrainerService_ListUseCases_Handler,
+		},
+		{
+			MethodName: "DeleteSubjectData",
+			Handler:    _TrainerService_DeleteSubjectData_Handler,
+		},
+		{
+			MethodName: "GetDeletion",
+			Handler:    _TrainerService_GetDeletion_Handler,
+		},
+		{
+			MethodName: "DeleteUseCase",
+			Handler:    _TrainerService_DeleteUseCase_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -357,6 +357,25 @@ class LooperClient:
             if not token:
                 return items
 
+    # --- deletion -------------------------------------------------------------------------
+    def delete_use_case(self, use_case: str, request_id: str | None = None, reason: str = "") -> trainer_pb2.Deletion:
+        """Deletes a use case and everything Looper keeps of it (cluster administrators);
+        returns the deletion, which runs in the background (``get_deletion``). The request id
+        (a fresh one by default) makes a retry return the same deletion."""
+        return self._call(self.trainer.DeleteUseCase, trainer_pb2.DeleteUseCaseRequest(
+            use_case=use_case, request_id=request_id or uuid.uuid4().hex, reason=reason), None).deletion
+
+    def delete_subject_data(self, use_case: str, subject: Mapping[str, str],
+                            request_id: str | None = None) -> trainer_pb2.Deletion:
+        """Deletes one subject's data in a use case (e.g. ``{"user_id": "u1"}``); returns the
+        deletion, which runs in the background (``get_deletion``)."""
+        return self._call(self.trainer.DeleteSubjectData, trainer_pb2.DeleteSubjectDataRequest(
+            use_case=use_case, subject=dict(subject), request_id=request_id or uuid.uuid4().hex), None).deletion
+
+    def get_deletion(self, deletion_id: str) -> trainer_pb2.Deletion:
+        return self._call(self.trainer.GetDeletion, trainer_pb2.GetDeletionRequest(deletion_id=deletion_id),
+                          None).deletion
+
     def close(self) -> None:
         for channel in self._channels:
             channel.close()

@@ -51,6 +51,20 @@ class ExperimentVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPERIMENT_VERDICT_ROLLBACK: _ClassVar[ExperimentVerdict]
     EXPERIMENT_VERDICT_INCONCLUSIVE: _ClassVar[ExperimentVerdict]
     EXPERIMENT_VERDICT_STOPPED: _ClassVar[ExperimentVerdict]
+
+class DeletionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELETION_KIND_UNSPECIFIED: _ClassVar[DeletionKind]
+    DELETION_KIND_SUBJECT: _ClassVar[DeletionKind]
+    DELETION_KIND_USE_CASE: _ClassVar[DeletionKind]
+
+class DeletionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELETION_STATE_UNSPECIFIED: _ClassVar[DeletionState]
+    DELETION_STATE_PENDING: _ClassVar[DeletionState]
+    DELETION_STATE_RUNNING: _ClassVar[DeletionState]
+    DELETION_STATE_DONE: _ClassVar[DeletionState]
+    DELETION_STATE_FAILED: _ClassVar[DeletionState]
 TRAINING_RUN_STATE_UNSPECIFIED: TrainingRunState
 TRAINING_RUN_STATE_QUEUED: TrainingRunState
 TRAINING_RUN_STATE_RUNNING: TrainingRunState
@@ -77,6 +91,14 @@ EXPERIMENT_VERDICT_PROMOTE: ExperimentVerdict
 EXPERIMENT_VERDICT_ROLLBACK: ExperimentVerdict
 EXPERIMENT_VERDICT_INCONCLUSIVE: ExperimentVerdict
 EXPERIMENT_VERDICT_STOPPED: ExperimentVerdict
+DELETION_KIND_UNSPECIFIED: DeletionKind
+DELETION_KIND_SUBJECT: DeletionKind
+DELETION_KIND_USE_CASE: DeletionKind
+DELETION_STATE_UNSPECIFIED: DeletionState
+DELETION_STATE_PENDING: DeletionState
+DELETION_STATE_RUNNING: DeletionState
+DELETION_STATE_DONE: DeletionState
+DELETION_STATE_FAILED: DeletionState
 
 class Blueprint(_message.Message):
     __slots__ = ("use_case", "version", "decision_type", "spec_yaml", "spec_sha256", "create_time")
@@ -479,3 +501,125 @@ class ListUseCasesResponse(_message.Message):
     use_cases: _containers.RepeatedCompositeFieldContainer[UseCase]
     next_page_token: str
     def __init__(self, use_cases: _Optional[_Iterable[_Union[UseCase, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeletionCounts(_message.Message):
+    __slots__ = ("decision_records", "outcome_records", "joined_decisions", "joined_outcomes", "training_rows", "online_feature_rows", "offline_feature_rows", "index_entries", "segments", "blueprint_versions", "models", "training_runs", "experiments")
+    DECISION_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    JOINED_DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    JOINED_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FEATURE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_FEATURE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    BLUEPRINT_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
+    decision_records: int
+    outcome_records: int
+    joined_decisions: int
+    joined_outcomes: int
+    training_rows: int
+    online_feature_rows: int
+    offline_feature_rows: int
+    index_entries: int
+    segments: int
+    blueprint_versions: int
+    models: int
+    training_runs: int
+    experiments: int
+    def __init__(self, decision_records: _Optional[int] = ..., outcome_records: _Optional[int] = ..., joined_decisions: _Optional[int] = ..., joined_outcomes: _Optional[int] = ..., training_rows: _Optional[int] = ..., online_feature_rows: _Optional[int] = ..., offline_feature_rows: _Optional[int] = ..., index_entries: _Optional[int] = ..., segments: _Optional[int] = ..., blueprint_versions: _Optional[int] = ..., models: _Optional[int] = ..., training_runs: _Optional[int] = ..., experiments: _Optional[int] = ...) -> None: ...
+
+class Deletion(_message.Message):
+    __slots__ = ("deletion_id", "request_id", "kind", "use_case", "subject", "subject_sha256", "state", "create_time", "update_time", "end_time", "removed", "waiting", "waiting_reason", "error", "requested_by")
+    class SubjectEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DELETION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    deletion_id: str
+    request_id: str
+    kind: DeletionKind
+    use_case: str
+    subject: _containers.ScalarMap[str, str]
+    subject_sha256: str
+    state: DeletionState
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    removed: DeletionCounts
+    waiting: DeletionCounts
+    waiting_reason: str
+    error: str
+    requested_by: str
+    def __init__(self, deletion_id: _Optional[str] = ..., request_id: _Optional[str] = ..., kind: _Optional[_Union[DeletionKind, str]] = ..., use_case: _Optional[str] = ..., subject: _Optional[_Mapping[str, str]] = ..., subject_sha256: _Optional[str] = ..., state: _Optional[_Union[DeletionState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed: _Optional[_Union[DeletionCounts, _Mapping]] = ..., waiting: _Optional[_Union[DeletionCounts, _Mapping]] = ..., waiting_reason: _Optional[str] = ..., error: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+
+class DeleteUseCaseRequest(_message.Message):
+    __slots__ = ("use_case", "request_id", "reason")
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    request_id: str
+    reason: str
+    def __init__(self, use_case: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeleteUseCaseResponse(_message.Message):
+    __slots__ = ("deletion",)
+    DELETION_FIELD_NUMBER: _ClassVar[int]
+    deletion: Deletion
+    def __init__(self, deletion: _Optional[_Union[Deletion, _Mapping]] = ...) -> None: ...
+
+class DeleteSubjectDataRequest(_message.Message):
+    __slots__ = ("use_case", "subject", "request_id")
+    class SubjectEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    USE_CASE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    use_case: str
+    subject: _containers.ScalarMap[str, str]
+    request_id: str
+    def __init__(self, use_case: _Optional[str] = ..., subject: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DeleteSubjectDataResponse(_message.Message):
+    __slots__ = ("deletion",)
+    DELETION_FIELD_NUMBER: _ClassVar[int]
+    deletion: Deletion
+    def __init__(self, deletion: _Optional[_Union[Deletion, _Mapping]] = ...) -> None: ...
+
+class GetDeletionRequest(_message.Message):
+    __slots__ = ("deletion_id",)
+    DELETION_ID_FIELD_NUMBER: _ClassVar[int]
+    deletion_id: str
+    def __init__(self, deletion_id: _Optional[str] = ...) -> None: ...
+
+class GetDeletionResponse(_message.Message):
+    __slots__ = ("deletion",)
+    DELETION_FIELD_NUMBER: _ClassVar[int]
+    deletion: Deletion
+    def __init__(self, deletion: _Optional[_Union[Deletion, _Mapping]] = ...) -> None: ...

@@ -102,6 +102,21 @@ class TrainerServiceStub:
                 request_serializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.SerializeToString,
                 response_deserializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.FromString,
                 _registered_method=True)
+        self.DeleteSubjectData = channel.unary_unary(
+                '/looper.v1.TrainerService/DeleteSubjectData',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataResponse.FromString,
+                _registered_method=True)
+        self.GetDeletion = channel.unary_unary(
+                '/looper.v1.TrainerService/GetDeletion',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.GetDeletionRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.GetDeletionResponse.FromString,
+                _registered_method=True)
+        self.DeleteUseCase = channel.unary_unary(
+                '/looper.v1.TrainerService/DeleteUseCase',
+                request_serializer=looper_dot_v1_dot_trainer__pb2.DeleteUseCaseRequest.SerializeToString,
+                response_deserializer=looper_dot_v1_dot_trainer__pb2.DeleteUseCaseResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -205,6 +220,37 @@ class TrainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteSubjectData(self, request, context):
+        """Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+        until now with their features, their outcome events, labels and training-table rows, and
+        its rows in the use case's personalization view. From the request on GetDecision and
+        GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+        in the background (GetDeletion): log segments still being written are rewritten once
+        closed. Not deleted: the product's own Feast views (the product's data), and models
+        already trained on the subject's data (not retrained).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeletion(self, request, context):
+        """Gets a deletion: its state, what it removed and what it still waits for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUseCase(self, request, context):
+        """Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+        the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+        for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+        touched. Feature views the product owns are not deleted. The name can be used again once
+        the deletion is DONE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +318,21 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.ListUseCases,
                     request_deserializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.FromString,
                     response_serializer=looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.SerializeToString,
+            ),
+            'DeleteSubjectData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSubjectData,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataResponse.SerializeToString,
+            ),
+            'GetDeletion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeletion,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.GetDeletionRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.GetDeletionResponse.SerializeToString,
+            ),
+            'DeleteUseCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUseCase,
+                    request_deserializer=looper_dot_v1_dot_trainer__pb2.DeleteUseCaseRequest.FromString,
+                    response_serializer=looper_dot_v1_dot_trainer__pb2.DeleteUseCaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -628,6 +689,87 @@ class TrainerService:
             '/looper.v1.TrainerService/ListUseCases',
             looper_dot_v1_dot_trainer__pb2.ListUseCasesRequest.SerializeToString,
             looper_dot_v1_dot_trainer__pb2.ListUseCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSubjectData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/DeleteSubjectData',
+            looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.DeleteSubjectDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeletion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/GetDeletion',
+            looper_dot_v1_dot_trainer__pb2.GetDeletionRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.GetDeletionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUseCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/looper.v1.TrainerService/DeleteUseCase',
+            looper_dot_v1_dot_trainer__pb2.DeleteUseCaseRequest.SerializeToString,
+            looper_dot_v1_dot_trainer__pb2.DeleteUseCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

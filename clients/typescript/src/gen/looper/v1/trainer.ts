@@ -317,6 +317,106 @@ export function experimentVerdictToJSON(object: ExperimentVerdict): string {
   }
 }
 
+/** What a deletion deletes. */
+export enum DeletionKind {
+  /** DELETION_KIND_UNSPECIFIED - Not set. */
+  DELETION_KIND_UNSPECIFIED = 0,
+  /** DELETION_KIND_SUBJECT - One subject's data in a use case. */
+  DELETION_KIND_SUBJECT = 1,
+  /** DELETION_KIND_USE_CASE - A whole use case. */
+  DELETION_KIND_USE_CASE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function deletionKindFromJSON(object: any): DeletionKind {
+  switch (object) {
+    case 0:
+    case "DELETION_KIND_UNSPECIFIED":
+      return DeletionKind.DELETION_KIND_UNSPECIFIED;
+    case 1:
+    case "DELETION_KIND_SUBJECT":
+      return DeletionKind.DELETION_KIND_SUBJECT;
+    case 2:
+    case "DELETION_KIND_USE_CASE":
+      return DeletionKind.DELETION_KIND_USE_CASE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeletionKind.UNRECOGNIZED;
+  }
+}
+
+export function deletionKindToJSON(object: DeletionKind): string {
+  switch (object) {
+    case DeletionKind.DELETION_KIND_UNSPECIFIED:
+      return "DELETION_KIND_UNSPECIFIED";
+    case DeletionKind.DELETION_KIND_SUBJECT:
+      return "DELETION_KIND_SUBJECT";
+    case DeletionKind.DELETION_KIND_USE_CASE:
+      return "DELETION_KIND_USE_CASE";
+    case DeletionKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Where a deletion is. */
+export enum DeletionState {
+  /** DELETION_STATE_UNSPECIFIED - Not set. */
+  DELETION_STATE_UNSPECIFIED = 0,
+  /** DELETION_STATE_PENDING - Requested: what it covers is hidden from readers already; the job has not started. */
+  DELETION_STATE_PENDING = 1,
+  /** DELETION_STATE_RUNNING - The job is removing; `waiting` says what it still waits for. */
+  DELETION_STATE_RUNNING = 2,
+  /** DELETION_STATE_DONE - Nothing it covers is left anywhere Looper keeps data. */
+  DELETION_STATE_DONE = 3,
+  /** DELETION_STATE_FAILED - A step kept failing (see `error`); the job gave up. A new request starts over. */
+  DELETION_STATE_FAILED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function deletionStateFromJSON(object: any): DeletionState {
+  switch (object) {
+    case 0:
+    case "DELETION_STATE_UNSPECIFIED":
+      return DeletionState.DELETION_STATE_UNSPECIFIED;
+    case 1:
+    case "DELETION_STATE_PENDING":
+      return DeletionState.DELETION_STATE_PENDING;
+    case 2:
+    case "DELETION_STATE_RUNNING":
+      return DeletionState.DELETION_STATE_RUNNING;
+    case 3:
+    case "DELETION_STATE_DONE":
+      return DeletionState.DELETION_STATE_DONE;
+    case 4:
+    case "DELETION_STATE_FAILED":
+      return DeletionState.DELETION_STATE_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeletionState.UNRECOGNIZED;
+  }
+}
+
+export function deletionStateToJSON(object: DeletionState): string {
+  switch (object) {
+    case DeletionState.DELETION_STATE_UNSPECIFIED:
+      return "DELETION_STATE_UNSPECIFIED";
+    case DeletionState.DELETION_STATE_PENDING:
+      return "DELETION_STATE_PENDING";
+    case DeletionState.DELETION_STATE_RUNNING:
+      return "DELETION_STATE_RUNNING";
+    case DeletionState.DELETION_STATE_DONE:
+      return "DELETION_STATE_DONE";
+    case DeletionState.DELETION_STATE_FAILED:
+      return "DELETION_STATE_FAILED";
+    case DeletionState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** One immutable version of a use case's blueprint. */
 export interface Blueprint {
   /** The use case's name, from the blueprint. */
@@ -735,6 +835,144 @@ export interface ListUseCasesResponse {
   useCases: UseCase[];
   /** Continues the listing when passed as page_token; empty on the last page. */
   nextPageToken: string;
+}
+
+/** Counts of what a deletion removed, or still waits to remove. */
+export interface DeletionCounts {
+  /** Decisions in the decision log. */
+  decisionRecords: number;
+  /** Outcome events in the outcome log. */
+  outcomeRecords: number;
+  /** Decisions in the label joiner's state. */
+  joinedDecisions: number;
+  /** Outcome events in the label joiner's state. */
+  joinedOutcomes: number;
+  /** Rows of the training table. */
+  trainingRows: number;
+  /** Rows of Looper's personalization views in the online store. */
+  onlineFeatureRows: number;
+  /** Rows of Looper's personalization views offline (parquet parts). */
+  offlineFeatureRows: number;
+  /** Entries of the decision and outcome id indexes. */
+  indexEntries: number;
+  /** Log segments rewritten (removed); while waiting, segments still open that hold records. */
+  segments: number;
+  /** Blueprint versions (a use case's deletion). */
+  blueprintVersions: number;
+  /** Model versions (a use case's deletion). */
+  models: number;
+  /** Training runs (a use case's deletion). */
+  trainingRuns: number;
+  /** Experiments, running or ended (a use case's deletion). */
+  experiments: number;
+}
+
+/** A deletion and how far it got. */
+export interface Deletion {
+  /** The deletion's id (del-...). */
+  deletionId: string;
+  /** The request id it was made with (a retry with the same id returns this deletion). */
+  requestId: string;
+  /** What it deletes. */
+  kind: DeletionKind;
+  /** The use case. */
+  useCase: string;
+  /**
+   * The subject's entity values (a subject's deletion); emptied once DONE, when Looper keeps
+   * only their SHA-256 (subject_sha256).
+   */
+  subject: { [key: string]: string };
+  /** SHA-256 of the subject (its entity values as sorted JSON); empty for a use case. */
+  subjectSha256: string;
+  /** Where it is. */
+  state: DeletionState;
+  /** When it was requested: a subject's decisions made until then are deleted. */
+  createTime:
+    | Date
+    | undefined;
+  /** When its progress last changed. */
+  updateTime:
+    | Date
+    | undefined;
+  /** When it ended (DONE or FAILED). */
+  endTime:
+    | Date
+    | undefined;
+  /** What it removed so far. */
+  removed:
+    | DeletionCounts
+    | undefined;
+  /** What it still waits to remove (records in log segments still open). */
+  waiting:
+    | DeletionCounts
+    | undefined;
+  /** What it waits for, in words. */
+  waitingReason: string;
+  /** The last error of a step (retried at the next run until FAILED). */
+  error: string;
+  /** Who asked for it (the credential's name). */
+  requestedBy: string;
+}
+
+export interface Deletion_SubjectEntry {
+  key: string;
+  value: string;
+}
+
+/** DeleteUseCaseRequest names the use case to delete. */
+export interface DeleteUseCaseRequest {
+  /** The use case. */
+  useCase: string;
+  /**
+   * Makes retries safe: a request with the same use case and request id returns the same
+   * deletion (1-128 of [A-Za-z0-9._:-]; empty: the server makes one, and a retry may not
+   * find it).
+   */
+  requestId: string;
+  /** Why, for the audit log (at most 1000 characters). */
+  reason: string;
+}
+
+/** DeleteUseCaseResponse is the deletion, to be polled with GetDeletion. */
+export interface DeleteUseCaseResponse {
+  /** The deletion. */
+  deletion: Deletion | undefined;
+}
+
+/** DeleteSubjectDataRequest names the subject whose data to delete. */
+export interface DeleteSubjectDataRequest {
+  /** The use case. */
+  useCase: string;
+  /** The subject: a value for each of the blueprint's entities, e.g. {user_id: "u1"}. */
+  subject: { [key: string]: string };
+  /**
+   * Makes retries safe: a request with the same use case and request id returns the same
+   * deletion (1-128 of [A-Za-z0-9._:-]; empty: the server makes one).
+   */
+  requestId: string;
+}
+
+export interface DeleteSubjectDataRequest_SubjectEntry {
+  key: string;
+  value: string;
+}
+
+/** DeleteSubjectDataResponse is the deletion, to be polled with GetDeletion. */
+export interface DeleteSubjectDataResponse {
+  /** The deletion. */
+  deletion: Deletion | undefined;
+}
+
+/** GetDeletionRequest names a deletion. */
+export interface GetDeletionRequest {
+  /** The deletion's id. */
+  deletionId: string;
+}
+
+/** GetDeletionResponse carries the deletion. */
+export interface GetDeletionResponse {
+  /** The deletion. */
+  deletion: Deletion | undefined;
 }
 
 function createBaseBlueprint(): Blueprint {
@@ -5377,6 +5615,1402 @@ export const ListUseCasesResponse: MessageFns<ListUseCasesResponse> = {
   },
 };
 
+function createBaseDeletionCounts(): DeletionCounts {
+  return {
+    decisionRecords: 0,
+    outcomeRecords: 0,
+    joinedDecisions: 0,
+    joinedOutcomes: 0,
+    trainingRows: 0,
+    onlineFeatureRows: 0,
+    offlineFeatureRows: 0,
+    indexEntries: 0,
+    segments: 0,
+    blueprintVersions: 0,
+    models: 0,
+    trainingRuns: 0,
+    experiments: 0,
+  };
+}
+
+export const DeletionCounts: MessageFns<DeletionCounts> = {
+  encode(message: DeletionCounts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decisionRecords !== 0) {
+      writer.uint32(8).int64(message.decisionRecords);
+    }
+    if (message.outcomeRecords !== 0) {
+      writer.uint32(16).int64(message.outcomeRecords);
+    }
+    if (message.joinedDecisions !== 0) {
+      writer.uint32(24).int64(message.joinedDecisions);
+    }
+    if (message.joinedOutcomes !== 0) {
+      writer.uint32(32).int64(message.joinedOutcomes);
+    }
+    if (message.trainingRows !== 0) {
+      writer.uint32(40).int64(message.trainingRows);
+    }
+    if (message.onlineFeatureRows !== 0) {
+      writer.uint32(48).int64(message.onlineFeatureRows);
+    }
+    if (message.offlineFeatureRows !== 0) {
+      writer.uint32(56).int64(message.offlineFeatureRows);
+    }
+    if (message.indexEntries !== 0) {
+      writer.uint32(64).int64(message.indexEntries);
+    }
+    if (message.segments !== 0) {
+      writer.uint32(72).int64(message.segments);
+    }
+    if (message.blueprintVersions !== 0) {
+      writer.uint32(80).int64(message.blueprintVersions);
+    }
+    if (message.models !== 0) {
+      writer.uint32(88).int64(message.models);
+    }
+    if (message.trainingRuns !== 0) {
+      writer.uint32(96).int64(message.trainingRuns);
+    }
+    if (message.experiments !== 0) {
+      writer.uint32(104).int64(message.experiments);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletionCounts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletionCounts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.decisionRecords = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.outcomeRecords = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.joinedDecisions = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.joinedOutcomes = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.trainingRows = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.onlineFeatureRows = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.offlineFeatureRows = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.indexEntries = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.segments = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.blueprintVersions = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.models = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.trainingRuns = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.experiments = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeletionCounts {
+    return {
+      decisionRecords: isSet(object.decisionRecords)
+        ? globalThis.Number(object.decisionRecords)
+        : isSet(object.decision_records)
+        ? globalThis.Number(object.decision_records)
+        : 0,
+      outcomeRecords: isSet(object.outcomeRecords)
+        ? globalThis.Number(object.outcomeRecords)
+        : isSet(object.outcome_records)
+        ? globalThis.Number(object.outcome_records)
+        : 0,
+      joinedDecisions: isSet(object.joinedDecisions)
+        ? globalThis.Number(object.joinedDecisions)
+        : isSet(object.joined_decisions)
+        ? globalThis.Number(object.joined_decisions)
+        : 0,
+      joinedOutcomes: isSet(object.joinedOutcomes)
+        ? globalThis.Number(object.joinedOutcomes)
+        : isSet(object.joined_outcomes)
+        ? globalThis.Number(object.joined_outcomes)
+        : 0,
+      trainingRows: isSet(object.trainingRows)
+        ? globalThis.Number(object.trainingRows)
+        : isSet(object.training_rows)
+        ? globalThis.Number(object.training_rows)
+        : 0,
+      onlineFeatureRows: isSet(object.onlineFeatureRows)
+        ? globalThis.Number(object.onlineFeatureRows)
+        : isSet(object.online_feature_rows)
+        ? globalThis.Number(object.online_feature_rows)
+        : 0,
+      offlineFeatureRows: isSet(object.offlineFeatureRows)
+        ? globalThis.Number(object.offlineFeatureRows)
+        : isSet(object.offline_feature_rows)
+        ? globalThis.Number(object.offline_feature_rows)
+        : 0,
+      indexEntries: isSet(object.indexEntries)
+        ? globalThis.Number(object.indexEntries)
+        : isSet(object.index_entries)
+        ? globalThis.Number(object.index_entries)
+        : 0,
+      segments: isSet(object.segments) ? globalThis.Number(object.segments) : 0,
+      blueprintVersions: isSet(object.blueprintVersions)
+        ? globalThis.Number(object.blueprintVersions)
+        : isSet(object.blueprint_versions)
+        ? globalThis.Number(object.blueprint_versions)
+        : 0,
+      models: isSet(object.models) ? globalThis.Number(object.models) : 0,
+      trainingRuns: isSet(object.trainingRuns)
+        ? globalThis.Number(object.trainingRuns)
+        : isSet(object.training_runs)
+        ? globalThis.Number(object.training_runs)
+        : 0,
+      experiments: isSet(object.experiments) ? globalThis.Number(object.experiments) : 0,
+    };
+  },
+
+  toJSON(message: DeletionCounts): unknown {
+    const obj: any = {};
+    if (message.decisionRecords !== 0) {
+      obj.decisionRecords = Math.round(message.decisionRecords);
+    }
+    if (message.outcomeRecords !== 0) {
+      obj.outcomeRecords = Math.round(message.outcomeRecords);
+    }
+    if (message.joinedDecisions !== 0) {
+      obj.joinedDecisions = Math.round(message.joinedDecisions);
+    }
+    if (message.joinedOutcomes !== 0) {
+      obj.joinedOutcomes = Math.round(message.joinedOutcomes);
+    }
+    if (message.trainingRows !== 0) {
+      obj.trainingRows = Math.round(message.trainingRows);
+    }
+    if (message.onlineFeatureRows !== 0) {
+      obj.onlineFeatureRows = Math.round(message.onlineFeatureRows);
+    }
+    if (message.offlineFeatureRows !== 0) {
+      obj.offlineFeatureRows = Math.round(message.offlineFeatureRows);
+    }
+    if (message.indexEntries !== 0) {
+      obj.indexEntries = Math.round(message.indexEntries);
+    }
+    if (message.segments !== 0) {
+      obj.segments = Math.round(message.segments);
+    }
+    if (message.blueprintVersions !== 0) {
+      obj.blueprintVersions = Math.round(message.blueprintVersions);
+    }
+    if (message.models !== 0) {
+      obj.models = Math.round(message.models);
+    }
+    if (message.trainingRuns !== 0) {
+      obj.trainingRuns = Math.round(message.trainingRuns);
+    }
+    if (message.experiments !== 0) {
+      obj.experiments = Math.round(message.experiments);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeletionCounts>, I>>(base?: I): DeletionCounts {
+    return DeletionCounts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeletionCounts>, I>>(object: I): DeletionCounts {
+    const message = createBaseDeletionCounts();
+    message.decisionRecords = object.decisionRecords ?? 0;
+    message.outcomeRecords = object.outcomeRecords ?? 0;
+    message.joinedDecisions = object.joinedDecisions ?? 0;
+    message.joinedOutcomes = object.joinedOutcomes ?? 0;
+    message.trainingRows = object.trainingRows ?? 0;
+    message.onlineFeatureRows = object.onlineFeatureRows ?? 0;
+    message.offlineFeatureRows = object.offlineFeatureRows ?? 0;
+    message.indexEntries = object.indexEntries ?? 0;
+    message.segments = object.segments ?? 0;
+    message.blueprintVersions = object.blueprintVersions ?? 0;
+    message.models = object.models ?? 0;
+    message.trainingRuns = object.trainingRuns ?? 0;
+    message.experiments = object.experiments ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeletion(): Deletion {
+  return {
+    deletionId: "",
+    requestId: "",
+    kind: 0,
+    useCase: "",
+    subject: {},
+    subjectSha256: "",
+    state: 0,
+    createTime: undefined,
+    updateTime: undefined,
+    endTime: undefined,
+    removed: undefined,
+    waiting: undefined,
+    waitingReason: "",
+    error: "",
+    requestedBy: "",
+  };
+}
+
+export const Deletion: MessageFns<Deletion> = {
+  encode(message: Deletion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletionId !== "") {
+      writer.uint32(10).string(message.deletionId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(24).int32(message.kind);
+    }
+    if (message.useCase !== "") {
+      writer.uint32(34).string(message.useCase);
+    }
+    globalThis.Object.entries(message.subject).forEach(([key, value]: [string, string]) => {
+      Deletion_SubjectEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    if (message.subjectSha256 !== "") {
+      writer.uint32(50).string(message.subjectSha256);
+    }
+    if (message.state !== 0) {
+      writer.uint32(56).int32(message.state);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(66).fork()).join();
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(74).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(82).fork()).join();
+    }
+    if (message.removed !== undefined) {
+      DeletionCounts.encode(message.removed, writer.uint32(90).fork()).join();
+    }
+    if (message.waiting !== undefined) {
+      DeletionCounts.encode(message.waiting, writer.uint32(98).fork()).join();
+    }
+    if (message.waitingReason !== "") {
+      writer.uint32(106).string(message.waitingReason);
+    }
+    if (message.error !== "") {
+      writer.uint32(114).string(message.error);
+    }
+    if (message.requestedBy !== "") {
+      writer.uint32(122).string(message.requestedBy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Deletion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deletionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = Deletion_SubjectEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.subject[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.subjectSha256 = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.removed = DeletionCounts.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.waiting = DeletionCounts.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.waitingReason = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.requestedBy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Deletion {
+    return {
+      deletionId: isSet(object.deletionId)
+        ? globalThis.String(object.deletionId)
+        : isSet(object.deletion_id)
+        ? globalThis.String(object.deletion_id)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      kind: isSet(object.kind) ? deletionKindFromJSON(object.kind) : 0,
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      subject: isObject(object.subject)
+        ? (globalThis.Object.entries(object.subject) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      subjectSha256: isSet(object.subjectSha256)
+        ? globalThis.String(object.subjectSha256)
+        : isSet(object.subject_sha256)
+        ? globalThis.String(object.subject_sha256)
+        : "",
+      state: isSet(object.state) ? deletionStateFromJSON(object.state) : 0,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      updateTime: isSet(object.updateTime)
+        ? fromJsonTimestamp(object.updateTime)
+        : isSet(object.update_time)
+        ? fromJsonTimestamp(object.update_time)
+        : undefined,
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+        ? fromJsonTimestamp(object.end_time)
+        : undefined,
+      removed: isSet(object.removed) ? DeletionCounts.fromJSON(object.removed) : undefined,
+      waiting: isSet(object.waiting) ? DeletionCounts.fromJSON(object.waiting) : undefined,
+      waitingReason: isSet(object.waitingReason)
+        ? globalThis.String(object.waitingReason)
+        : isSet(object.waiting_reason)
+        ? globalThis.String(object.waiting_reason)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      requestedBy: isSet(object.requestedBy)
+        ? globalThis.String(object.requestedBy)
+        : isSet(object.requested_by)
+        ? globalThis.String(object.requested_by)
+        : "",
+    };
+  },
+
+  toJSON(message: Deletion): unknown {
+    const obj: any = {};
+    if (message.deletionId !== "") {
+      obj.deletionId = message.deletionId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.kind !== 0) {
+      obj.kind = deletionKindToJSON(message.kind);
+    }
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.subject) {
+      const entries = globalThis.Object.entries(message.subject) as [string, string][];
+      if (entries.length > 0) {
+        obj.subject = {};
+        entries.forEach(([k, v]) => {
+          obj.subject[k] = v;
+        });
+      }
+    }
+    if (message.subjectSha256 !== "") {
+      obj.subjectSha256 = message.subjectSha256;
+    }
+    if (message.state !== 0) {
+      obj.state = deletionStateToJSON(message.state);
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.updateTime !== undefined) {
+      obj.updateTime = message.updateTime.toISOString();
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    if (message.removed !== undefined) {
+      obj.removed = DeletionCounts.toJSON(message.removed);
+    }
+    if (message.waiting !== undefined) {
+      obj.waiting = DeletionCounts.toJSON(message.waiting);
+    }
+    if (message.waitingReason !== "") {
+      obj.waitingReason = message.waitingReason;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.requestedBy !== "") {
+      obj.requestedBy = message.requestedBy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Deletion>, I>>(base?: I): Deletion {
+    return Deletion.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Deletion>, I>>(object: I): Deletion {
+    const message = createBaseDeletion();
+    message.deletionId = object.deletionId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.kind = object.kind ?? 0;
+    message.useCase = object.useCase ?? "";
+    message.subject = (globalThis.Object.entries(object.subject ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.subjectSha256 = object.subjectSha256 ?? "";
+    message.state = object.state ?? 0;
+    message.createTime = object.createTime ?? undefined;
+    message.updateTime = object.updateTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
+    message.removed = (object.removed !== undefined && object.removed !== null)
+      ? DeletionCounts.fromPartial(object.removed)
+      : undefined;
+    message.waiting = (object.waiting !== undefined && object.waiting !== null)
+      ? DeletionCounts.fromPartial(object.waiting)
+      : undefined;
+    message.waitingReason = object.waitingReason ?? "";
+    message.error = object.error ?? "";
+    message.requestedBy = object.requestedBy ?? "";
+    return message;
+  },
+};
+
+function createBaseDeletion_SubjectEntry(): Deletion_SubjectEntry {
+  return { key: "", value: "" };
+}
+
+export const Deletion_SubjectEntry: MessageFns<Deletion_SubjectEntry> = {
+  encode(message: Deletion_SubjectEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Deletion_SubjectEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletion_SubjectEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Deletion_SubjectEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Deletion_SubjectEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Deletion_SubjectEntry>, I>>(base?: I): Deletion_SubjectEntry {
+    return Deletion_SubjectEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Deletion_SubjectEntry>, I>>(object: I): Deletion_SubjectEntry {
+    const message = createBaseDeletion_SubjectEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteUseCaseRequest(): DeleteUseCaseRequest {
+  return { useCase: "", requestId: "", reason: "" };
+}
+
+export const DeleteUseCaseRequest: MessageFns<DeleteUseCaseRequest> = {
+  encode(message: DeleteUseCaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteUseCaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteUseCaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteUseCaseRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: DeleteUseCaseRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteUseCaseRequest>, I>>(base?: I): DeleteUseCaseRequest {
+    return DeleteUseCaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteUseCaseRequest>, I>>(object: I): DeleteUseCaseRequest {
+    const message = createBaseDeleteUseCaseRequest();
+    message.useCase = object.useCase ?? "";
+    message.requestId = object.requestId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteUseCaseResponse(): DeleteUseCaseResponse {
+  return { deletion: undefined };
+}
+
+export const DeleteUseCaseResponse: MessageFns<DeleteUseCaseResponse> = {
+  encode(message: DeleteUseCaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletion !== undefined) {
+      Deletion.encode(message.deletion, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteUseCaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteUseCaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deletion = Deletion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteUseCaseResponse {
+    return { deletion: isSet(object.deletion) ? Deletion.fromJSON(object.deletion) : undefined };
+  },
+
+  toJSON(message: DeleteUseCaseResponse): unknown {
+    const obj: any = {};
+    if (message.deletion !== undefined) {
+      obj.deletion = Deletion.toJSON(message.deletion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteUseCaseResponse>, I>>(base?: I): DeleteUseCaseResponse {
+    return DeleteUseCaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteUseCaseResponse>, I>>(object: I): DeleteUseCaseResponse {
+    const message = createBaseDeleteUseCaseResponse();
+    message.deletion = (object.deletion !== undefined && object.deletion !== null)
+      ? Deletion.fromPartial(object.deletion)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteSubjectDataRequest(): DeleteSubjectDataRequest {
+  return { useCase: "", subject: {}, requestId: "" };
+}
+
+export const DeleteSubjectDataRequest: MessageFns<DeleteSubjectDataRequest> = {
+  encode(message: DeleteSubjectDataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.useCase !== "") {
+      writer.uint32(10).string(message.useCase);
+    }
+    globalThis.Object.entries(message.subject).forEach(([key, value]: [string, string]) => {
+      DeleteSubjectDataRequest_SubjectEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubjectDataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubjectDataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.useCase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = DeleteSubjectDataRequest_SubjectEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.subject[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSubjectDataRequest {
+    return {
+      useCase: isSet(object.useCase)
+        ? globalThis.String(object.useCase)
+        : isSet(object.use_case)
+        ? globalThis.String(object.use_case)
+        : "",
+      subject: isObject(object.subject)
+        ? (globalThis.Object.entries(object.subject) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteSubjectDataRequest): unknown {
+    const obj: any = {};
+    if (message.useCase !== "") {
+      obj.useCase = message.useCase;
+    }
+    if (message.subject) {
+      const entries = globalThis.Object.entries(message.subject) as [string, string][];
+      if (entries.length > 0) {
+        obj.subject = {};
+        entries.forEach(([k, v]) => {
+          obj.subject[k] = v;
+        });
+      }
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubjectDataRequest>, I>>(base?: I): DeleteSubjectDataRequest {
+    return DeleteSubjectDataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubjectDataRequest>, I>>(object: I): DeleteSubjectDataRequest {
+    const message = createBaseDeleteSubjectDataRequest();
+    message.useCase = object.useCase ?? "";
+    message.subject = (globalThis.Object.entries(object.subject ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSubjectDataRequest_SubjectEntry(): DeleteSubjectDataRequest_SubjectEntry {
+  return { key: "", value: "" };
+}
+
+export const DeleteSubjectDataRequest_SubjectEntry: MessageFns<DeleteSubjectDataRequest_SubjectEntry> = {
+  encode(message: DeleteSubjectDataRequest_SubjectEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubjectDataRequest_SubjectEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubjectDataRequest_SubjectEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSubjectDataRequest_SubjectEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: DeleteSubjectDataRequest_SubjectEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubjectDataRequest_SubjectEntry>, I>>(
+    base?: I,
+  ): DeleteSubjectDataRequest_SubjectEntry {
+    return DeleteSubjectDataRequest_SubjectEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubjectDataRequest_SubjectEntry>, I>>(
+    object: I,
+  ): DeleteSubjectDataRequest_SubjectEntry {
+    const message = createBaseDeleteSubjectDataRequest_SubjectEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSubjectDataResponse(): DeleteSubjectDataResponse {
+  return { deletion: undefined };
+}
+
+export const DeleteSubjectDataResponse: MessageFns<DeleteSubjectDataResponse> = {
+  encode(message: DeleteSubjectDataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletion !== undefined) {
+      Deletion.encode(message.deletion, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubjectDataResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubjectDataResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deletion = Deletion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSubjectDataResponse {
+    return { deletion: isSet(object.deletion) ? Deletion.fromJSON(object.deletion) : undefined };
+  },
+
+  toJSON(message: DeleteSubjectDataResponse): unknown {
+    const obj: any = {};
+    if (message.deletion !== undefined) {
+      obj.deletion = Deletion.toJSON(message.deletion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubjectDataResponse>, I>>(base?: I): DeleteSubjectDataResponse {
+    return DeleteSubjectDataResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubjectDataResponse>, I>>(object: I): DeleteSubjectDataResponse {
+    const message = createBaseDeleteSubjectDataResponse();
+    message.deletion = (object.deletion !== undefined && object.deletion !== null)
+      ? Deletion.fromPartial(object.deletion)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetDeletionRequest(): GetDeletionRequest {
+  return { deletionId: "" };
+}
+
+export const GetDeletionRequest: MessageFns<GetDeletionRequest> = {
+  encode(message: GetDeletionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletionId !== "") {
+      writer.uint32(10).string(message.deletionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDeletionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDeletionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deletionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDeletionRequest {
+    return {
+      deletionId: isSet(object.deletionId)
+        ? globalThis.String(object.deletionId)
+        : isSet(object.deletion_id)
+        ? globalThis.String(object.deletion_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetDeletionRequest): unknown {
+    const obj: any = {};
+    if (message.deletionId !== "") {
+      obj.deletionId = message.deletionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetDeletionRequest>, I>>(base?: I): GetDeletionRequest {
+    return GetDeletionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetDeletionRequest>, I>>(object: I): GetDeletionRequest {
+    const message = createBaseGetDeletionRequest();
+    message.deletionId = object.deletionId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetDeletionResponse(): GetDeletionResponse {
+  return { deletion: undefined };
+}
+
+export const GetDeletionResponse: MessageFns<GetDeletionResponse> = {
+  encode(message: GetDeletionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deletion !== undefined) {
+      Deletion.encode(message.deletion, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDeletionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDeletionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deletion = Deletion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDeletionResponse {
+    return { deletion: isSet(object.deletion) ? Deletion.fromJSON(object.deletion) : undefined };
+  },
+
+  toJSON(message: GetDeletionResponse): unknown {
+    const obj: any = {};
+    if (message.deletion !== undefined) {
+      obj.deletion = Deletion.toJSON(message.deletion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetDeletionResponse>, I>>(base?: I): GetDeletionResponse {
+    return GetDeletionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetDeletionResponse>, I>>(object: I): GetDeletionResponse {
+    const message = createBaseGetDeletionResponse();
+    message.deletion = (object.deletion !== undefined && object.deletion !== null)
+      ? Deletion.fromPartial(object.deletion)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * TrainerService owns the use cases' blueprints, the training runs and the model
  * registry: it builds training sets from the joined table, trains CatBoost models,
@@ -5542,6 +7176,53 @@ export const TrainerServiceService = {
       Buffer.from(ListUseCasesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListUseCasesResponse => ListUseCasesResponse.decode(value),
   },
+  /**
+   * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+   * until now with their features, their outcome events, labels and training-table rows, and
+   * its rows in the use case's personalization view. From the request on GetDecision and
+   * GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+   * in the background (GetDeletion): log segments still being written are rewritten once
+   * closed. Not deleted: the product's own Feast views (the product's data), and models
+   * already trained on the subject's data (not retrained).
+   */
+  deleteSubjectData: {
+    path: "/looper.v1.TrainerService/DeleteSubjectData" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSubjectDataRequest): Buffer =>
+      Buffer.from(DeleteSubjectDataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSubjectDataRequest => DeleteSubjectDataRequest.decode(value),
+    responseSerialize: (value: DeleteSubjectDataResponse): Buffer =>
+      Buffer.from(DeleteSubjectDataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSubjectDataResponse => DeleteSubjectDataResponse.decode(value),
+  },
+  /** Gets a deletion: its state, what it removed and what it still waits for. */
+  getDeletion: {
+    path: "/looper.v1.TrainerService/GetDeletion" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetDeletionRequest): Buffer => Buffer.from(GetDeletionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetDeletionRequest => GetDeletionRequest.decode(value),
+    responseSerialize: (value: GetDeletionResponse): Buffer => Buffer.from(GetDeletionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetDeletionResponse => GetDeletionResponse.decode(value),
+  },
+  /**
+   * Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+   * the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+   * for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+   * touched. Feature views the product owns are not deleted. The name can be used again once
+   * the deletion is DONE.
+   */
+  deleteUseCase: {
+    path: "/looper.v1.TrainerService/DeleteUseCase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteUseCaseRequest): Buffer => Buffer.from(DeleteUseCaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteUseCaseRequest => DeleteUseCaseRequest.decode(value),
+    responseSerialize: (value: DeleteUseCaseResponse): Buffer =>
+      Buffer.from(DeleteUseCaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteUseCaseResponse => DeleteUseCaseResponse.decode(value),
+  },
 } as const;
 
 export interface TrainerServiceServer extends UntypedServiceImplementation {
@@ -5581,6 +7262,26 @@ export interface TrainerServiceServer extends UntypedServiceImplementation {
    * whether it is paused and its live model: what an operator looks at first.
    */
   listUseCases: handleUnaryCall<ListUseCasesRequest, ListUseCasesResponse>;
+  /**
+   * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+   * until now with their features, their outcome events, labels and training-table rows, and
+   * its rows in the use case's personalization view. From the request on GetDecision and
+   * GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+   * in the background (GetDeletion): log segments still being written are rewritten once
+   * closed. Not deleted: the product's own Feast views (the product's data), and models
+   * already trained on the subject's data (not retrained).
+   */
+  deleteSubjectData: handleUnaryCall<DeleteSubjectDataRequest, DeleteSubjectDataResponse>;
+  /** Gets a deletion: its state, what it removed and what it still waits for. */
+  getDeletion: handleUnaryCall<GetDeletionRequest, GetDeletionResponse>;
+  /**
+   * Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+   * the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+   * for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+   * touched. Feature views the product owns are not deleted. The name can be used again once
+   * the deletion is DONE.
+   */
+  deleteUseCase: handleUnaryCall<DeleteUseCaseRequest, DeleteUseCaseResponse>;
 }
 
 export interface TrainerServiceClient extends Client {
@@ -5801,6 +7502,68 @@ export interface TrainerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListUseCasesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Deletes one subject's data in a use case everywhere Looper keeps it: its decisions made
+   * until now with their features, their outcome events, labels and training-table rows, and
+   * its rows in the use case's personalization view. From the request on GetDecision and
+   * GetLabel no longer return those decisions and the label joiner ignores them; the rest runs
+   * in the background (GetDeletion): log segments still being written are rewritten once
+   * closed. Not deleted: the product's own Feast views (the product's data), and models
+   * already trained on the subject's data (not retrained).
+   */
+  deleteSubjectData(
+    request: DeleteSubjectDataRequest,
+    callback: (error: ServiceError | null, response: DeleteSubjectDataResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubjectData(
+    request: DeleteSubjectDataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSubjectDataResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubjectData(
+    request: DeleteSubjectDataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSubjectDataResponse) => void,
+  ): ClientUnaryCall;
+  /** Gets a deletion: its state, what it removed and what it still waits for. */
+  getDeletion(
+    request: GetDeletionRequest,
+    callback: (error: ServiceError | null, response: GetDeletionResponse) => void,
+  ): ClientUnaryCall;
+  getDeletion(
+    request: GetDeletionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetDeletionResponse) => void,
+  ): ClientUnaryCall;
+  getDeletion(
+    request: GetDeletionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetDeletionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Deletes a use case and everything Looper keeps of it (cluster administrators only). From
+   * the request on, every call naming the use case answers NOT_FOUND and nothing more is logged
+   * for it; the deletion then runs in the background (GetDeletion). Other use cases are not
+   * touched. Feature views the product owns are not deleted. The name can be used again once
+   * the deletion is DONE.
+   */
+  deleteUseCase(
+    request: DeleteUseCaseRequest,
+    callback: (error: ServiceError | null, response: DeleteUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  deleteUseCase(
+    request: DeleteUseCaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteUseCaseResponse) => void,
+  ): ClientUnaryCall;
+  deleteUseCase(
+    request: DeleteUseCaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteUseCaseResponse) => void,
   ): ClientUnaryCall;
 }
 
