@@ -201,6 +201,10 @@ class LooperClient:
                    if max_attempts > 1 else [("grpc.enable_retries", 0)])
         # A connection of this client's own: channels with equal arguments would share one.
         options.append(("grpc.use_local_subchannel_pool", 1))
+        # Reconnect within a retry's backoff when a worker or a service restarts (gRPC's own
+        # first reconnect waits a second, longer than the retries last, and calls meanwhile fail).
+        options += [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                    ("grpc.max_reconnect_backoff_ms", 2000)]
         self.timeout = timeout
         open_channels = lambda target, count: [  # noqa: E731
             _channel(target, credentials, options, tracer_provider, self._metadata) for _ in range(count)]
