@@ -96,7 +96,7 @@ def test_a_failed_training_run_exits_1_with_its_error(stack):
 
 def test_use_cases(stack):
     listed = {u["use_case"]: u for u in as_json(stack, "use-cases")["use_cases"]}
-    assert set(listed) == {USE_CASE, PAUSABLE}
+    assert {USE_CASE, PAUSABLE} <= set(listed)  # other tests of the module may add use cases
     assert set(listed[USE_CASE]) == {"use_case", "blueprint_version", "decision_type", "paused", "pause_reason",
                                      "live_model_version"}
     assert listed[USE_CASE]["blueprint_version"] == 2 and listed[USE_CASE]["decision_type"] == "binary"
