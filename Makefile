@@ -56,8 +56,11 @@ release-contract: $(BUF)
 	$(BUF) build -o $(RELEASED_CONTRACT)
 
 ## test: lint, breaking check and every test suite, the four clients' included
+# Test files run on TEST_WORKERS processes, each file whole on one (its module's servers start
+# once); most of a test's time is spent waiting on servers it started, so two fit on two cores.
+TEST_WORKERS ?= 2
 test: setup setup-clients lint breaking
-	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q --durations=10
+	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 ## demo: start the services on embedded defaults and run the main job (the notification story);
 ##       `make demo EXAMPLE=<name>` runs another example of examples/ instead (layouts, feed_ranking, bitrate, reengagement)
