@@ -1,5 +1,4 @@
-"""Batching across concurrent decisions: the Feast read and the CatBoost call of decisions
-that arrive together are made once for all of them.
+"""Batching across concurrent calls: items that arrive together are processed in one call.
 
 A ``MicroBatcher`` has one worker thread. A caller submits its item and waits for its
 result; the worker takes everything queued so far, processes it in one call, and hands each
@@ -8,13 +7,17 @@ light load a batch is one item and costs only the hand-over, under heavy load th
 that queued while the previous batch ran go together. A caller waits at most until its
 deadline, so a stuck dependency (a locked feature store) costs a decision its deadline, not
 more.
+
+The Decision service uses two: concurrent Decide calls are made together (one claim of
+their ids, one read per feature view, one call per model, one durable write: see
+``Decider``), and that batch's feature read is handed to a second one, so that a feature
+store that does not answer holds up no decision past its deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
 log = logging.getLogger("looper.batcher")
@@ -26,12 +29,31 @@ class BatchTimeout(TimeoutError):
     """The result did not come before the caller's deadline."""
 
 
-@dataclass
-class _Waiting(Generic[T]):
-    item: T
-    done: threading.Event = field(default_factory=threading.Event)
-    result: object = None
-    error: BaseException | None = None
+class Pending(Generic[T]):
+    """A submitted item: ``result`` waits for what the batch gave it."""
+
+    __slots__ = ("item", "name", "_done", "_result", "_error")
+
+    def __init__(self, item: T, name: str):
+        self.item, self.name = item, name
+        self._done = threading.Event()
+        self._result = self._error = None
+
+    def result(self, timeout: float | None = None):
+        """The item's result, its error raised, or BatchTimeout after ``timeout`` seconds
+        (None: no limit); it may be asked again with a longer timeout."""
+        if not self._done.wait(None if timeout is None else max(0.0, min(timeout, threading.TIMEOUT_MAX))):
+            raise BatchTimeout(f"{self.name} did not answer within the call's deadline")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _answer(self, result) -> None:
+        if isinstance(result, BaseException):
+            self._error = result
+        else:
+            self._result = result
+        self._done.set()
 
 
 class MicroBatcher(Generic[T, R]):
@@ -40,24 +62,25 @@ class MicroBatcher(Generic[T, R]):
         the exception that item alone met."""
         self.name, self.process, self.max_items = name, process, max_items
         self.batches = self.items = 0  # counters: the mean batch size is items / batches
-        self._queue: list[_Waiting[T]] = []
+        self._queue: list[Pending[T]] = []
         self._cond = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name=f"{name}-batcher", daemon=True)
         self._worker.start()
 
     def submit(self, item: T, timeout: float | None = None) -> R:
-        waiting = _Waiting(item)
+        """Processes ``item`` with whatever else is queued; its result, or its error raised
+        (BatchTimeout when ``timeout`` seconds pass first)."""
+        return self.enqueue(item).result(timeout)
+
+    def enqueue(self, item: T) -> Pending[T]:
+        pending = Pending(item, self.name)
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"the {self.name} batcher is closed")
-            self._queue.append(waiting)
+            self._queue.append(pending)
             self._cond.notify()
-        if not waiting.done.wait(None if timeout is None else max(0.0, min(timeout, threading.TIMEOUT_MAX))):
-            raise BatchTimeout(f"{self.name} did not answer within the call's deadline")
-        if waiting.error is not None:
-            raise waiting.error
-        return waiting.result
+        return pending
 
     def close(self) -> None:
         with self._cond:
@@ -76,15 +99,11 @@ class MicroBatcher(Generic[T, R]):
             self.batches, self.items = self.batches + 1, self.items + len(batch)
             self._answer(batch)
 
-    def _answer(self, batch: list[_Waiting[T]]) -> None:
+    def _answer(self, batch: list[Pending[T]]) -> None:
         try:
-            results = self.process([w.item for w in batch])
+            results = self.process([p.item for p in batch])
         except BaseException as err:  # noqa: BLE001 - the whole batch failed: every caller is told
             log.exception("%s batch of %d failed", self.name, len(batch))
             results = [err] * len(batch)
-        for waiting, result in zip(batch, results):
-            if isinstance(result, BaseException):
-                waiting.error = result
-            else:
-                waiting.result = result
-            waiting.done.set()
+        for pending, result in zip(batch, results):
+            pending._answer(result)

@@ -4,11 +4,14 @@ model, apply the policy, log durably, answer. Plain Python; the gRPC adapter is 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from time import time_ns
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
+from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 from services.blueprints.spec import Blueprint, DecisionType
@@ -23,7 +26,7 @@ from services.models.encoding import ACTION_COLUMN, VALUE_COLUMN
 from services.platform import telemetry
 from services.features.store import FeaturesUnavailable
 from services.platform.errors import DeadlineExceeded, NotFound
-from services.platform.telemetry import Telemetry, current_traceparent
+from services.platform.telemetry import Telemetry, traceparent_of
 from services.platform.validation import MAX_KEY_VALUE, Violations
 
 log = logging.getLogger("looper.decision")
@@ -122,10 +125,42 @@ class NoModels:
         return None
 
 
+@dataclass
+class Call:
+    """One decision on its way through a batch: its command, the span it is traced under
+    (its own ``looper.decide``, or its DecideBatch call's ``looper.decide_batch``), and what
+    the batch has found for it so far."""
+
+    command: DecideCommand
+    span: trace.Span = trace.INVALID_SPAN
+    blueprint: Blueprint | None = None
+    features: dict = field(default_factory=dict)
+    reason: DefaultReason = DefaultReason.UNSPECIFIED  # why the features are missing, if they are
+    failure: Exception | None = None  # the feature read's unexpected error: the decision fails with it
+    plan: Plan | None = None
+    scores: dict | None = None
+    shadow_scores: object = None
+
+
+@dataclass
+class Lookups:
+    """What serves each use case as one batch sees it, each looked up once per batch rather
+    than once per decision: its running experiment, whether it is paused, its live model
+    and the model in shadow."""
+
+    experiment: Callable[[str], object]
+    paused: Callable[[str], bool]
+    live: Callable[[str], ScoringModel | None]
+    shadow: Callable[[str], tuple[str, ScoringModel | None] | None]
+
+
 class Decider:
-    """Decisions arriving together share one feature-store read and one model call (two
-    ``MicroBatcher``s); each waits no longer than its caller's deadline, and a decision whose
-    deadline has passed is not logged (its caller has given up on it)."""
+    """Makes decisions together: concurrent ``decide`` calls queue in one ``MicroBatcher``,
+    and each batch of them (like the items of one ``decide_many`` call) shares one claim of
+    its ids, one read per feature view, one call per model and one durable write. Each caller
+    waits no longer than its deadline; a feature store that does not answer in time gives
+    the default decision; a decision whose deadline has passed is not logged (its caller
+    has given up on it)."""
 
     def __init__(self, blueprints: BlueprintStore, decision_log: DecisionLog,
                  features: FeatureSource | None = None, models: LiveModels | None = None,
@@ -138,53 +173,41 @@ class Decider:
         self.models = models or NoModels()
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
-        self._fetching = MicroBatcher("feature-fetch", self._fetch_many)
-        self._scoring = MicroBatcher("inference", _predict_many)
+        self._deciding = MicroBatcher("decide", self._decide_together)
+        self._fetching = MicroBatcher("feature-fetch", lambda reads: [self._fetch_many(r) for r in reads])
         self._arm_policies: dict[tuple[str, str, str, str], Blueprint] = {}  # (use case, digest, experiment, arm)
 
     def close(self) -> None:
+        self._deciding.close()
         self._fetching.close()
-        self._scoring.close()
 
     def decide(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
         """Returns the decision and whether it is a replay of an earlier one with this id."""
         started = time.perf_counter()
         with self.telemetry.tracer.start_as_current_span("looper.decide", attributes={
                 telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id}) as span:
-            blueprint = self.blueprints.latest(command.use_case)
-            validate_command(blueprint, command)
-            record, replayed = self.decision_log.record_once(command.use_case, command.decision_id,
-                                                             lambda: self._decide(blueprint, command))
+            try:
+                record, replayed = self._deciding.submit(Call(command, span), command.remaining())
+            except BatchTimeout:
+                raise DeadlineExceeded("the call's deadline passed before its decision was made") from None
             if replayed:
                 span.set_attribute("looper.replayed", True)
                 return record, True
-            span.set_attributes(decision_attributes(record))
+            if span.is_recording():
+                span.set_attributes(decision_attributes(record))
         self._measure(record, started)
         return record, False
 
     def decide_many(self, commands: list[DecideCommand]) -> list[tuple[DecisionRecord, bool] | Exception]:
-        """Many decisions in one call: each answered, or failed on its own; the new ones are
-        logged in one durable write."""
+        """Many decisions in one call, made together as a batch of concurrent calls is: each
+        answered, or failed on its own; the new ones are logged in one durable write."""
         started = time.perf_counter()
-        answers: list[tuple[DecisionRecord, bool] | Exception | None] = [None] * len(commands)
-        requests, positions = [], []
-        for i, command in enumerate(commands):
-            try:
-                blueprint = self.blueprints.latest(command.use_case)
-                validate_command(blueprint, command)
-            except Exception as err:  # noqa: BLE001 - this item's own error
-                answers[i] = err
-                continue
-            requests.append((blueprint, command))
-            positions.append(i)
-        made = self._decide_together(requests)
-        requests = [(c.use_case, c.decision_id, lambda r=r: _returned(r)) for (_, c), r in zip(requests, made)]
         with self.telemetry.tracer.start_as_current_span("looper.decide_batch", attributes={
-                "looper.requests": len(commands)}):
-            for i, answer in zip(positions, self.decision_log.record_many(requests)):
-                answers[i] = answer
-                if not isinstance(answer, Exception) and not answer[1]:
-                    self._measure(answer[0], started)
+                "looper.requests": len(commands)}) as span:
+            answers = self._decide_together([Call(command, span) for command in commands])
+        for answer in answers:
+            if not isinstance(answer, Exception) and not answer[1]:
+                self._measure(answer[0], started)
         return answers
 
     def get(self, use_case: str, decision_id: str) -> DecisionRecord:
@@ -194,49 +217,85 @@ class Decider:
             raise NotFound(f"decision {decision_id!r} of use case {use_case!r} was not found")
         return record
 
-    def _decide(self, blueprint: Blueprint, command: DecideCommand) -> DecisionRecord:
-        """One decision, its feature read and model call batched with concurrent ones."""
-        tracer = self.telemetry.tracer
-        with tracer.start_as_current_span("looper.feature_fetch") as span:
-            features, reason = self._fetched(lambda: self._fetching.submit((blueprint, command.subject),
-                                                                           command.budget()), span)
-        plan = self._plan(blueprint, command, features, reason)
-        scores = shadow_scores = None
-        if plan.model is not None:
-            with tracer.start_as_current_span("looper.inference", attributes={
-                    telemetry.MODEL_VERSION: plan.model.version, "looper.rows": len(plan.rows)}):
-                scores, plan.reason = self._scored(lambda: self._scoring.submit((blueprint, plan.model, plan.rows),
-                                                                                command.budget()), plan.model)
-        if plan.shadow is not None:
-            with tracer.start_as_current_span("looper.shadow_inference", attributes={
-                    telemetry.MODEL_VERSION: plan.shadow.version}):
-                shadow_scores = _attempt(lambda: self._scoring.submit((blueprint, plan.shadow, plan.rows),
-                                                                      command.budget()))
-        return self._record(blueprint, command, features, plan, scores, shadow_scores)
-
-    def _decide_together(self, items: list[tuple[Blueprint, DecideCommand]]) -> list[DecisionRecord | Exception]:
-        """Several decisions of one call (DecideBatch): one feature read and one model call."""
-        with self.telemetry.tracer.start_as_current_span("looper.feature_fetch"):
-            fetched = self._fetch_many([(b, c.subject) for b, c in items])
-        plans = []
-        for (blueprint, command), found in zip(items, fetched):
-            features, reason = self._fetched(lambda f=found: _returned(f))
-            plans.append((blueprint, command, features, self._plan(blueprint, command, features, reason)))
-        with self.telemetry.tracer.start_as_current_span("looper.inference"):
-            scored = iter(_predict_many([(b, m, p.rows) for b, _, _, p in plans
-                                         for m in (p.model, p.shadow) if m is not None]))
-        records = []
-        for blueprint, command, features, plan in plans:
-            scores = shadow_scores = None
-            if plan.model is not None:
-                scores, plan.reason = self._scored(lambda a=next(scored): _returned(a), plan.model)
-            if plan.shadow is not None:
-                shadow_scores = next(scored)
+    def _decide_together(self, calls: list[Call]) -> list[tuple[DecisionRecord, bool] | Exception]:
+        """A batch: each decision checked against its blueprint; then the log claims the new
+        ids, they are decided together (``_make``) and logged in one durable write, and the
+        ids already used are answered from the log."""
+        answers: list[tuple[DecisionRecord, bool] | Exception | None] = [None] * len(calls)
+        latest = _once_each(self.blueprints.latest)
+        checked: list[int] = []
+        for i, call in enumerate(calls):
             try:
-                records.append(self._record(blueprint, command, features, plan, scores, shadow_scores))
-            except Exception as err:  # noqa: BLE001 - this item's own error
-                records.append(err)
+                call.blueprint = latest(call.command.use_case)
+                validate_command(call.blueprint, call.command)
+                _check_deadline(call.command)
+            except Exception as err:  # noqa: BLE001 - this decision's own error
+                answers[i] = err
+                continue
+            checked.append(i)
+        stages = Stages(self.telemetry.tracer)
+        made: list[Call] = []
+
+        def make(positions: list[int]) -> list[DecisionRecord | Exception]:
+            made.extend(calls[checked[p]] for p in positions)
+            return self._make(made, stages)
+
+        logged = self.decision_log.record_together(
+            [(calls[i].command.use_case, calls[i].command.decision_id) for i in checked], make)
+        for i, answer in zip(checked, logged):
+            answers[i] = answer
+        stages.done("looper.decision_log.append", [calls[i] for i, answer in zip(checked, logged)
+                                                   if not isinstance(answer, Exception) and not answer[1]])
+        return answers
+
+    def _make(self, calls: list[Call], stages: Stages) -> list[DecisionRecord | Exception]:
+        """The decisions of newly claimed ids, made together: one feature read, one call per
+        model (and per model in shadow), then each decision's policy and record."""
+        self._fetch(calls)
+        stages.done("looper.feature_fetch", calls,
+                    lambda group: {"looper.feature_count": sum(len(c.features) for c in group)},
+                    lambda group: "; ".join(sorted({str(c.failure or c.reason.name) for c in group
+                                                    if c.failure or c.reason != DefaultReason.UNSPECIFIED})))
+        lookups = Lookups(experiment=_once_each(self.experiments.active if self.experiments else lambda _: None),
+                          paused=_once_each(self.blueprints.is_paused), live=_once_each(self.models.get),
+                          shadow=_once_each(self.models.shadow))
+        for call in calls:
+            call.plan = self._plan(call, lookups)
+        scored = [c for c in calls if c.plan.model is not None]
+        self._score(scored)
+        stages.done("looper.inference", scored, lambda group: {
+            telemetry.MODEL_VERSION: group[0].plan.model.version, "looper.rows": sum(len(c.plan.rows) for c in group)})
+        shadowed = [c for c in calls if c.plan.shadow is not None]
+        if shadowed:
+            for call, scores in zip(shadowed, _predict_many([(c.blueprint, c.plan.shadow, c.plan.rows)
+                                                             for c in shadowed])):
+                call.shadow_scores = scores
+            stages.done("looper.shadow_inference", shadowed,
+                        lambda group: {telemetry.MODEL_VERSION: group[0].plan.shadow.version})
+        records = [_attempt(lambda c=c: self._record(c)) for c in calls]
+        stages.done("looper.policy", [c for c, r in zip(calls, records) if not isinstance(r, Exception)
+                                      and c.blueprint.decision_type != DecisionType.REGRESSION])
         return records
+
+    def _fetch(self, calls: list[Call]) -> None:
+        """Every decision's features, read for the whole batch on the feature-fetch
+        batcher's thread: a feature store that does not answer within a decision's budget
+        gives that decision the default (the others may wait up to their own)."""
+        pending = self._fetching.enqueue([(c.blueprint, c.command.subject) for c in calls])
+        earliest_first = sorted(range(len(calls)), key=lambda i: _budget_order(calls[i].command))
+        for i in earliest_first:
+            call = calls[i]
+            try:
+                found = pending.result(call.command.budget())[i]
+            except BatchTimeout as err:
+                found = err
+            if isinstance(found, (FeaturesUnavailable, BatchTimeout)):
+                self.telemetry.feature_fetch_failures.add(1, {"looper.reason": type(found).__name__})
+                call.reason = DefaultReason.FEATURES_UNAVAILABLE
+            elif isinstance(found, Exception):
+                call.failure = found
+            else:
+                call.features = dict(found)
 
     def _fetch_many(self, requests: list[tuple[Blueprint, dict[str, str]]]) -> list:
         fetch_many = getattr(self.features, "fetch_many", None)
@@ -244,37 +303,25 @@ class Decider:
             return fetch_many(requests)
         return [_attempt(lambda b=b, s=s: self.features.fetch(b, s)) for b, s in requests]
 
-    def _fetched(self, fetch: Callable[[], dict], span=None) -> tuple[dict, DefaultReason]:
-        """The features, or none and the reason to fall back: the feature store failed or
-        did not answer before the deadline."""
-        try:
-            features = dict(fetch())
-        except (FeaturesUnavailable, BatchTimeout) as err:
-            self.telemetry.feature_fetch_failures.add(1, {"looper.reason": type(err).__name__})
-            if span is not None:
-                span.set_status(StatusCode.ERROR, str(err))
-            return {}, DefaultReason.FEATURES_UNAVAILABLE
-        if span is not None:
-            span.set_attribute("looper.feature_count", len(features))
-        return features, DefaultReason.UNSPECIFIED
-
-    def _plan(self, blueprint: Blueprint, command: DecideCommand, features: dict, reason: DefaultReason) -> Plan:
+    def _plan(self, call: Call, lookups: Lookups) -> Plan:
         """The model to ask (None: decide by default), its input rows, the subject's arm
         and the policy it runs, and the shadow model to ask as well."""
-        features.update(command.context)
-        actions, rows = model_rows(blueprint, command, features)
-        arm = self._arm(blueprint, command)
+        blueprint, command = call.blueprint, call.command
+        call.features.update(command.context)
+        actions, rows = model_rows(blueprint, command, call.features)
+        arm = self._arm(blueprint, command, lookups)
         policy = self._arm_policy(blueprint, arm)
-        model, reason = (None, reason) if reason != DefaultReason.UNSPECIFIED else self._model(blueprint, arm)
+        model, reason = ((None, call.reason) if call.reason != DefaultReason.UNSPECIFIED
+                         else self._model(blueprint, arm, lookups))
         plan = Plan(model, rows, actions, reason, policy, arm=arm[1].name if arm else "")
-        shadow = self.models.shadow(blueprint.name) if model is not None else None
+        shadow = lookups.shadow(blueprint.name) if model is not None else None
         if shadow is not None and blueprint.decision_type != DecisionType.REGRESSION:
             plan.shadow_version, plan.shadow = shadow
         return plan
 
-    def _arm(self, blueprint: Blueprint, command: DecideCommand) -> tuple[str, Arm] | None:
+    def _arm(self, blueprint: Blueprint, command: DecideCommand, lookups: Lookups) -> tuple[str, Arm] | None:
         """(experiment id, the subject's arm) while the use case runs an experiment."""
-        experiment = self.experiments.active(blueprint.name) if self.experiments else None
+        experiment = lookups.experiment(blueprint.name)
         if experiment is None:
             return None
         return experiment.experiment_id, experiment.assign(subject_key(blueprint, command.subject))
@@ -290,44 +337,48 @@ class Decider:
             policy = self._arm_policies[key] = with_overrides(blueprint, arm[1].policy)
         return policy
 
-    def _scored(self, score: Callable[[], dict], model: ScoringModel):
-        try:
-            return score(), DefaultReason.UNSPECIFIED
-        except Exception:  # a broken or slow model must not fail the product: fall back
-            log.exception("model %s failed to score; using the default decision", model.version)
-            return None, DefaultReason.MODEL_UNAVAILABLE
+    def _score(self, calls: list[Call]) -> None:
+        """The live (or arm's) model's predictions for each decision; a model that fails
+        leaves its decisions to the default (a broken model must not fail the product)."""
+        for call, scores in zip(calls, _predict_many([(c.blueprint, c.plan.model, c.plan.rows) for c in calls])):
+            if isinstance(scores, Exception):
+                log.error("model %s failed to score; using the default decision", call.plan.model.version,
+                          exc_info=scores)
+                call.plan.reason = DefaultReason.MODEL_UNAVAILABLE
+            else:
+                call.scores = scores
 
-    def _record(self, blueprint: Blueprint, command: DecideCommand, features: dict, plan: Plan,
-                scores, shadow_scores) -> DecisionRecord:
-        remaining = command.remaining()
-        if remaining is not None and remaining <= 0:
-            raise DeadlineExceeded("the call's deadline passed before the decision was made; it was not logged")
+    def _record(self, call: Call) -> DecisionRecord:
+        blueprint, command, plan, scores = call.blueprint, call.command, call.plan, call.scores
+        if call.failure is not None:
+            raise call.failure
+        _check_deadline(command)
         model = plan.model if scores else None
         common = dict(decision_id=command.decision_id, use_case=blueprint.name,
                       model_version=model.version if model else "", blueprint_version=blueprint.version,
                       default_reason=plan.reason, decide_time=self.clock(), subject=dict(command.subject),
-                      features=features, context=dict(command.context), traceparent=current_traceparent(),
-                      arm=plan.arm, shadow=shadow_of(plan, shadow_scores))
+                      features=call.features, context=dict(command.context), traceparent=traceparent_of(call.span),
+                      arm=plan.arm, shadow=shadow_of(plan, call.shadow_scores))
         if blueprint.decision_type == DecisionType.REGRESSION:
             value = scores[blueprint.primary_label.outcome][0] if scores else float(blueprint.default_decision)
             return DecisionRecord(action="", score=value, propensity=1.0, is_exploration=False, **common)
-        with self.telemetry.tracer.start_as_current_span("looper.policy"):
-            if blueprint.decision_type == DecisionType.NUMERIC:
-                choice = choose_value(plan.policy, command.decision_id, scores)
-            else:
-                choice = choose(plan.policy, command.decision_id, plan.actions, scores,
-                                [dict(c.features) for c in command.candidates] if command.candidates else None)
+        if blueprint.decision_type == DecisionType.NUMERIC:
+            choice = choose_value(plan.policy, command.decision_id, scores)
+        else:
+            choice = choose(plan.policy, command.decision_id, plan.actions, scores,
+                            [dict(c.features) for c in command.candidates] if command.candidates else None)
         return DecisionRecord(action=choice.action, score=choice.score, propensity=choice.propensity,
                               is_exploration=choice.is_exploration, ranking=choice.ranking,
                               predictions=choice.predictions, value=choice.value, **common)
 
-    def _model(self, blueprint: Blueprint, arm: tuple[str, Arm] | None) -> tuple[ScoringModel | None, DefaultReason]:
-        if self.blueprints.is_paused(blueprint.name):
+    def _model(self, blueprint: Blueprint, arm: tuple[str, Arm] | None,
+               lookups: Lookups) -> tuple[ScoringModel | None, DefaultReason]:
+        if lookups.paused(blueprint.name):
             return None, DefaultReason.PAUSED
         wanted = arm[1].model if arm else "live"
         if wanted == "default":
             return None, DefaultReason.EXPERIMENT_ARM
-        model = self.models.get(blueprint.name) if wanted == "live" else self.models.version(blueprint.name, wanted)
+        model = lookups.live(blueprint.name) if wanted == "live" else self.models.version(blueprint.name, wanted)
         if model is not None:
             return model, DefaultReason.UNSPECIFIED
         failed = self.models.load_failed(blueprint.name) if wanted == "live" else True
@@ -338,6 +389,34 @@ class Decider:
         attributes = {telemetry.USE_CASE: record.use_case, "looper.result": result}
         self.telemetry.decisions.add(1, attributes)
         self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
+
+
+class Stages:
+    """The stages of one batch (feature fetch, inference, policy, log append), each timed
+    once for the whole batch and shown in the trace of each decision that is sampled, as a
+    child of its span (once per span: a DecideBatch call's decisions share theirs). Decisions
+    that are not sampled cost no span work."""
+
+    def __init__(self, tracer: trace.Tracer):
+        self.tracer = tracer
+        self.began = time_ns()
+
+    def done(self, name: str, calls: list[Call], attributes: Callable[[list[Call]], dict] = lambda group: {},
+             failed: Callable[[list[Call]], str] = lambda group: "") -> None:
+        """Ends the stage that began where the last one ended, for ``calls``."""
+        start, end = self.began, time_ns()
+        self.began = end
+        groups: dict[int, list[Call]] = {}
+        for call in calls:
+            if call.span.is_recording():
+                groups.setdefault(id(call.span), []).append(call)
+        for group in groups.values():
+            span = self.tracer.start_span(name, context=trace.set_span_in_context(group[0].span), start_time=start,
+                                          attributes=attributes(group))
+            error = failed(group)
+            if error:
+                span.set_status(StatusCode.ERROR, error)
+            span.end(end_time=end)
 
 
 def shadow_of(plan: Plan, scores) -> dict:
@@ -354,18 +433,34 @@ def shadow_of(plan: Plan, scores) -> dict:
     return {"model_version": plan.shadow_version, "action": plan.actions[best], "score": float(primary[best])}
 
 
-def _returned(value):
-    """A precomputed result, or its error raised."""
-    if isinstance(value, BaseException):
-        raise value
-    return value
-
-
 def _attempt(call: Callable):
     try:
         return call()
     except Exception as err:  # noqa: BLE001 - returned, to be raised for its own item
         return err
+
+
+def _once_each(lookup: Callable):
+    """``lookup`` remembering its answer for each argument (the lookups of one batch)."""
+    seen: dict = {}
+
+    def get(key):
+        if key not in seen:
+            seen[key] = lookup(key)
+        return seen[key]
+
+    return get
+
+
+def _check_deadline(command: DecideCommand) -> None:
+    remaining = command.remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded("the call's deadline passed before the decision was made; it was not logged")
+
+
+def _budget_order(command: DecideCommand) -> float:
+    """Earliest deadline first; decisions without one last."""
+    return command.deadline if command.deadline is not None else math.inf
 
 
 def _predict_many(items: list[tuple[Blueprint, ScoringModel, list[dict]]]) -> list:

@@ -28,7 +28,6 @@ from services.platform.errors import FailedPrecondition, Unavailable
 from services.platform.id_index import IdempotencyIndex, IndexEntry
 from services.platform.key_locks import KeyLocks
 from services.platform.log_rewrite import LogEraser, pending_rewrites
-from services.platform.telemetry import OffTracer
 
 PREFIX = "decisions"
 # The log's readers: retention keeps every segment until each of them has read it.
@@ -47,11 +46,10 @@ class RetentionResult:
 class DecisionLog:
     def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
                  segment_seconds: float = 3600.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), tracer=None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  durability: Durability = Durability.FSYNC, hidden: Hidden | None = None):
         self.paths = paths
         self.hidden = hidden or (lambda record: False)
-        self.tracer = tracer or OffTracer()
         self.window = window  # the idempotency window now (it grows with the longest label window)
         self.clock = clock
         self.segment_seconds = segment_seconds
@@ -69,69 +67,89 @@ class DecisionLog:
                     decide: Callable[[], DecisionRecord]) -> tuple[DecisionRecord, bool]:
         """The decision logged under this id, made by ``decide`` and logged durably if there
         is none yet; returns it and whether it was an earlier one (a replay)."""
-        with self._in_process.hold((use_case, decision_id)):
-            earlier = self._claim(use_case, decision_id)
-            if earlier is not None:
-                return earlier, True
-            try:
-                record = decide()
-                with self.tracer.start_as_current_span("looper.decision_log.append"):
-                    address = self._log.append(record.to_dict())
-            except BaseException:
-                self._index.release(use_case, [decision_id])
-                raise
-            self._index.complete(use_case, [(decision_id, address, record.decide_time.timestamp())])
-            return record, False
+        answer = self.record_together([(use_case, decision_id)], lambda positions: [decide()])[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def record_many(self, requests: list[tuple[str, str, Callable[[], DecisionRecord]]]
                     ) -> list[tuple[DecisionRecord, bool] | Exception]:
-        """``record_once`` for many ids at once, the new decisions sharing one durable write.
-        Each request gets its own answer, or the error that request alone met; an id repeated
-        within the call is a replay of its first occurrence."""
-        first = {}
-        for use_case, decision_id, decide in requests:
-            first.setdefault((use_case, decision_id), decide)
-        answers: dict[tuple[str, str], tuple[DecisionRecord, bool] | Exception] = {}
+        """``record_once`` for many ids at once, each request with its own ``decide``."""
+        return self.record_together([(use_case, decision_id) for use_case, decision_id, _ in requests],
+                                    lambda positions: [_attempt(requests[p][2]) for p in positions])
+
+    def record_together(self, keys: list[tuple[str, str]],
+                        decide: Callable[[list[int]], list[DecisionRecord | Exception]]
+                        ) -> list[tuple[DecisionRecord, bool] | Exception]:
+        """For each (use case, decision id): the decision logged under it, or a new one made
+        and logged durably. The new ids are claimed together (one transaction per use case),
+        ``decide`` is called once with the positions (in ``keys``) of those that need a
+        decision and returns each one's record or its own error, and the new records share
+        one durable write. Each key gets its answer, (record, whether it is a replay), or
+        the error it alone met; a key repeated in the call is a replay of its first
+        occurrence. A failed write raises, after releasing every id it claimed."""
+        first: dict[tuple[str, str], int] = {}
+        for position, key in enumerate(keys):
+            first.setdefault(key, position)
         with ExitStack() as held:
             for key in sorted(first):
                 held.enter_context(self._in_process.hold(key))
-            made = self._claim_and_decide(first, answers)
-            if made:
-                self._log_many(made)
-                answers.update({key: (record, False) for key, record in made})
-        seen: set[tuple[str, str]] = set()
-        results = []
-        for use_case, decision_id, _ in requests:
-            answer, key = answers[(use_case, decision_id)], (use_case, decision_id)
-            results.append((answer[0], True) if key in seen and not isinstance(answer, Exception) else answer)
-            seen.add(key)
-        return results
+            answers = self._claim_all(list(first))
+            ours = [key for key in first if key not in answers]
+            if ours:
+                try:
+                    made = decide([first[key] for key in ours])
+                except BaseException:
+                    self._release(ours)
+                    raise
+                failed = [key for key, record in zip(ours, made) if isinstance(record, Exception)]
+                self._release(failed)
+                answers.update(zip(failed, (record for record in made if isinstance(record, Exception))))
+                self._log_many([(key, record) for key, record in zip(ours, made) if not isinstance(record, Exception)])
+                answers.update((key, (record, False)) for key, record in zip(ours, made)
+                               if not isinstance(record, Exception))
+        return [answers[key] if first[key] == position or isinstance(answers[key], Exception)
+                else (answers[key][0], True) for position, key in enumerate(keys)]
 
-    def _claim_and_decide(self, requests: dict, answers: dict) -> list[tuple[tuple[str, str], DecisionRecord]]:
-        made = []
-        for key, decide in requests.items():
+    def _claim_all(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[DecisionRecord, bool] | Exception]:
+        """Claims every id nobody has used, one transaction per use case; returns the
+        answers of the others: an earlier decision's replay, or why there is none."""
+        by_use_case: dict[str, list[str]] = {}
+        for use_case, decision_id in keys:
+            by_use_case.setdefault(use_case, []).append(decision_id)
+        answers: dict[tuple[str, str], tuple[DecisionRecord, bool] | Exception] = {}
+        now = self.clock().timestamp()
+        for use_case, ids in by_use_case.items():
             try:
-                earlier = self._claim(*key)
-            except Exception as err:  # noqa: BLE001 - this request's own error
-                answers[key] = err
+                taken = self._index.claim(use_case, ids, now)
+            except Exception as err:  # noqa: BLE001 - the index cannot be written: these ids' error
+                answers.update(((use_case, i), err) for i in ids)
                 continue
-            if earlier is not None:
-                answers[key] = (earlier, True)
-                continue
-            try:
-                made.append((key, decide()))
-            except Exception as err:  # noqa: BLE001 - this request's own error
-                self._index.release(key[0], [key[1]])
-                answers[key] = err
-        return made
+            for decision_id in taken:  # used before, or being decided by another call
+                try:
+                    earlier = self._claim(use_case, decision_id)
+                except Exception as err:  # noqa: BLE001 - this id's own error
+                    answers[(use_case, decision_id)] = err
+                    continue
+                if earlier is not None:
+                    answers[(use_case, decision_id)] = (earlier, True)
+        return answers
+
+    def _release(self, keys: list[tuple[str, str]]) -> None:
+        """Gives up claims (their decision failed, or its write): the ids are free again."""
+        by_use_case: dict[str, list[str]] = {}
+        for use_case, decision_id in keys:
+            by_use_case.setdefault(use_case, []).append(decision_id)
+        for use_case, ids in by_use_case.items():
+            self._index.release(use_case, ids)
 
     def _log_many(self, made: list[tuple[tuple[str, str], DecisionRecord]]) -> None:
+        if not made:
+            return
         try:
-            with self.tracer.start_as_current_span("looper.decision_log.append", attributes={"looper.records": len(made)}):
-                addresses = self._log.append_many([record.to_dict() for _, record in made])
+            addresses = self._log.append_many([record.to_dict() for _, record in made])
         except BaseException:
-            for (use_case, decision_id), _ in made:
-                self._index.release(use_case, [decision_id])
+            self._release([key for key, _ in made])
             raise
         by_use_case: dict[str, list] = {}
         for ((use_case, decision_id), record), address in zip(made, addresses):
@@ -254,6 +272,13 @@ class DecisionStream:
 
     def backlog_bytes(self) -> int:
         return self._consumer.backlog_bytes()
+
+
+def _attempt(decide: Callable[[], DecisionRecord]) -> DecisionRecord | Exception:
+    try:
+        return decide()
+    except Exception as err:  # noqa: BLE001 - returned as this request's own error
+        return err
 
 
 def _human(window: timedelta) -> str:

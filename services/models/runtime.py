@@ -30,14 +30,14 @@ class ServingModel:
 
     def score(self, rows: list[dict[str, FeatureScalar]]) -> list[float]:
         """One score per row for the primary label: its probability, or its predicted value."""
-        return self.score_encoded([self.input.row(r) for r in rows])
+        return self.score_encoded(self.input.matrix(rows))
 
     def predict(self, rows: list[dict[str, FeatureScalar]]) -> dict[str, list[float]]:
         """Per outcome, one prediction per row (the policy weighs them)."""
-        return self.predict_encoded([self.input.row(r) for r in rows])
+        return self.predict_encoded(self.input.matrix(rows))
 
     def score_encoded(self, data) -> list[float]:
-        """Scores rows already encoded (a list of input rows or an encoded frame)."""
+        """Scores rows already encoded (input rows as lists or an array, or an encoded frame)."""
         return _predict(self.meta.kind, self._models[self.meta.label], data)
 
     def predict_encoded(self, data) -> dict[str, list[float]]:
@@ -54,8 +54,8 @@ def _load(kind: ModelKind, path: Path):
 
 def _predict(kind: ModelKind, model, data) -> list[float]:
     if kind == ModelKind.CLASSIFIER:
-        return [float(p[1]) for p in model.predict(data, prediction_type="Probability", thread_count=1)]
-    return [float(v) for v in model.predict(data, thread_count=1)]
+        return model.predict(data, prediction_type="Probability", thread_count=1)[:, 1].tolist()
+    return model.predict(data, thread_count=1).tolist()
 
 
 class UpliftModel(ServingModel):

@@ -88,7 +88,12 @@ def telemetry_for(service_name: str) -> Telemetry:
 
 def current_traceparent() -> str:
     """The W3C traceparent of the current span ("" when not recording)."""
-    context = trace.get_current_span().get_span_context()
+    return traceparent_of(trace.get_current_span())
+
+
+def traceparent_of(span: trace.Span) -> str:
+    """The W3C traceparent of a span ("" for the invalid span of tracing that is off)."""
+    context = span.get_span_context()
     if not context.is_valid:
         return ""
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"

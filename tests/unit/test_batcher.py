@@ -60,3 +60,17 @@ def test_a_caller_waits_no_longer_than_its_deadline():
         batcher.submit(1, timeout=0.05)
     stuck.set()
     batcher.close()
+
+
+def test_an_enqueued_item_can_be_waited_for_in_steps():
+    release = threading.Event()
+    batcher = MicroBatcher("test", lambda items: release.wait(10) and [item + 1 for item in items])
+    try:
+        pending = batcher.enqueue(1)
+        with pytest.raises(BatchTimeout):
+            pending.result(0.01)
+        release.set()
+        assert pending.result(5) == 2 and pending.result(0) == 2
+    finally:
+        release.set()
+        batcher.close()

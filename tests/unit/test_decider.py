@@ -153,6 +153,52 @@ def test_concurrent_calls_with_one_decision_id_log_one_decision(stores, tmp_path
     assert [r.decision_id for r in iter_decisions(DataDir(tmp_path).decisions)] == ["same-id"]
 
 
+class GatedFeatures:
+    """Holds the first read until released, so that the calls arriving meanwhile queue."""
+
+    def __init__(self):
+        import threading
+
+        self.reads, self.release = [], threading.Event()
+
+    def fetch_many(self, requests):
+        self.reads.append([subject["user_id"] for _, subject in requests])
+        assert self.release.wait(10)
+        return [{"user_stats__sessions": 4.0} for _ in requests]
+
+
+def test_concurrent_decisions_share_one_feature_read_one_model_call_and_one_write(stores, monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.platform import durable_log
+
+    writes = []
+    real_write_all = durable_log._write_all
+    monkeypatch.setattr(durable_log, "_write_all", lambda fd, data: (writes.append(len(data)), real_write_all(fd, data)))
+    features, model = GatedFeatures(), FakeModel(scores=[0.9, 0.1] * 6)
+    decider = Decider(*stores, features=features, models=FakeModels(model))
+    try:
+        with ThreadPoolExecutor(7) as pool:
+            first = pool.submit(decider.decide, command(decision_id="first", subject={"user_id": "u0"}))
+            while not features.reads:
+                time.sleep(0.001)
+            rest = [pool.submit(decider.decide, command(decision_id=f"d{i}", subject={"user_id": f"u{i}"}))
+                    for i in range(1, 7)]
+            while len(decider._deciding._queue) < 6:
+                time.sleep(0.001)
+            features.release.set()
+            answers = [first.result()] + [f.result() for f in rest]
+        assert [record.subject["user_id"] for record, _ in answers] == [f"u{i}" for i in range(7)]
+        assert all(not replayed and record.model_version == "m000007" for record, replayed in answers)
+        assert sorted(features.reads[1]) == [f"u{i}" for i in range(1, 7)], "the queued six were read together"
+        assert len(model.rows) == 2 + 12, "one model call scored both actions of the six"
+        assert len(writes) == 2, "the six were logged in one write"
+    finally:
+        features.release.set()
+        decider.close()
+
+
 def test_a_batch_answers_each_item_logs_the_new_ones_together_and_replays_repeats(stores, tmp_path, monkeypatch):
     from services.platform import durable_log
 

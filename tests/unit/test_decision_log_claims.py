@@ -100,6 +100,27 @@ def test_in_a_batch_each_request_gets_its_own_answer_or_its_own_error(paths):
         log.close()
 
 
+def test_decisions_recorded_together_are_made_in_one_call_for_the_new_ids_only(paths):
+    log = DecisionLog(paths, clock=Clock())
+    try:
+        earlier, _ = log.record_once("uc", "earlier", lambda: record("earlier"))
+        asked = []
+
+        def decide(positions):
+            asked.append(positions)
+            return [record("a") if p == 0 else RuntimeError("this one failed") for p in positions]
+        answers = log.record_together([("uc", "a"), ("uc", "earlier"), ("uc", "b"), ("uc", "a")], decide)
+        assert asked == [[0, 2]], "one call, for the first occurrence of each new id"
+        assert answers[0] == (record("a"), False) and answers[1] == (earlier, True)
+        assert isinstance(answers[2], RuntimeError) and answers[3] == (record("a"), True)
+        assert log.record_once("uc", "b", lambda: record("b")) == (record("b"), False)  # its claim was released
+        with pytest.raises(ValueError):  # a decide that raises fails the call and frees its ids
+            log.record_together([("uc", "c")], lambda positions: (_ for _ in ()).throw(ValueError("boom")))
+        assert log.record_once("uc", "c", lambda: record("c")) == (record("c"), False)
+    finally:
+        log.close()
+
+
 def test_a_failed_batch_write_releases_every_id_it_claimed(paths, monkeypatch):
     log = DecisionLog(paths)
     try:

@@ -29,7 +29,7 @@ class Model:
     def score(self, rows):
         if self.broken:
             raise RuntimeError("corrupt")
-        return [0.9, 0.1]
+        return [0.9, 0.1] * (len(rows) // 2)  # each decision's two actions
 
 
 class Models(NoModels):
@@ -57,7 +57,7 @@ class Observed:
                               meter=MeterProvider(metric_readers=[self.metrics]).get_meter("test"), enabled=True)
         blueprints = BlueprintStore(tmp_path / "blueprints")
         blueprints.apply(SIMPLE_BLUEPRINT.replace("exploration_rate: 0.2", f"exploration_rate: {exploration}"))
-        self.log = DecisionLog(DataDir(tmp_path).ensure().decisions, tracer=telemetry.tracer)
+        self.log = DecisionLog(DataDir(tmp_path).ensure().decisions)
         self.decider = Decider(blueprints, self.log, features=Features(), models=Models(model), telemetry=telemetry)
 
     def span(self, name):
@@ -90,6 +90,38 @@ def test_a_decision_is_one_trace_with_fetch_inference_and_policy_inside(observed
     assert observed.span("looper.feature_fetch").attributes["looper.feature_count"] == 2
     assert dict(observed.span("looper.inference").attributes) == {"looper.model_version": "m000003", "looper.rows": 2}
     assert record.traceparent == f"00-{decide.context.trace_id:032x}-{decide.context.span_id:016x}-{int(decide.context.trace_flags):02x}"
+
+
+def test_decisions_made_in_one_batch_each_get_the_batch_s_stages_in_their_own_trace(observed):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    release, reads = threading.Event(), []
+
+    def gated(requests):
+        reads.append(len(requests))
+        assert release.wait(10)
+        return [{"user_profile__sessions": 3.0} for _ in requests]
+    observed.decider.features.fetch_many = gated
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(observed.decider.decide, command("first"))
+        while not reads:
+            pass
+        rest = [pool.submit(observed.decider.decide, command(f"b-{i}")) for i in range(3)]
+        while len(observed.decider._deciding._queue) < 3:
+            pass
+        release.set()
+        [f.result() for f in [first, *rest]]
+    assert reads == [1, 3]
+    spans = observed.spans.get_finished_spans()
+    decides = {s.attributes["looper.decision_id"]: s for s in spans if s.name == "looper.decide"}
+    for decision_id in ("b-0", "b-1", "b-2"):
+        children = [s for s in spans if s.parent and s.parent.span_id == decides[decision_id].context.span_id]
+        assert sorted(s.name for s in children) == ["looper.decision_log.append", "looper.feature_fetch",
+                                                    "looper.inference", "looper.policy"]
+        assert all(s.context.trace_id == decides[decision_id].context.trace_id for s in children)
+    inference = [s for s in spans if s.name == "looper.inference" and s.parent.span_id == decides["b-1"].context.span_id]
+    assert inference[0].attributes["looper.rows"] == 2, "each trace counts its own decision's rows"
 
 
 def test_the_decision_span_names_what_was_decided_and_never_a_feature_value(observed):
