@@ -16,6 +16,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 
 .DEFAULT_GOAL := setup
 include mk/clients.mk
+$(CLIENTS_STAMPS)/maven: | $(ZIPKIN_JAR)
 
 .PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-loadgen bench-peers bench-memory fuzz mutation clean
 
@@ -59,7 +60,11 @@ release-contract: $(BUF)
 # Test files run on TEST_WORKERS processes, each file whole on one (its module's servers start
 # once); most of a test's time is spent waiting on servers it started, so two fit on two cores.
 TEST_WORKERS ?= 2
-test: setup setup-clients lint breaking
+# The installs are mostly downloads from different registries: they run side by side
+# (two Maven runs never do: they would share ~/.m2).
+test:
+	$(MAKE) -j4 --output-sync=target setup setup-clients
+	$(MAKE) lint breaking
 	LOOPER_REQUIRE_CLIENTS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 ## demo: start the services on embedded defaults and run the main job (the notification story);
