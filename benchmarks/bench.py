@@ -10,7 +10,8 @@ stack a user would assemble, in one run, interleaved, on this machine, now.
   inference call scoring the same two rows, per decision.
 - Also: DecideBatch, ranking 100 candidates with numeric candidate features in one call,
   tracing on (parent-based 1% sampler, exported over OTLP) against off, and ``--workers 2``
-  against ``--workers 1`` when ``looper serve`` has the flag.
+  against ``--workers 1`` when ``looper serve`` has the flag, and ``LOOPER_DURABILITY=os``
+  (acknowledged once the OS has the bytes) against the default fsync before the ack.
 
 Every figure comes from the same Go load generator (grpc-go, several connections, a fixed
 number of calls after a warm-up) at concurrency 1, 16 and 64, with the server processes' CPU
@@ -183,6 +184,8 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     traced = start(lambda: servers.DecisionServer(
         "decide_traced", data, looper_workers, {**TRACING_1PCT, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}))
     single = start(lambda: servers.DecisionServer("decide_w1", data, 1, servers.NO_TRACING)) if scaling else None
+    durable_os = start(lambda: servers.DecisionServer("decide_os", data, looper_workers,
+                                                      {**servers.NO_TRACING, "LOOPER_DURABILITY": "os"}))
     echo = start(lambda: servers.EchoServer(workers))
     peer = start(lambda: servers.PeerStack(work / "peer", DataDir(data).features.repo, models["notification_file"],
                                            workloads.NOTIFICATIONS))
@@ -191,7 +194,7 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     singles = workloads.decide_requests(users)
     decide_file = generator.write_requests(files / "decide.bin", [r.SerializeToString() for r in singles])
     peer_files, peer_check = peer_requests(work, files, peer, models, singles[:200])
-    check_looper(decide, traced, single, users, items, models)
+    check_looper((decide, traced, single, durable_os), users, items, models)
 
     def steps(server, requests=decide_file, method=DECIDE, sampled=False) -> list[Step]:
         return [Step(server.address, method, requests, server.metadata, UNIQUE, sampled)]
@@ -209,6 +212,8 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     ]
     if single:
         compared.append(Workload("decide_w1", "Decide (--workers 1)", steps(single), single.pids))
+    compared.append(Workload("decide_os", f"Decide, LOOPER_DURABILITY=os ({processes})", steps(durable_os),
+                             durable_os.pids))
     batch_file = generator.write_requests(files / "batch.bin", workloads.batch_requests(users, BATCH_SIZE))
     rank_file = generator.write_requests(files / "rank.bin", workloads.rank_requests(users, items))
     plan = Plan(compared,
@@ -343,11 +348,11 @@ def _predict(model_file: Path, model_input, rows: list[list]) -> list[float]:
     return [float(p) for p in model.predict_proba(frame, thread_count=1)[:, 1]]
 
 
-def check_looper(decide, traced, single, users, items, models) -> None:
+def check_looper(deciders, users, items, models) -> None:
     """Each Decision server answers with the trained models before anything is timed."""
     from looper import LooperClient
 
-    for server in filter(None, (decide, traced, single)):
+    for server in filter(None, deciders):
         with LooperClient(server.address, token=server.token, timeout=30) as client:
             decision = client.decide(workloads.NOTIFICATIONS, f"check-{server.name}", {"user_id": users[0].user_id},
                                      {"hour_of_day": 9, "platform": users[0].platform})
@@ -450,6 +455,8 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
         "workers_scaling": ratio(rate(decide), rate(by["decide_w1"])) if "decide_w1" in by else None,
         "workers_scaling_reason": scaling_reason,
         "tracing_cost_pct": (1 - tracing) * 100 if tracing is not None else None,
+        "durability_os_vs_fsync": ratio(rate(by["decide_os"]), rate(decide)),
+        "durability_os_vs_fsync_p50_c1": ratio(median(by["decide_os"], 1, "p50"), median(decide, 1, "p50")),
         "decide_batch_decisions_per_s": (median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
         "decide_batch_vs_decide": ratio((median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
                                         rate(decide)),
@@ -460,6 +467,9 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
             "rank100_ms": "p50 of one Decide ranking 100 candidates (see rank100_source)",
             "workers_scaling": f"Decide calls/s with the default workers / with --workers 1, concurrency {THROUGHPUT_AT}",
             "tracing_cost": f"1 - Decide calls/s traced (1%) / untraced, concurrency {THROUGHPUT_AT}",
+            "durability_os_vs_fsync": f"Decide calls/s acknowledging once the OS has the bytes / after fsync, "
+                                      f"concurrency {THROUGHPUT_AT}",
+            "durability_os_vs_fsync_p50_c1": "Decide p50 in os mode / in fsync mode, concurrency 1",
         },
     }
 
@@ -490,7 +500,8 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
     tables = [("Decide beside its baselines", "decide", [("echo", "Decide/echo", ("decide", "echo")),
                                                          ("pair", "Decide/peer", ("decide", "pair"))]),
               ("Decide beside its variants", "decide", [("decide_traced", "traced/off", ("decide_traced", "decide"))]
-               + ([("decide_w1", "Decide/w1", ("decide", "decide_w1"))] if "decide_w1" in by else []))]
+               + ([("decide_w1", "Decide/w1", ("decide", "decide_w1"))] if "decide_w1" in by else [])
+               + [("decide_os", "os/fsync", ("decide_os", "decide"))])]
     for title, first, columns in tables:
         print(f"\n{title} (median of the rounds)")
         header = f"{'c':>3}  {'figure':<24}{by[first].label.split(' (')[0]:>10}"
@@ -525,12 +536,15 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
             parts = ", ".join(f"{name.removeprefix('looper.')} {v['p50_ms']:.2f}" for name, v in stages.items())
             print(f"  server spans, {label} (p50 ms, n={stages.get('handler', {}).get('n', 0)}): {parts}")
     print(f"  rank100_ms is the {summary['rank100_source']}")
+    print(f"  durability: LOOPER_DURABILITY=os gives {_fmt(summary['durability_os_vs_fsync'])}x the calls/s of fsync "
+          f"before the ack at c{THROUGHPUT_AT}, and {_fmt(summary['durability_os_vs_fsync_p50_c1'])}x its p50 at c1")
     if summary["workers_scaling"] is None:
         print(f"  workers_scaling n/a: {summary['workers_scaling_reason']}")
 
 
 def _column_name(workload: Workload) -> str:
-    return {"echo": "echo", "pair": "peer", "decide_traced": "tracing 1%", "decide_w1": "--workers 1"}[workload.key]
+    return {"echo": "echo", "pair": "peer", "decide_traced": "tracing 1%", "decide_w1": "--workers 1",
+            "decide_os": "durability os"}[workload.key]
 
 
 def loadavg() -> str:

@@ -30,9 +30,10 @@ def workload(key: str, by_concurrency: dict[int, list[dict]]) -> bench.Workload:
 def plan(with_single: bool) -> bench.Plan:
     compared = [
         workload("echo", {16: [run(4000, p99=2.0)], 64: [run(5000), run(7000), run(6000)]}),
-        workload("decide", {16: [run(900, p99=10.0)], 64: [run(1000), run(1400), run(1200)]}),
+        workload("decide", {1: [run(400, p50=1.6)], 16: [run(900, p99=10.0)], 64: [run(1000), run(1400), run(1200)]}),
         workload("pair", {64: [run(400)]}),
         workload("decide_traced", {64: [run(1080)]}),
+        workload("decide_os", {1: [run(500, p50=0.8)], 64: [run(1500)]}),
     ]
     if with_single:
         compared.append(workload("decide_w1", {64: [run(800)]}))
@@ -49,6 +50,7 @@ def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
     assert summary["rank100_ms"] == 7.25 and "handler" in summary["rank100_source"]
     assert summary["workers_scaling"] == 1200 / 800
     assert abs(summary["tracing_cost_pct"] - 10.0) < 1e-9
+    assert summary["durability_os_vs_fsync"] == 1500 / 1200 and summary["durability_os_vs_fsync_p50_c1"] == 0.8 / 1.6
     assert summary["decide_batch_decisions_per_s"] == 20 * bench.BATCH_SIZE
     found = LINE.fullmatch(bench.bench_line(summary))
     assert found and found.groups() == ("0.20", "3.00", "5.00", "7.25", "1.50", "10.0")
