@@ -29,9 +29,9 @@ def workload(key: str, by_concurrency: dict[int, list[dict]]) -> bench.Workload:
 
 def plan(with_single: bool) -> bench.Plan:
     compared = [
-        workload("echo", {16: [run(4000, p99=2.0)], 64: [run(5000), run(7000), run(6000)]}),
-        workload("decide", {1: [run(400, p50=1.6)], 16: [run(900, p99=10.0)], 64: [run(1000), run(1400), run(1200)]}),
-        workload("pair", {64: [run(400)]}),
+        workload("echo", {16: [run(4500, p99=2.0)], 64: [run(5000), run(7000), run(6000)]}),
+        workload("decide", {1: [run(400, p50=1.6)], 16: [run(800, p99=10.0), run(1000, p99=9.0), run(900, p99=12.0)], 64: [run(1000), run(1400), run(1200)]}),
+        workload("pair", {16: [run(300)], 64: [run(400)]}),
         workload("decide_traced", {64: [run(1080)]}),
         workload("decide_os", {1: [run(500, p50=0.8)], 64: [run(1500)]}),
     ]
@@ -44,8 +44,8 @@ def plan(with_single: bool) -> bench.Plan:
 def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
     spans = {"bench_feed": {"handler": {"n": 150, "p50_ms": 7.25}}}
     summary = bench.summarize(plan(with_single=True), spans, "")
-    assert summary["decide_vs_ceiling"] == 1200 / 6000
-    assert summary["decide_vs_peer"] == 1200 / 400
+    assert summary["decide_vs_ceiling"] == 900 / 4500  # the medians at concurrency 16
+    assert summary["decide_vs_peer"] == 900 / 300
     assert summary["p99_vs_ceiling"] == 10.0 / 2.0
     assert summary["rank100_ms"] == 7.25 and "handler" in summary["rank100_source"]
     assert summary["workers_scaling"] == 1200 / 800
