@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Annotated
 
 import typer
 
 from services.cli.connection import ClientCommand, connection
-from services.cli.output import console, emit, fields, headline, model_doc, run_doc, table, when
+from services.cli.output import emit, fields, follow, headline, model_doc, run_doc, table, when
 from services.cli.use_cases import UseCase
 
 PANEL = "Models and training"
@@ -87,28 +86,8 @@ def train(use_case: UseCase,
 
 
 def _follow(client, run, timeout: float):
-    """Polls the run until it ends: a spinner on a terminal, one line per state change otherwise."""
-    err = console()
-    err.file = sys.stderr
-    deadline, started, seen = time.monotonic() + timeout, time.monotonic(), None
-    status = err.status(f"run {run.run_id}") if err.is_terminal else None
-    if status:
-        status.start()
-    try:
-        while True:
-            state = run_doc(run)["state"]
-            if status:
-                status.update(f"training run {run.run_id}: {state} ({time.monotonic() - started:.0f} s)")
-            elif state != seen:
-                print(f"training run {run.run_id}: {state}", file=sys.stderr, flush=True)
-            seen = state
-            if state in DONE or time.monotonic() > deadline:
-                return run
-            time.sleep(0.5)
-            run = client.get_training_run(run.run_id)
-    finally:
-        if status:
-            status.stop()
+    return follow(f"training run {run.run_id}", run, lambda: client.get_training_run(run.run_id),
+                  lambda r: run_doc(r)["state"], DONE, timeout)
 
 
 def promote(use_case: UseCase,

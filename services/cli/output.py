@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -133,6 +134,23 @@ def credential_doc(credential) -> dict[str, Any]:
 
 
 # --- printing ------------------------------------------------------------------------------
+def deletion_doc(deletion) -> dict[str, Any]:
+    from looperpb.v1 import trainer_pb2
+
+    def counts(c) -> dict[str, int]:
+        return {f.name: getattr(c, f.name) for f in c.DESCRIPTOR.fields}
+
+    return {"deletion_id": deletion.deletion_id, "request_id": deletion.request_id,
+            "kind": enum_word(trainer_pb2.DeletionKind, deletion.kind, "DELETION_KIND_"),
+            "use_case": deletion.use_case, "subject": dict(deletion.subject),
+            "subject_sha256": deletion.subject_sha256 or None,
+            "state": enum_word(trainer_pb2.DeletionState, deletion.state, "DELETION_STATE_"),
+            "create_time": timestamp(deletion.create_time), "update_time": timestamp(deletion.update_time),
+            "end_time": timestamp(deletion.end_time), "removed": counts(deletion.removed),
+            "waiting": counts(deletion.waiting), "waiting_reason": deletion.waiting_reason or None,
+            "error": deletion.error or None, "requested_by": deletion.requested_by}
+
+
 def console() -> Console:
     """Rich on stdout; markup off, so text from the services is printed as it is. Piped, the
     lines are not wrapped at 80 columns (so grep finds whole rows)."""
@@ -192,3 +210,32 @@ def when(rfc3339: str | None) -> str | None:
 def headline(values: dict[str, float]) -> str:
     shown = [f"{name}={values[name]:.4g}" for name in HEADLINE_METRICS if name in values]
     return " ".join(shown) or "-"
+
+
+def follow(what: str, current, refresh: Callable[[], Any], state_of: Callable[[Any], str],
+           done: Iterable[str], timeout: float):
+    """Polls ``refresh()`` until ``state_of`` its answer is one of ``done`` or ``timeout``
+    seconds pass, and returns the last answer: a spinner on a terminal, one line on stderr
+    per change of state otherwise (so a pipe or a CI log shows the progress too)."""
+    err = console()
+    err.file = sys.stderr
+    deadline, started, seen = time.monotonic() + timeout, time.monotonic(), None
+    status = err.status(what) if err.is_terminal else None
+    if status:
+        status.start()
+    try:
+        while True:
+            state = state_of(current)
+            if status:
+                status.update(f"{what}: {state} ({time.monotonic() - started:.0f} s)")
+            elif state != seen:
+                print(f"{what}: {state}", file=sys.stderr, flush=True)
+            seen = state
+            if state in done or time.monotonic() > deadline:
+                return current
+            time.sleep(0.5)
+            current = refresh()
+    finally:
+        if status:
+            status.stop()
+

@@ -237,7 +237,7 @@ def test_credentials_create_list_rotate_revoke(stack):
     (["promote", "no_such_case", "m000001"], "Trainer"), (["rollback", "no_such_case"], "Trainer"),
     (["pause", "no_such_case"], "Trainer"), (["resume", "no_such_case"], "Trainer"),
     (["decision", "get", "no_such_case", "d-1"], "Decision"), (["label", "get", "no_such_case", "d-1"], "Feedback"),
-    (["join-stats", "no_such_case"], "Feedback"),
+    (["join-stats", "no_such_case"], "Feedback"), (["delete", "subject", "no_such_case", "user_id=u1"], "Trainer"),
 ])
 def test_an_unknown_use_case_exits_1_naming_the_service(stack, args, service):
     failed = looper(stack, *args, expect=1)
@@ -342,3 +342,51 @@ def test_report_shows_the_arms_and_writes_a_picture(stack, tmp_path):
     text = looper(stack, "report", EXPERIMENT_CASE, "--no-picture").stdout
     assert "anytime" in text and "strict" in text
     looper(stack, "report", EXPERIMENT_CASE, "--experiment", "never_run", expect=1)
+
+
+DELETABLE = "cli_deletable"
+
+
+def test_delete_a_subject_then_the_use_case(stack, tmp_path):
+    """The deletion is hidden at once and followed with `deletion get`; the job finishes it in
+    the background (tests/e2e/test_deletion.py waits for that: here the log segments stay open)."""
+    server, _ = stack
+    spec = tmp_path / "deletable.yaml"
+    spec.write_text(SIMPLE_BLUEPRINT.replace(f"name: {USE_CASE}", f"name: {DELETABLE}"))
+    looper(stack, "apply", str(spec))
+    with server.client() as product:
+        for subject in ("d1", "d2"):
+            product.decide(DELETABLE, f"del-{subject}", {"user_id": subject})
+    asked = as_json(stack, "delete", "subject", DELETABLE, "user_id=d1", "--request-id", "forget-d1")["deletion"]
+    assert (asked["kind"], asked["use_case"], asked["subject"]) == ("subject", DELETABLE, {"user_id": "d1"})
+    assert asked["state"] in ("pending", "running") and asked["deletion_id"].startswith("del-")
+    again = as_json(stack, "delete", "subject", DELETABLE, "user_id=d1", "--request-id", "forget-d1")["deletion"]
+    assert again["deletion_id"] == asked["deletion_id"]  # a retry is the same deletion
+    looper(stack, "decision", "get", DELETABLE, "del-d1", expect=1)  # hidden at once
+    assert as_json(stack, "decision", "get", DELETABLE, "del-d2")["subject"] == {"user_id": "d2"}
+    got = as_json(stack, "deletion", "get", asked["deletion_id"])["deletion"]
+    assert got["deletion_id"] == asked["deletion_id"] and set(got["removed"]) >= {"decision_records", "training_rows"}
+    table = looper(stack, "deletion", "get", asked["deletion_id"]).stdout
+    assert "subject user_id=d1" in table and f"looper deletion get {asked['deletion_id']} --wait" in table
+    waited = looper(stack, "deletion", "get", asked["deletion_id"], "--wait", "--timeout", "1", expect=1)
+    assert "is still" in waited.stderr and "Traceback" not in waited.stderr
+
+    looper(stack, "delete", "use-case", DELETABLE, expect=2)  # not without --yes
+    gone = as_json(stack, "delete", "use-case", DELETABLE, "--yes", "--reason", "test")["deletion"]
+    assert (gone["kind"], gone["use_case"], gone["subject"]) == ("use_case", DELETABLE, {})
+    assert DELETABLE not in {u["use_case"] for u in as_json(stack, "use-cases")["use_cases"]}
+    looper(stack, "decision", "get", DELETABLE, "del-d2", expect=1)
+
+
+@pytest.mark.parametrize("args", [
+    ["delete", "subject", DELETABLE, "user_id"], ["delete", "subject", DELETABLE, "user_id=a", "user_id=b"],
+    ["delete", "subject", DELETABLE], ["deletion", "get"],
+])
+def test_deletion_usage_errors_exit_2(stack, args):
+    looper(stack, *args, expect=2)
+
+
+def test_a_bad_deletion_id_is_refused_naming_the_field(stack):
+    failed = looper(stack, "deletion", "get", "../etc", expect=1)
+    assert failed.stderr.startswith("looper: INVALID_ARGUMENT: Trainer service at ") and "deletion_id" in failed.stderr
+    assert "NOT_FOUND" in looper(stack, "deletion", "get", "del-0000000000000000", expect=1).stderr

@@ -25,10 +25,11 @@ COMMANDS = daily_operations()
 
 
 def test_the_section_shows_the_daily_commands():
-    shown = {" ".join(words[:2]) if words[0] in ("blueprint", "decision", "label", "credentials") else words[0]
+    shown = {" ".join(words[:2]) if words[0] in ("blueprint", "decision", "label", "credentials", "delete",
+                                                 "deletion") else words[0]
              for words in COMMANDS}
     assert {"use-cases", "join-stats", "decision get", "label get", "train", "runs", "models", "promote", "pause",
-            "blueprint history", "blueprint show", "credentials create"} <= shown
+            "blueprint history", "blueprint show", "credentials create", "delete subject", "deletion get"} <= shown
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c[:3]) for c in COMMANDS])
