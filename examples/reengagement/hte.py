@@ -27,7 +27,7 @@ from looper import LooperClient
 from examples.reengagement.simulator import (BLUEPRINT, NOTIFICATION_COST, RETURN_WORTH, USE_CASE,
                                              ReengagementProduct, true_effect)
 from examples.simulation import live_model, wait_for
-from services.evaluation.uplift import SegmentEffect, effects_by_segment, qini_coefficient
+from services.evaluation.uplift import SegmentEffect, effects_by_segment, qini_coefficient, qini_curve
 
 EVALUATION_START = 10_000_000  # decision indexes of the evaluated phases: the same users for both policies
 EVALUATION_EXPLORATION = 0.1  # both policies explore alike, so their values compare
@@ -64,6 +64,10 @@ class HteResult:
     model_version: str
     randomized_decisions: int
     segments: tuple["Segment", ...] = ()
+    # The served model's Qini curve on the evaluated decisions: (share notified first by
+    # estimated effect, incremental returns per user), at every tenth; and its area above random.
+    qini_points: tuple[tuple[float, float], ...] = ()
+    qini_area: float = math.nan
 
     def difference_ci95(self) -> tuple[float, float]:
         """The 95% interval of the uplift policy's value minus the response policy's, paired
@@ -157,6 +161,7 @@ def measure_hte(client: LooperClient, seed: int = 7, *, randomized_decisions: in
     users = [o.user for o in evaluated]
     estimated = np.array([o.estimated_effect for o in evaluated])
     truth = np.array([true_effect(u) for u in users])
+    points, area = qini_of(evaluated)
     response_acts = np.array([RETURN_WORTH * _score(o, "true") for o in evaluated]) - NOTIFICATION_COST > 0
     uplift_acts = RETURN_WORTH * estimated - NOTIFICATION_COST > 0
     return HteResult(
@@ -169,7 +174,19 @@ def measure_hte(client: LooperClient, seed: int = 7, *, randomized_decisions: in
         disagreement=float(np.mean(response_acts != uplift_acts)),
         true_effect_qini=true_effect_qini(product, int(model.metrics.get("rows", 1000)), seed),
         model_version=model.version, randomized_decisions=randomized_decisions,
-        segments=segment_effects([product.outcomes[i] for i in range(randomized_decisions)], evaluated))
+        segments=segment_effects([product.outcomes[i] for i in range(randomized_decisions)], evaluated),
+        qini_points=points, qini_area=area)
+
+
+def qini_of(evaluated: list) -> tuple[tuple[tuple[float, float], ...], float]:
+    """The Qini curve of the served model's estimated effects over the evaluated decisions
+    (their treatment chosen by the uplift policy with exploration, so each counts by the
+    inverse of its logged propensity), read at every tenth of the users, and its area."""
+    curve = qini_curve([o.returned for o in evaluated], [o.sent for o in evaluated],
+                       [o.estimated_effect for o in evaluated],
+                       [o.judged.decision.propensity for o in evaluated])
+    shares = np.linspace(0.1, 1.0, 10)
+    return tuple(zip(shares.tolist(), np.interp(shares, curve.fraction, curve.gain).tolist())), curve.area
 
 
 def _score(outcome, action: str) -> float:
@@ -216,6 +233,10 @@ def print_result(result: HteResult, say: Callable[[str], None] = print) -> None:
         m = row.measured
         measured = f"{m.effect:+.3f} [{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
         say(f"{row.column + '=' + m.segment:<22}{m.rows:>10}{measured:>30}{row.estimated:>+19.3f}{row.true:>+8.3f}")
+    if result.qini_points:
+        say("Qini curve of the model's effects on these decisions (notify this share first by estimated effect: "
+            "incremental returns per user): " + ", ".join(f"{share:.0%} {gain:+.3f}" for share, gain in result.qini_points)
+            + f"; area above random targeting {result.qini_area:+.4f}")
     low, high = result.difference_ci95()
     say(f"uplift minus response: {result.uplift_value - result.response_value:+.4f} per decision "
         f"(95% CI [{low:+.4f}, {high:+.4f}], paired by user)")
