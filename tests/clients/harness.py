@@ -18,6 +18,8 @@ Each side waits for the other's file with a generous deadline, never for a fixed
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import os
 import re
@@ -56,6 +58,35 @@ def require_clients_setup() -> None:
 def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 240, during=None) -> str:
     """Runs a suite; fails the test with its output when it fails. ``during(process)``, when
     given, is called while the suite runs (e.g. to answer its restart handshake)."""
+    with sdk_lock(cwd):
+        return _run(command, cwd, env, timeout, during)
+
+
+_HELD: set[str] = set()  # the SDK folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def sdk_lock(cwd: Path):
+    """One build or suite at a time in an SDK's folder: test files run on several processes
+    (pytest-xdist), and two Maven runs (or a `tsc` and a `node --test`) in one folder share its
+    build output, so one would compile or read while the other rewrites it. Held already by
+    this process (a build and the run of what it built, under one lock), it is not taken again."""
+    sdk = cwd.relative_to(CLIENTS).parts[0]
+    if sdk in _HELD:
+        yield
+        return
+    STAMPS.mkdir(parents=True, exist_ok=True)
+    with open(STAMPS / f"{sdk}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _HELD.add(sdk)
+        try:
+            yield
+        finally:
+            _HELD.discard(sdk)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: float, during) -> str:
     began = time.monotonic()
     problem = None
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.clients.harness import CLIENTS, fenced_block, run
+from tests.clients.harness import CLIENTS, fenced_block, run, sdk_lock
 
 QUICK_STARTS = {  # language: (SDK folder, README block, example file)
     "go": ("go", "go", "examples/quickstart/main.go"),
@@ -22,8 +22,14 @@ QUICK_STARTS = {  # language: (SDK folder, README block, example file)
 
 
 def run_example(language: str, env: dict[str, str]) -> str:
-    """Runs the example as its README says (Maven offline, as every suite here)."""
+    """Runs the example as its README says (Maven offline, as every suite here), built and run
+    under one hold of the SDK's lock, so that no other test rebuilds it in between."""
     sdk = CLIENTS / QUICK_STARTS[language][0]
+    with sdk_lock(sdk):
+        return _build_and_run(language, sdk, env)
+
+
+def _build_and_run(language: str, sdk, env: dict[str, str]) -> str:
     if language == "go":
         return run(["go", "run", "./examples/quickstart"], sdk, env)
     if language == "java":
