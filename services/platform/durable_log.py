@@ -88,6 +88,7 @@ class DurableLog:
         self._queued_seq = 0
         self._answered: dict[int, list[RecordAddress] | OSError] = {}
         self._closed = False
+        self._broken: BaseException | None = None  # the writer thread died of a bug: refuse, never hang
         self._after_failure = False
         self._segment_no = 0
         self._file = self._open_segment()
@@ -108,9 +109,12 @@ class DurableLog:
             seq = self._queued_seq
             self._queue.append((seq, frames))
             self._cond.notify_all()
-            while seq not in self._answered:
+            while seq not in self._answered and self._broken is None:
                 self._cond.wait()
-            answer = self._answered.pop(seq)
+            answer = self._answered.pop(seq, self._broken)
+        if self._broken is not None and answer is self._broken:
+            raise Unavailable(f"the {self.prefix} log's writer stopped ({self._broken!r}); "
+                              "nothing was stored, retry later") from self._broken
         if isinstance(answer, OSError):
             raise Unavailable(f"the {self.prefix} log cannot be written ({answer.strerror or answer}); "
                               "nothing was stored, retry later") from answer
@@ -147,6 +151,15 @@ class DurableLog:
         return handle
 
     def _write_loop(self) -> None:
+        try:
+            self._drain_until_closed()
+        except BaseException as err:  # a bug, not a disk error: every appender is refused, none hangs
+            log.exception("the %s log's writer stopped", self.prefix)
+            with self._cond:
+                self._broken = err
+                self._cond.notify_all()
+
+    def _drain_until_closed(self) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._closed:

@@ -186,3 +186,32 @@ def test_os_durability_acknowledges_before_the_sync(tmp_path, monkeypatch):
     gate.set()
     log.close()
     assert synced.is_set() and [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}]
+
+
+def test_a_writer_that_dies_of_a_bug_refuses_appenders_instead_of_hanging_them(tmp_path, monkeypatch):
+    import pytest
+
+    from services.platform.errors import Unavailable
+
+    log = DurableLog(tmp_path, "t")
+    log.append({"i": 0})
+    monkeypatch.setattr(log, "_write", lambda batch: 1 / 0)
+    answers: list = []
+
+    def append(i):
+        try:
+            answers.append(log.append({"i": i}))
+        except Unavailable as err:
+            answers.append(err)
+
+    appenders = [threading.Thread(target=append, args=(i,)) for i in (1, 2)]
+    for thread in appenders:
+        thread.start()
+    for thread in appenders:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in appenders), "an appender hangs on a dead writer"
+    assert len(answers) == 2 and all(isinstance(a, Unavailable) and "writer stopped" in str(a) for a in answers)
+    with pytest.raises(Unavailable, match="writer stopped"):
+        log.append({"i": 3})  # and so does every later append
+    log.close()
+    assert [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}]
