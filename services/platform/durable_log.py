@@ -183,7 +183,7 @@ class DurableLog:
 
     def _sync_after_ack(self) -> None:
         try:
-            os.fsync(self._file.fileno())
+            os.fdatasync(self._file.fileno())
         except OSError as err:  # acknowledged records may not survive a power loss: say so
             self.health.failed()
             self.failed_writes += 1
@@ -206,7 +206,9 @@ class DurableLog:
         try:
             _write_all(self._file.fileno(), b"".join(f for _, frames in batch for f in frames))
             if self.durability == Durability.FSYNC:
-                os.fsync(self._file.fileno())
+                # fdatasync flushes the bytes and the file's new length (what reading them back
+                # needs), not its times: on this machine's ext4, 0.33 ms against fsync's 0.48.
+                os.fdatasync(self._file.fileno())
         except OSError:
             _truncate(self._file.fileno(), start)  # no torn record is left for a reader to stop at
             self._after_failure = True

@@ -22,14 +22,14 @@ def test_concurrent_appends_share_fsyncs_and_all_land(tmp_path, monkeypatch):
     from services.platform import durable_log
 
     fsyncs = []
-    real_fsync = os.fsync
+    real_fsync = os.fdatasync
 
     def slow_fsync(fd):  # a disk that takes 2 ms a flush, so appenders pile up behind it
         fsyncs.append(fd)
         time.sleep(0.002)
         real_fsync(fd)
 
-    monkeypatch.setattr(durable_log.os, "fsync", slow_fsync)
+    monkeypatch.setattr(durable_log.os, "fdatasync", slow_fsync)
     log = DurableLog(tmp_path, "t")
     fsyncs.clear()  # opening the segment synced the folder
     threads = [threading.Thread(target=lambda n=n: [log.append({"t": n, "i": i}) for i in range(50)])
@@ -48,7 +48,7 @@ def test_an_append_returns_only_after_its_fsync(tmp_path, monkeypatch):
     from services.platform import durable_log
 
     synced = threading.Event()
-    real_fsync = durable_log.os.fsync
+    real_fsync = durable_log.os.fdatasync
     log = DurableLog(tmp_path, "t")
     gate = threading.Event()
 
@@ -57,7 +57,7 @@ def test_an_append_returns_only_after_its_fsync(tmp_path, monkeypatch):
         real_fsync(fd)
         synced.set()
 
-    monkeypatch.setattr(durable_log.os, "fsync", gated_fsync)
+    monkeypatch.setattr(durable_log.os, "fdatasync", gated_fsync)
     appender = threading.Thread(target=log.append, args=({"x": 1},))
     appender.start()
     appender.join(0.2)
@@ -172,7 +172,7 @@ def test_os_durability_acknowledges_before_the_sync(tmp_path, monkeypatch):
 
     synced = threading.Event()
     gate = threading.Event()
-    real_fsync = durable_log.os.fsync
+    real_fsync = durable_log.os.fdatasync
 
     def slow_fsync(fd):
         gate.wait(10)
@@ -180,7 +180,7 @@ def test_os_durability_acknowledges_before_the_sync(tmp_path, monkeypatch):
         synced.set()
 
     log = DurableLog(tmp_path, "t", durability=Durability.OS)
-    monkeypatch.setattr(durable_log.os, "fsync", slow_fsync)
+    monkeypatch.setattr(durable_log.os, "fdatasync", slow_fsync)
     log.append({"i": 0})  # returns although the sync is held
     assert not synced.is_set()
     gate.set()
