@@ -18,7 +18,7 @@ ZIPKIN_JAR := $(TOOLS)/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 include mk/clients.mk
 $(CLIENTS_STAMPS)/maven: | $(ZIPKIN_JAR)
 
-.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-loadgen bench-peers bench-memory fuzz mutation clean
+.PHONY: setup proto lint breaking release-contract test demo run stop-tracing bench bench-loadgen bench-peers profile bench-memory fuzz mutation clean
 
 setup: $(VENV)/.installed $(BUF) $(ZIPKIN_JAR)
 
@@ -128,6 +128,12 @@ fuzz: setup
 ##           Ends with: MUTATION RESULT killed=<n> survived=<n> timeout=<n> score=<pct>%
 mutation: $(VENV)/.installed
 	$(PY) scripts/mutation.py
+
+## profile: where one Decision process spends its CPU at concurrency 16, sampled by py-spy (the thread
+##          holding the GIL); prints the top functions and keeps the collapsed stacks (about 2 minutes;
+##          PROFILE_ARGS="--rank" ranks 100 candidates a call instead)
+profile: setup bench-loadgen
+	$(PY) -m benchmarks.profile $(PROFILE_ARGS)
 
 ## bench-memory: each service's resident memory after 0, 100k and 1M decisions (about 5 minutes)
 bench-memory: setup
