@@ -14,10 +14,17 @@ def feature_map(values) -> dict[str, Scalar]:
     return {name: scalar(v) for name, v in values.items()}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment.astimezone(timezone.utc))
-    return stamp
+    """A datetime (naive: local time) as a Timestamp, exact to the microsecond. Computed
+    from the difference to the epoch (C code): ``Timestamp.FromDatetime`` costs several
+    times more, and every Decide answers with one."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone(timezone.utc)
+    since = moment - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
