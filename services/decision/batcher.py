@@ -2,9 +2,10 @@
 
 A ``MicroBatcher`` has one worker thread. A caller submits its item and waits for its
 result; the worker takes everything queued so far, processes it in one call, and hands each
-caller its own result (or its own error). It never waits for more items to arrive: under
-light load a batch is one item and costs only the hand-over, under heavy load the items
-that queued while the previous batch ran go together. A caller waits at most until its
+caller its own result (or its own error). Under light load a batch is one item and costs
+only the hand-over; under heavy load the items that queued while the previous batch ran go
+together, and with a ``linger`` a batch smaller than the one before waits a moment for as
+many (the callers of the last batch come back a little apart). A caller waits at most until its
 deadline, so a stuck dependency (a locked feature store) costs a decision its deadline, not
 more.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable, Generic, TypeVar
 
 log = logging.getLogger("looper.batcher")
@@ -63,11 +65,15 @@ class Pending(Generic[T]):
 
 
 class MicroBatcher(Generic[T, R]):
-    def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512):
+    def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512,
+                 linger: float = 0.0):
         """``process`` gets the batch's items and returns, in order, each one's result or
-        the exception that item alone met."""
-        self.name, self.process, self.max_items = name, process, max_items
+        the exception that item alone met. With ``linger`` (seconds), a batch smaller than
+        the one before waits up to that long for as many items (see ``_take``)."""
+        self.name, self.process, self.max_items, self.linger = name, process, max_items, linger
         self.batches = self.items = 0  # counters: the mean batch size is items / batches
+        self._wanted = 1  # how many queued items wake the worker
+        self._last_size = 1
         self._queue: list[Pending[T]] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -85,7 +91,8 @@ class MicroBatcher(Generic[T, R]):
             if self._closed:
                 raise RuntimeError(f"the {self.name} batcher is closed")
             self._queue.append(pending)
-            self._cond.notify()
+            if len(self._queue) >= self._wanted:
+                self._cond.notify()
         return pending
 
     def close(self) -> None:
@@ -97,13 +104,30 @@ class MicroBatcher(Generic[T, R]):
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+                batch = self._take()
+            if not batch:
+                return
             self.batches, self.items = self.batches + 1, self.items + len(batch)
             self._answer(batch)
+
+    def _take(self) -> list[Pending[T]]:
+        """The next batch (empty once closed and drained). Under a steady load of n calls at
+        once, each batch is answered together and the n calls come back together, a little
+        apart: lingering until as many as last time have queued (or ``linger`` passes)
+        keeps them in one batch rather than splitting them into several small ones."""
+        while not self._queue and not self._closed:
+            self._cond.wait()
+        if self.linger and len(self._queue) < self._last_size:
+            deadline = time.monotonic() + self.linger
+            self._wanted = self._last_size
+            while len(self._queue) < self._last_size and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    break
+            self._wanted = 1
+        batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+        self._last_size = max(1, len(batch))
+        return batch
 
     def _answer(self, batch: list[Pending[T]]) -> None:
         try:

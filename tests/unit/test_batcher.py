@@ -74,3 +74,66 @@ def test_an_enqueued_item_can_be_waited_for_in_steps():
     finally:
         release.set()
         batcher.close()
+
+
+def _polled(condition, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)
+
+
+def _answered(pending, seconds=10.0):
+    return pending.result(seconds)
+
+
+def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_stop_coming():
+    calls = []
+    gate = threading.Event()
+
+    def process(items):
+        calls.append(list(items))
+        gate.wait(5)
+        return items
+
+    batcher = MicroBatcher("test", process, linger=1.0)
+    try:
+        first = batcher.enqueue("a")
+        _polled(lambda: calls)  # the worker holds "a" while four more queue
+        queued = [batcher.enqueue(x) for x in "bcde"]
+        gate.set()
+        assert [_answered(p) for p in [first, *queued]] == list("abcde")
+        assert calls == [["a"], list("bcde")]
+        arriving = [batcher.enqueue(x) for x in "fghi"]  # come back one by one, as answered callers do
+        assert [_answered(p) for p in arriving] == list("fghi")
+        assert calls[2] == list("fghi"), "the batch after one of four waited for four, not the first to come"
+        alone = batcher.enqueue("j")  # only one comes: it goes after the linger, and the size resets
+        assert _answered(alone) == "j" and calls[3] == ["j"]
+        assert _answered(batcher.enqueue("k")) == "k" and calls[4] == ["k"]
+        assert batcher.batches == 5 and batcher.items == 11
+    finally:
+        batcher.close()
+
+
+def test_without_linger_a_batch_takes_what_has_queued_and_never_waits_for_more():
+    calls = []
+    gate = threading.Event()
+
+    def process(items):
+        calls.append(list(items))
+        gate.wait(5)
+        return items
+
+    batcher = MicroBatcher("test", process)
+    try:
+        first = batcher.enqueue(1)
+        _polled(lambda: calls)
+        queued = [batcher.enqueue(i) for i in (2, 3, 4)]
+        gate.set()
+        assert [_answered(p) for p in [first, *queued]] == [1, 2, 3, 4]
+        assert _answered(batcher.enqueue(5)) == 5
+        assert calls[-1] == [5], "a lone item after a batch of three went alone at once"
+    finally:
+        batcher.close()
