@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench, generator, servers, workloads  # noqa: E402
 from benchmarks.generator import UNIQUE, Job, Step  # noqa: E402
+from benchmarks.otlp_sink import OtlpSink  # noqa: E402
 from examples.notifications.population import make_population  # noqa: E402
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rank", action="store_true", help="rank 100 candidates per call instead")
+    parser.add_argument("--traced", action="store_true",
+                        help="with tracing on as the bench's traced column (parent-based 1%%, exported over OTLP)")
     parser.add_argument("--top", type=int, default=35)
     args = parser.parse_args(argv)
     users, items = make_population(1000, seed=11), workloads.catalog()
@@ -42,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         args.data.mkdir(parents=True, exist_ok=True)
         bench.train(data, users, items, bench.Clock())
         (args.data / "trained").touch()
-    server = servers.DecisionServer("profiled", data, 1, servers.NO_TRACING)
+    sink = OtlpSink() if args.traced else None
+    env = {**bench.TRACING_1PCT, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint} if sink else servers.NO_TRACING
+    server = servers.DecisionServer("profiled", data, 1, env)
     try:
         messages = workloads.rank_requests(users, items) if args.rank else \
             [m.SerializeToString() for m in workloads.decide_requests(users)]
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         report(stacks, args.top)
     finally:
         server.stop()
+        if sink:
+            sink.stop()
     return 0
 
 

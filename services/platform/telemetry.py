@@ -61,9 +61,9 @@ class Telemetry:
     def server_interceptors(self) -> tuple:
         if not self.enabled:
             return ()
-        from opentelemetry.instrumentation.grpc import server_interceptor
+        from services.platform.server_tracing import SampledServerTracing
 
-        return (server_interceptor(tracer_provider=self.providers[0]),)
+        return (SampledServerTracing(self.providers[0]),)
 
     def observe(self, name: str, callback, description: str, unit: str = "1") -> None:
         """A gauge read when metrics are exported (model age, decision-log backlog)."""

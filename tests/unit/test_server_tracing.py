@@ -1,0 +1,96 @@
+"""The server's tracing interceptor: a call the sampler keeps gets OpenTelemetry's server
+span (continuing the caller's trace, or starting one), a call it drops gets no span, and in
+neither case does a span below the handler start a trace of its own."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import grpc
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from services.platform.server_tracing import SampledServerTracing
+
+Details = namedtuple("Details", "method invocation_metadata")
+Metadatum = namedtuple("Metadatum", "key value")
+METHOD = "/looper.v1.DecisionService/Decide"
+PARENT_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+PARENT_SPAN = 0xB7AD6B7169203331
+
+
+class FakeContext:  # the boundary: what the interceptors read from a call
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    def peer(self):
+        return "ipv4:127.0.0.1:50000"
+
+
+def traceparent(sampled: bool) -> Metadatum:
+    return Metadatum("traceparent", f"00-{PARENT_TRACE:032x}-{PARENT_SPAN:016x}-{'01' if sampled else '00'}")
+
+
+def served(ratio: float, metadata: list) -> tuple[list, trace.SpanContext, trace.Span]:
+    """One call through the interceptor, whose handler starts a span as the Decider does;
+    the finished spans, the span context the handler ran under, and its own span."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen = {}
+
+    def behavior(request, context):
+        seen["context"] = trace.get_current_span().get_span_context()
+        with provider.get_tracer("looper").start_as_current_span("looper.decide") as span:
+            seen["span"] = span
+        return request * 2
+
+    handler = SampledServerTracing(provider).intercept_service(
+        lambda details: grpc.unary_unary_rpc_method_handler(behavior), Details(METHOD, tuple(metadata)))
+    assert handler.unary_unary(21, FakeContext(metadata)) == 42
+    return exporter.get_finished_spans(), seen["context"], seen["span"]
+
+
+def test_a_call_whose_caller_sampled_its_trace_continues_it_with_a_server_span():
+    spans, _, _ = served(0.0, [traceparent(sampled=True)])
+    by_name = {s.name: s for s in spans}
+    assert set(by_name) == {METHOD, "looper.decide"}
+    server = by_name[METHOD]
+    assert server.kind == trace.SpanKind.SERVER and server.context.trace_id == PARENT_TRACE
+    assert server.parent.span_id == PARENT_SPAN and by_name["looper.decide"].parent.span_id == server.context.span_id
+
+
+def test_a_call_whose_caller_dropped_its_trace_records_nothing_below_it():
+    spans, context, span = served(1.0, [traceparent(sampled=False)])
+    assert spans == () or list(spans) == []
+    assert context.trace_id == PARENT_TRACE and not context.trace_flags.sampled
+    assert not span.is_recording()
+
+
+def test_a_new_call_the_sampler_keeps_starts_one_trace_with_a_server_span():
+    spans, _, _ = served(1.0, [])
+    by_name = {s.name: s for s in spans}
+    assert set(by_name) == {METHOD, "looper.decide"}
+    assert by_name[METHOD].parent is None, "the server span is the root"
+    assert by_name["looper.decide"].context.trace_id == by_name[METHOD].context.trace_id
+
+
+@pytest.mark.parametrize("metadata", [[], [Metadatum("user-agent", "grpc-go")]])
+def test_a_new_call_the_sampler_drops_leaves_no_span_and_starts_no_trace_below(metadata):
+    spans, context, span = served(0.0, metadata)
+    assert list(spans) == [], "a span below a dropped call started a trace of its own"
+    assert context.is_valid and not context.trace_flags.sampled and not span.is_recording()
+
+
+def test_the_sampled_share_of_new_calls_is_traced_whole_and_the_rest_not_at_all():
+    names = [sorted(s.name for s in served(0.25, [])[0]) for _ in range(400)]
+    traced = sum(bool(n) for n in names)
+    assert 60 <= traced <= 140, f"{traced} of 400 calls traced at a 25% ratio (drawn once, not twice)"
+    assert all(n in ([], sorted([METHOD, "looper.decide"])) for n in names), "a call was traced in part"
