@@ -215,3 +215,44 @@ def test_a_writer_that_dies_of_a_bug_refuses_appenders_instead_of_hanging_them(t
         log.append({"i": 3})  # and so does every later append
     log.close()
     assert [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}]
+
+
+def test_the_backlog_is_the_bytes_each_segment_holds_past_what_the_consumer_read(tmp_path):
+    log = DurableLog(tmp_path / "log", "t", segment_bytes=10)  # a segment per record
+    for i in range(3):
+        log.append({"i": i, "pad": "x" * i})
+    log.close()
+    segments = list_segments(tmp_path / "log", "t")
+    sizes = [s.stat().st_size for s in segments]
+    reader = LogConsumer(tmp_path / "log", "t", tmp_path / "consumers", "joiner")
+    assert reader.backlog_bytes() == sum(sizes)
+    first, position = next(reader.pending())
+    reader.advance(position)  # the whole first segment is read
+    assert first == {"i": 0, "pad": ""} and reader.backlog_bytes() == sizes[1] + sizes[2]
+    reader.offsets[segments[2].name] = sizes[2] - 5  # part of the third
+    assert reader.backlog_bytes() == sizes[1] + 5
+    reader.offsets[segments[1].name] = sizes[1] + 100  # past the end (a rewritten, shorter segment) counts 0
+    assert reader.backlog_bytes() == 5
+
+
+def test_a_sync_that_fails_after_the_ack_is_counted_once_and_turns_the_log_unhealthy(tmp_path, monkeypatch):
+    import errno
+
+    from services.platform import durable_log
+    from services.platform.durable_log import Durability
+
+    log = DurableLog(tmp_path, "t", durability=Durability.OS)
+    log.append({"i": 0})
+    assert log.healthy and log.failed_writes == 0
+    failed = threading.Event()
+
+    def broken_sync(fd):
+        failed.set()
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(durable_log.os, "fdatasync", broken_sync)
+    log.append({"i": 1})  # acknowledged before the sync fails
+    assert failed.wait(10)
+    log.close()  # the writer has finished with the failed sync
+    assert log.failed_writes == 1 and not log.healthy
+    assert [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}, {"i": 1}]
