@@ -147,3 +147,53 @@ def test_training_writes_nothing_outside_the_registry(parts, tmp_path, monkeypat
     TrainingPipeline(table, registry)(run(blueprint()), blueprint(), False)
     assert list(work.iterdir()) == []
     assert capfd.readouterr().out == ""
+
+
+def test_a_run_is_traced_as_build_fit_evaluate_register_with_its_figures(parts):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from services.platform.telemetry import Telemetry
+
+    table, registry = parts
+    fill(table, 60)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("looper.training_run") as root:
+        TrainingPipeline(table, registry, telemetry=Telemetry(tracer=tracer))(run(blueprint()), blueprint(), False)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    stages = ["looper.training_set.build", "looper.fit", "looper.evaluate", "looper.register"]
+    assert set(spans) == {"looper.training_run", *stages}
+    assert all(spans[name].parent.span_id == root.get_span_context().span_id for name in stages)
+    assert [spans[name].start_time <= spans[after].start_time for name, after in zip(stages, stages[1:])] == [True] * 3
+    assert dict(spans["looper.training_set.build"].attributes) == {"looper.rows": 60, "looper.holdout_rows": 12}
+    assert dict(spans["looper.fit"].attributes) == {"looper.labels": 1, "looper.uplift_learner": ""}
+    assert dict(spans["looper.register"].attributes) == {"looper.model_version": "m000001", "looper.promoted": True}
+
+
+def test_a_run_trains_on_the_newest_max_rows_of_the_table(parts):
+    table, registry = parts
+    fill(table, 130)
+    spec = {"name": "pipeline_case", "decision_type": "binary", "entities": ["user_id"], "default_decision": False,
+            "features": {"context": {"hour_of_day": "int64", "platform": "string"}},
+            "label": {"outcome": "clicked", "window": "1h"}, "model": {"params": {"iterations": 20, "depth": 2}},
+            "retraining": {"max_rows": 100}}
+    bp = parse_blueprint(spec).with_version(1)
+    done = TrainingPipeline(table, registry)(run(bp), bp, False)
+    meta = registry.get("pipeline_case", done.model_version)
+    assert done.row_count == 100 and meta.row_count == 100
+    assert (meta.data_start_time, meta.data_end_time) == (str(T0 + timedelta(minutes=30)),
+                                                          str(T0 + timedelta(minutes=129))), "the oldest 30 rows left out"
+
+
+def test_a_run_stops_without_registering_when_the_trainer_is_shutting_down(parts):
+    table, registry = parts
+    fill(table, 60)
+    pipeline = TrainingPipeline(table, registry)
+    pipeline.stopping.set()
+    with pytest.raises(LooperError, match="training stopped: the Trainer is shutting down"):
+        pipeline(run(blueprint()), blueprint(), False)
+    assert registry.list("pipeline_case") == []
