@@ -123,3 +123,39 @@ def test_an_outcome_naming_an_item_that_was_not_shown_is_refused(world):
         recorder.record([OutcomeEvent("e3", "feed", "d2", "clicked", 1.0, T0, action_id="zzz")])
     assert raised.value.violations[0].field == "events[0].action_id"
     assert recorder.record([OutcomeEvent("e3", "feed", "d2", "clicked", 1.0, T0, action_id="b")]) == [True]
+
+
+def test_a_rankings_training_set_keeps_each_row_with_its_decision_and_slot(world):
+    from services.trainer.training_set import build_training_set
+
+    decider, recorder, joiner, table, clock = world
+    shown = {}
+    for n in (1, 2):
+        candidates = tuple(CandidateInput(item, {"quality": q}) for item, q in (("a", 0.1), ("b", 0.9), ("c", 0.5)))
+        record, _ = decider.decide(DecideCommand("feed", f"r{n}", {"user_id": "u"}, {}, candidates))
+        shown[f"r{n}"] = [r.action_id for r in record.ranking]
+    clock.now = T0 + timedelta(hours=1)
+    assert joiner.run_once() == 2
+    rows = table.read("feed")
+    dataset = build_training_set(BLUEPRINT, rows)
+    assert list(dataset.groups) == list(rows["decision_id"]) and sorted(set(dataset.groups)) == ["r1", "r2"]
+    assert dataset.positions.dtype.kind == "i"
+    for decision_id, order in shown.items():
+        mine = dataset.groups == decision_id
+        assert [dataset.actions[mine][list(dataset.positions[mine]).index(slot)] for slot in range(3)] == order
+    assert set(dataset.actions) == {"a", "b", "c"} and dataset.actions.dtype == object
+    assert list(dataset.targets) == [0] * 6 and dataset.targets.dtype.kind == "i"
+
+
+def test_a_training_set_of_other_decisions_has_no_groups_even_with_a_position_column(world):
+    from services.trainer.training_set import build_training_set
+
+    decider, recorder, joiner, table, clock = world
+    decider.decide(DecideCommand("feed", "r3", {"user_id": "u"}, {}, (CandidateInput("a"), CandidateInput("b"))))
+    clock.now = T0 + timedelta(hours=1)
+    joiner.run_once()
+    rows = table.read("feed")
+    multi = parse_blueprint({**SPEC, "decision_type": "multi_action", "actions": ["a", "b"], "default_decision": "a",
+                             "features": {}})
+    dataset = build_training_set(multi, rows)
+    assert dataset.groups is None and dataset.positions is None
