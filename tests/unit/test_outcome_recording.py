@@ -186,3 +186,33 @@ def test_retention_deletes_read_segments_and_forgets_event_ids_after_two_windows
         assert recorder.record([event("e1", at=now[0])]) == [True]  # forgotten after two windows
     finally:
         recorder.close()
+
+
+def test_an_outcome_log_rewrite_cut_short_is_finished_once_and_forgets_the_dropped_event_ids(tmp_path, monkeypatch):
+    from services.labels.outcomes import finish_interrupted_rewrites, outcome_log_eraser
+    from services.platform.durable_log import list_segments
+    from tests.unit.test_log_rewrite import Crash, crash_at
+
+    recorded = Recorded(tmp_path)
+    recorded.recorder.record([event(f"e{i:02d}", decision_id=f"d{i % 3}") for i in range(12)])
+    recorded.recorder.close()
+    paths = recorded.data.labels
+    assert finish_interrupted_rewrites(paths) == 0, "nothing was cut short"
+    (segment,) = list_segments(paths.outcome_log, "feedback")
+    old = segment.stat().st_mtime - 3600
+    os.utime(segment, (old, old))  # closed
+    index = IdempotencyIndex(paths.outcome_index)
+    with monkeypatch.context() as patched:
+        crash_at(patched, "rename", paths)
+        with pytest.raises(Crash):
+            outcome_log_eraser(paths, 60, index).rewrite(segment, lambda data: data["decision_id"] == "d0")
+    index.close()
+    assert finish_interrupted_rewrites(paths) == 1
+    assert finish_interrupted_rewrites(paths) == 0
+    kept = [e.event_id for e in iter_outcomes(paths)]
+    assert kept == [f"e{i:02d}" for i in range(12) if i % 3]
+    index = IdempotencyIndex(paths.outcome_index)
+    try:
+        assert index.get("contract_test", "e00") is None and index.get("contract_test", "e01") is not None
+    finally:
+        index.close()
