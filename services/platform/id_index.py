@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,16 +152,40 @@ class IdempotencyIndex:
         return _Transaction(self._db, self.health)
 
 
+LOCK_WAIT_SECONDS = 30.0  # how long a transaction waits for another process's to finish
+
+
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error): the write lock is taken up front,
     so two processes never deadlock upgrading a read to a write. A database that cannot be
-    written (a full disk) makes the call Unavailable: retried later, nothing was stored."""
+    written (a full disk) makes the call Unavailable: retried later, nothing was stored.
+
+    While another process holds the lock, BEGIN is retried after 50 us, doubling up to 1 ms.
+    SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: with two Decision
+    workers committing every batch, that left both waiting on each other with cores idle."""
 
     def __init__(self, db: sqlite3.Connection, health: StorageHealth):
         self.db, self.health = db, health
 
     def __enter__(self):
-        self._run("BEGIN IMMEDIATE")
+        deadline, pause = time.monotonic() + LOCK_WAIT_SECONDS, 0.00005
+        self.db.execute("PRAGMA busy_timeout = 0")  # a busy lock is reported at once: retried here
+        try:
+            while not self._begun(deadline):
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+
+    def _begun(self, deadline: float) -> bool:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) and time.monotonic() < deadline:
+                return False
+            self.health.failed()
+            raise Unavailable(f"the id index cannot be written ({err}); retry later") from err
 
     def __exit__(self, kind, error, traceback) -> None:
         if kind is None:
