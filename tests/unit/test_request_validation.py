@@ -66,3 +66,14 @@ def test_nothing_is_raised_when_every_field_is_valid():
     v.raise_if_any()
     assert v.items == []
     assert violations_of(lambda v: v.require_finite("value", math.nan))[0].field == "value"
+
+
+@pytest.mark.parametrize("value, reason", [
+    (1.5, None), (7, None), (True, None), ("x" * 1024, None), (None, None),
+    (math.nan, "must be a finite number"), (-math.inf, "must be a finite number"),
+    ("x" * 1025, "must be at most 1024 characters, got 1025"),
+])
+def test_a_feature_value_is_a_finite_number_or_a_bounded_string(value, reason):
+    v = Violations()
+    v.check_value("context.platform", value, max_length=1024)
+    assert v.items == ([] if reason is None else [FieldViolation("context.platform", reason)])
