@@ -509,14 +509,6 @@ def _weighed(blueprint: Blueprint, predicted: dict[str, list[float]], model: Sco
     return {outcome: predicted[outcome] for outcome in blueprint.weights}
 
 
-def predictions(blueprint: Blueprint, model: ScoringModel, rows: list[dict]) -> dict[str, list[float]]:
-    """Per outcome the blueprint weighs, the model's predictions for the rows. A model that
-    predicts only one label (or predates naming it) predicts the primary one; a model that
-    lacks an outcome the blueprint now weighs cannot serve it (the blueprint gained a label
-    since it was trained): that raises, and the decision falls back to the default."""
-    return _weighed(blueprint, _model_predictions(model, rows, blueprint), model)
-
-
 def decision_attributes(record: DecisionRecord) -> dict:
     """What an on-call engineer needs on the decision's span; never feature values."""
     return {telemetry.MODEL_VERSION: record.model_version, telemetry.BLUEPRINT_VERSION: record.blueprint_version,
