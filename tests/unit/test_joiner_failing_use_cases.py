@@ -34,7 +34,7 @@ class FailingFor(TrainingTable):
         super().append(use_case, rows)
 
 
-def test_every_use_case_whose_labels_cannot_be_written_is_counted_on_every_pass(world, tmp_path):
+def test_every_use_case_whose_labels_cannot_be_written_is_counted_on_every_pass(world, tmp_path):  # noqa: F811
     decisions, recorder, joiner, table, clock = world
     data = DataDir(tmp_path)
     joiner.close()
@@ -65,7 +65,7 @@ def deleting(subject: dict[str, str]) -> TombstoneSet:
 
 
 @pytest.mark.parametrize("being_deleted, answered", [({"user_id": "u2"}, True), ({"user_id": "u1"}, False)])
-def test_a_label_is_answered_unless_its_own_subject_is_being_deleted(world, tmp_path, being_deleted, answered):
+def test_a_label_is_answered_unless_its_own_subject_is_being_deleted(world, tmp_path, being_deleted, answered):  # noqa: F811
     decisions, recorder, _, table, clock = world
     decide(decisions, "d1")  # subject u1
     data = DataDir(tmp_path)
@@ -90,7 +90,7 @@ def decide_for(decisions, decision_id: str, user: str, use_case: str = "joins", 
     decisions.record_once(use_case, decision_id, lambda: record)
 
 
-def test_decisions_being_deleted_are_never_ingested_and_the_ones_after_them_are(world, tmp_path):
+def test_decisions_being_deleted_are_never_ingested_and_the_ones_after_them_are(world, tmp_path):  # noqa: F811
     decisions, recorder, _, table, clock = world
     decide_for(decisions, "d1", "u1")
     decide_for(decisions, "d2", "u2")
@@ -106,7 +106,7 @@ def test_decisions_being_deleted_are_never_ingested_and_the_ones_after_them_are(
         joiner.close()
 
 
-def test_every_decision_that_cannot_be_joined_is_counted_and_the_ones_after_it_are_joined(world, tmp_path):
+def test_every_decision_that_cannot_be_joined_is_counted_and_the_ones_after_it_are_joined(world, tmp_path):  # noqa: F811
     decisions, recorder, joiner, table, clock = world
     BlueprintStore(DataDir(tmp_path).blueprints).apply(BLUEPRINT.replace("name: joins", "name: other"))
     for n in (1, 2):  # a blueprint version that does not exist
@@ -118,7 +118,7 @@ def test_every_decision_that_cannot_be_joined_is_counted_and_the_ones_after_it_a
     assert joiner.skipped["other"] == 2
 
 
-def test_a_pass_counts_the_labels_it_wrote_for_every_use_case(world, tmp_path):
+def test_a_pass_counts_the_labels_it_wrote_for_every_use_case(world, tmp_path):  # noqa: F811
     decisions, recorder, joiner, table, clock = world
     BlueprintStore(DataDir(tmp_path).blueprints).apply(BLUEPRINT.replace("name: joins", "name: other"))
     decide_for(decisions, "j1", "u1")

@@ -30,14 +30,14 @@ def refused(recorder, events, field_prefix="events") -> list[tuple[str, str]]:
     return [(v.field, v.reason) for v in raised.value.violations]
 
 
-def test_a_single_event_sent_alone_is_refused_under_its_own_field_name(world):
+def test_a_single_event_sent_alone_is_refused_under_its_own_field_name(world):  # noqa: F811
     decider, recorder, *_ = world
     items = shown(decider, "d1")
     assert refused(recorder, [click("e1", "d1", "zzz")], "event") == [
         ("event.action_id", f"is not one of the decision's items {items}")]
 
 
-def test_every_event_of_a_batch_is_checked_after_one_that_names_no_item(world):
+def test_every_event_of_a_batch_is_checked_after_one_that_names_no_item(world):  # noqa: F811
     decider, recorder, *_ = world
     items = shown(decider, "d1")
     events = [click("e1", "d1"), click("e2", "d1", "zzz")]
