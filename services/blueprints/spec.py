@@ -563,7 +563,7 @@ def parse_blueprint(spec: Any) -> Blueprint:
     try:
         blueprint = Blueprint.model_validate(spec)
     except ValidationError as err:
-        raise InvalidArgument([_violation(e) for e in err.errors()]) from None
+        raise InvalidArgument(_violations(err.errors())) from None
     problems = (_label_problems(blueprint) + _decision_space_problems(blueprint) + _policy_problems(blueprint)
                 + _uplift_problems(blueprint)
                 + _personalization_problems(blueprint) + _feature_name_problems(blueprint)
@@ -785,14 +785,46 @@ _TYPE_NAMES = {"string_type": "a string", "int_type": "an integer", "float_type"
                "model_type": "a mapping", "model_attributes_type": "a mapping"}
 
 
-def _violation(error: dict) -> FieldViolation:
-    """A pydantic error as a field violation with the key path as the blueprint spells it."""
+_UNION_MEMBERS = {"str", "bool", "int", "float"}  # how pydantic names the members of a scalar union
+
+
+def _violations(errors: list[dict]) -> list[FieldViolation]:
+    """Pydantic's errors as field violations. A value that fits no member of a union (a
+    ``default_decision`` that is a list) is one violation naming every form it may take,
+    where pydantic reports one per member, each under the member's type name as a key."""
+    found: list[FieldViolation] = []
+    forms: dict[tuple, list[str]] = {}
+    for error in errors:
+        loc, kind = tuple(error["loc"]), error["type"]
+        if not (loc and loc[-1] in _UNION_MEMBERS and kind in _TYPE_NAMES):
+            found.append(_violation(error))
+        elif loc[:-1] not in forms:
+            forms[loc[:-1]] = [_TYPE_NAMES[kind]]
+            found.append(FieldViolation(_path(loc[:-1]), ""))  # its reason once every form is known
+        else:
+            forms[loc[:-1]].append(_TYPE_NAMES[kind])
+    by_path = {_path(loc): names for loc, names in forms.items()}
+    return [FieldViolation(v.field, "must be " + _either(by_path[v.field])) if not v.reason else v for v in found]
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _path(loc: tuple) -> str:
+    """A pydantic location as the blueprint spells the key path: ``labels[1].window``."""
     path = ""
-    for part in error["loc"]:
+    for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
         elif not part.startswith(("[", "function-")):  # pydantic's own markers, e.g. "[key]"
             path += f".{part}" if path else part
+    return path
+
+
+def _violation(error: dict) -> FieldViolation:
+    """A pydantic error as a field violation with the key path as the blueprint spells it."""
+    path = _path(error["loc"])
     kind = error["type"]
     if kind == "missing":
         return FieldViolation(path, "is required")

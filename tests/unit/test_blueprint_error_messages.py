@@ -57,6 +57,8 @@ def violations(**changes) -> list[tuple[str, str]]:
     ({"experiment": {"name": "t", "control": "a", "arms": [{"name": "a", "share": 1.0}]}},
      ("experiment.arms", "must have at least 2 items")),
     ({"deployment": {"canary_share": 0.9}}, ("deployment.canary_share", "must be at most 0.5")),
+    ({"default_decision": [1]},  # fits no form of the union: one violation, no member type names as keys
+     ("default_decision", "must be a string, true or false, an integer or a number")),
     ({"deployment": {"guardrails": [{"outcome": "unsubscribed", "max_harm": 0.1}]}},
      ("deployment.guardrails", "outcome 'unsubscribed' is not a label of the use case ['clicked']")),
 ])
@@ -67,6 +69,8 @@ def test_a_refused_blueprint_names_the_key_and_the_reason(changes, expected):
 def test_every_bad_key_is_reported_at_once():
     assert violations(colour="blue", policy={"exploration_rate": 2}, label={"outcome": "clicked"}) == [
         ("label.window", "is required"), ("policy.exploration_rate", "must be at most 1.0"), ("colour", "unknown key")]
+    assert violations(default_decision={"a": 1}, colour="blue") == [
+        ("default_decision", "must be a string, true or false, an integer or a number"), ("colour", "unknown key")]
 
 
 def test_enum_names_are_accepted_in_their_spelling_only():
