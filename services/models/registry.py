@@ -223,11 +223,9 @@ class ModelRegistry:
             return rollout.stage
         if version in history:
             return ModelStage.RETIRED
-        # Not in the live history: never live, stopped in its rollout, or live once and then
-        # rolled back from (retired, although rollback no longer returns to it).
         changes = self.stage_history(use_case, version)
-        last = changes[-1].stage if changes else ModelStage.CANDIDATE
-        return last if last in (ModelStage.ROLLED_BACK, ModelStage.RETIRED) else ModelStage.CANDIDATE
+        return ModelStage.ROLLED_BACK if changes and changes[-1].stage == ModelStage.ROLLED_BACK \
+            else ModelStage.CANDIDATE
 
     def promote(self, use_case: str, version: str, reason: str = "promoted") -> ModelMeta:
         """Makes ``version`` live (ending its rollout, if it was on one)."""
