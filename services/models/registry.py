@@ -37,7 +37,7 @@ class ModelStage(enum.IntEnum):
     """Where a version is in its life; mirrors ``looper.v1.ModelStage``."""
 
     UNSPECIFIED = 0
-    CANDIDATE = 1  # registered, never live
+    CANDIDATE = 1  # registered, not serving: never live, or rolled back from (rollback no longer returns to it)
     LIVE = 2
     RETIRED = 3  # was live; rollback can return to it
     SHADOW = 4  # scored on live traffic and logged, never acted on
