@@ -52,7 +52,7 @@ def main() -> int:
     if unexplained:
         print(f"every do_not_mutate_patterns entry needs a reason in [tool.looper.mutation-exclusions]: {unexplained}")
         return 2
-    started = time.monotonic()
+    started, commit = time.monotonic(), _commit()
     shutil.rmtree(MUTANTS, ignore_errors=True)  # a fresh run: no result carried over from older sources
     MUTANTS.mkdir()
     children = str(os.cpu_count() or 2)
@@ -82,7 +82,7 @@ def main() -> int:
     detected = killed + timeout
     score = 100.0 * detected / (detected + survived) if detected + survived else 0.0
     result = f"MUTATION RESULT killed={killed} survived={survived} timeout={timeout} score={score:.1f}%"
-    write_report(config, reasons, statuses, survivors, result, elapsed)
+    write_report(config, reasons, statuses, survivors, result, elapsed, commit)
     print(f"statuses: {dict(sorted(statuses.items()))}")
     print(f"surviving mutants: {REPORT.relative_to(ROOT)}")
     print(f"took {int(elapsed // 60)}m{int(elapsed % 60):02d}s")
@@ -180,14 +180,22 @@ def _change(diff: str, def_line: int) -> tuple[int, str, str]:
     return def_line + first - 1, " / ".join(t for _, t in removed), " / ".join(added)
 
 
+def _commit() -> str:
+    """The commit the sources were mutated at (with "+changes" when the tree differed)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "services", "tests/unit"], capture_output=True,
+                           text=True, cwd=ROOT)
+    return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")
+
+
 def write_report(config: dict, reasons: dict, statuses: Counter, survivors: dict, result: str,
-                 elapsed: float) -> None:
+                 elapsed: float, commit: str) -> None:
     mutmut = config["mutmut"]
     out = [
         "# Mutation testing: what no unit test pins",
         "",
         f"Written by `make mutation` (mutmut {version('mutmut')}, {datetime.now(timezone.utc):%Y-%m-%d}, "
-        f"{int(elapsed // 60)} min on this machine) against `tests/unit`. Each entry below is a change to "
+        f"{int(elapsed // 60)} min on this machine, at commit {commit}) against `tests/unit`. Each entry below is a change to "
         "the code that every unit test still passed: a behaviour no test checks. \"no tests\" means no unit "
         "test runs that function at all. Both count as survived.",
         "",
