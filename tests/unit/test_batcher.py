@@ -89,23 +89,30 @@ def _answered(pending, seconds=10.0):
     return pending.result(seconds)
 
 
-def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_stop_coming():
-    calls = []
+def _after_a_batch(items: list, linger: float = 0.0) -> tuple[MicroBatcher, list]:
+    """A batcher that has just answered a batch of ``items[1:]`` (queued while ``items[0]``
+    held its worker), and the batches it processed."""
+    calls: list = []
     gate = threading.Event()
 
-    def process(items):
-        calls.append(list(items))
+    def process(batch):
+        calls.append(list(batch))
         gate.wait(5)
-        return items
+        return batch
 
-    batcher = MicroBatcher("test", process, linger=1.0)
+    batcher = MicroBatcher("test", process, linger=linger)
+    first = batcher.enqueue(items[0])
+    _polled(lambda: calls)  # the worker holds the first while the others queue
+    queued = [batcher.enqueue(x) for x in items[1:]]
+    gate.set()
+    assert [_answered(p) for p in [first, *queued]] == items
+    assert calls == [items[:1], items[1:]]
+    return batcher, calls
+
+
+def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_stop_coming():
+    batcher, calls = _after_a_batch(list("abcde"), linger=1.0)
     try:
-        first = batcher.enqueue("a")
-        _polled(lambda: calls)  # the worker holds "a" while four more queue
-        queued = [batcher.enqueue(x) for x in "bcde"]
-        gate.set()
-        assert [_answered(p) for p in [first, *queued]] == list("abcde")
-        assert calls == [["a"], list("bcde")]
         arriving = [batcher.enqueue(x) for x in "fghi"]  # come back one by one, as answered callers do
         assert [_answered(p) for p in arriving] == list("fghi")
         assert calls[2] == list("fghi"), "the batch after one of four waited for four, not the first to come"
@@ -118,21 +125,8 @@ def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_
 
 
 def test_without_linger_a_batch_takes_what_has_queued_and_never_waits_for_more():
-    calls = []
-    gate = threading.Event()
-
-    def process(items):
-        calls.append(list(items))
-        gate.wait(5)
-        return items
-
-    batcher = MicroBatcher("test", process)
+    batcher, calls = _after_a_batch([1, 2, 3, 4])
     try:
-        first = batcher.enqueue(1)
-        _polled(lambda: calls)
-        queued = [batcher.enqueue(i) for i in (2, 3, 4)]
-        gate.set()
-        assert [_answered(p) for p in [first, *queued]] == [1, 2, 3, 4]
         assert _answered(batcher.enqueue(5)) == 5
         assert calls[-1] == [5], "a lone item after a batch of three went alone at once"
     finally:

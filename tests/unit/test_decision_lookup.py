@@ -4,6 +4,8 @@ the index holds, never answered with another decision's record."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from services.decisions.log import DecisionLog, DecisionLookup, _read_at
 from services.platform.id_index import IdempotencyIndex
 from tests.unit.test_decision_log import paths, record  # noqa: F401 - the fixture
@@ -40,25 +42,19 @@ def test_a_decision_being_deleted_is_hidden(paths):  # noqa: F811
 
 def test_a_stale_address_is_followed_to_the_one_the_index_now_holds(paths):  # noqa: F811
     logged(paths, "d1", "d2")
-    index = IdempotencyIndex(paths.index)
-    try:
+    with closing(IdempotencyIndex(paths.index)) as index:
         first, second = index.get("uc", "d1").address, index.get("uc", "d2").address
         # As if a rewrite had moved d2 and left d1's bytes where the caller last saw d2:
         assert _read_at(paths.log, index, "uc", "d2", first).decision_id == "d2"
         assert _read_at(paths.log, index, "uc", "d2", second).decision_id == "d2"
         assert _read_at(paths.log, index, "uc", "d2", None).decision_id == "d2", "no address: ask the index"
-    finally:
-        index.close()
 
 
 def test_an_address_that_holds_another_record_and_is_still_the_indexs_answers_nothing(paths):  # noqa: F811
     logged(paths, "d1", "d2")
-    index = IdempotencyIndex(paths.index)
-    try:
+    with closing(IdempotencyIndex(paths.index)) as index:
         first = index.get("uc", "d1").address
         index.move(index.get("uc", "d2").address.segment, [("uc", "d2", first)])  # the index points d2 at d1
         assert _read_at(paths.log, index, "uc", "d2", first) is None, "d1's record answered for d2"
         index.forget([("uc", "d2")])
         assert _read_at(paths.log, index, "uc", "d2", first) is None
-    finally:
-        index.close()
