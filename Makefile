@@ -120,8 +120,8 @@ fuzz: setup
 	LOOPER_FUZZ_EXAMPLES=$${LOOPER_FUZZ_EXAMPLES:-2000} $(PY) -m pytest -q -p no:randomly tests/contract/test_fuzz.py
 
 ## mutation: mutation testing (mutmut, installed by the dev extra) of the decision-logic modules
-##           against tests/unit, on a copy in mutants/. Not part of `make test`: it takes about
-##           30 minutes on 2 cores. The modules are [tool.mutmut] only_mutate in pyproject.toml
+##           against tests/unit, on a copy in mutants/. Not part of `make test`: it took 69 minutes
+##           on 2 cores. The modules are [tool.mutmut] only_mutate in pyproject.toml
 ##           (policies, decider, decisions log, joiner, outcomes, models encoding/registry/live,
 ##           durable_log, id_index, validation, blueprint spec, training set, evaluation,
 ##           pipeline, scheduler); the mutants no test kills go to tests/mutation/survivors.md.
