@@ -4,6 +4,7 @@ own result or error, and nobody waits past their deadline."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -113,7 +114,9 @@ def _after_a_batch(items: list, linger: float = 0.0) -> tuple[MicroBatcher, list
 def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_stop_coming():
     batcher, calls = _after_a_batch(list("abcde"), linger=1.0)
     try:
-        arriving = [batcher.enqueue(x) for x in "fghi"]  # come back one by one, as answered callers do
+        arriving = [batcher.enqueue("f")]  # they come back one by one, as answered callers do
+        time.sleep(0.1)  # a worker that did not linger (1 s here) would have taken "f" alone by now
+        arriving += [batcher.enqueue(x) for x in "ghi"]
         assert [_answered(p) for p in arriving] == list("fghi")
         assert calls[2] == list("fghi"), "the batch after one of four waited for four, not the first to come"
         alone = batcher.enqueue("j")  # only one comes: it goes after the linger, and the size resets
