@@ -792,19 +792,18 @@ def _violations(errors: list[dict]) -> list[FieldViolation]:
     """Pydantic's errors as field violations. A value that fits no member of a union (a
     ``default_decision`` that is a list) is one violation naming every form it may take,
     where pydantic reports one per member, each under the member's type name as a key."""
-    found: list[FieldViolation] = []
+    found: list[FieldViolation | tuple] = []  # a union's location holds its place in the order
     forms: dict[tuple, list[str]] = {}
     for error in errors:
         loc, kind = tuple(error["loc"]), error["type"]
-        if not (loc and loc[-1] in _UNION_MEMBERS and kind in _TYPE_NAMES):
-            found.append(_violation(error))
-        elif loc[:-1] not in forms:
-            forms[loc[:-1]] = [_TYPE_NAMES[kind]]
-            found.append(FieldViolation(_path(loc[:-1]), ""))  # its reason once every form is known
-        else:
+        if loc and loc[-1] in _UNION_MEMBERS and kind in _TYPE_NAMES:
+            if loc[:-1] not in forms:
+                forms[loc[:-1]] = []
+                found.append(loc[:-1])
             forms[loc[:-1]].append(_TYPE_NAMES[kind])
-    by_path = {_path(loc): names for loc, names in forms.items()}
-    return [FieldViolation(v.field, "must be " + _either(by_path[v.field])) if not v.reason else v for v in found]
+        else:
+            found.append(_violation(error))
+    return [FieldViolation(_path(v), "must be " + _either(forms[v])) if isinstance(v, tuple) else v for v in found]
 
 
 def _either(names: list[str]) -> str:
