@@ -27,6 +27,7 @@ class ServingModel:
         self.input = meta.input
         self._models = {outcome: _load(kind, Path(artifact).with_name(artifact_name(meta, outcome)))
                         for outcome, kind in meta.labels.items()}
+        self._categorical = self._models[meta.label].get_cat_feature_indices()
 
     def score(self, rows: list[dict[str, FeatureScalar]]) -> list[float]:
         """One score per row for the primary label: its probability, or its predicted value."""
@@ -38,10 +39,19 @@ class ServingModel:
 
     def score_encoded(self, data) -> list[float]:
         """Scores rows already encoded (input rows as lists or an array, or an encoded frame)."""
-        return _predict(self.meta.kind, self._models[self.meta.label], data)
+        return _predict(self.meta.kind, self._models[self.meta.label], self._pool(data))
 
     def predict_encoded(self, data) -> dict[str, list[float]]:
-        return {outcome: _predict(self.meta.labels[outcome], model, data) for outcome, model in self._models.items()}
+        pool = self._pool(data)
+        return {outcome: _predict(self.meta.labels[outcome], model, pool) for outcome, model in self._models.items()}
+
+    def _pool(self, data):
+        """The rows as one CatBoost Pool for every label's model. Building it is about half
+        of a small batch's prediction; on one thread (CatBoost's default is every core, whose
+        hand-offs cost more than the work for a few rows) it takes about a quarter less."""
+        from catboost import Pool
+
+        return Pool(data, cat_features=self._categorical, thread_count=1)
 
 
 def _load(kind: ModelKind, path: Path):
