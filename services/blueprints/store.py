@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.blueprints.spec import Blueprint, load_blueprint_yaml
 from services.platform.errors import InvalidArgument, NotFound, ResourceExhausted
-from services.platform.files import fsync_dir, write_file_durably
+from services.platform.files import change_token, fsync_dir, write_file_durably
 from services.platform.validation import is_valid_name
 
 
@@ -31,13 +31,14 @@ class StoredBlueprint:
 class BlueprintStore:
     def __init__(self, root: Path, max_versions: int = 10_000):
         self.root = Path(root)
+        self._folder = str(self.root)  # for change_token on the hot path
         self.max_versions = max_versions  # per use case: a cap on what callers can make the store hold
         self.root.mkdir(parents=True, exist_ok=True)
-        # (use case, version, the file's inode and mtime): a use case deleted and created again
+        # (use case, version, the file's mtime and inode): a use case deleted and created again
         # has new files under the same names
         self._cache: dict[tuple[str, int, int, int], StoredBlueprint] = {}
-        self._latest: dict[str, tuple[tuple[int, int], int]] = {}  # use case -> ((dir inode, mtime_ns), version)
-        self._paused: dict[str, tuple[tuple[int, int], bool]] = {}  # use case -> ((dir inode, mtime_ns), paused)
+        self._latest: dict[str, tuple[tuple[int, int], int]] = {}  # use case -> (folder's change_token, version)
+        self._paused: dict[str, tuple[tuple[int, int], bool]] = {}  # use case -> (folder's change_token, paused)
         self._lock = threading.Lock()
 
     def apply(self, spec_yaml: str) -> tuple[StoredBlueprint, bool]:
@@ -67,20 +68,21 @@ class BlueprintStore:
             raise InvalidArgument.single("use_case", "must be lower_snake_case")
         if version == 0:
             version = self.latest_version(use_case)
-        path = self.root / use_case / _file_name(version)
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
-        key = (use_case, version, stat.st_ino, stat.st_mtime_ns)
+        token = change_token(f"{self._folder}/{use_case}/{_file_name(version)}")
+        if token is None:
+            raise NotFound(f"use case {use_case!r} has no blueprint version {version}")
+        key = (use_case, version, *token)
         with self._lock:
             cached = self._cache.get(key)
         if cached:
             return cached
+        path = self.root / use_case / _file_name(version)
         try:
+            stat = path.stat()
             text = path.read_text()
         except FileNotFoundError:
             raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
+        key = (use_case, version, stat.st_mtime_ns, stat.st_ino)  # the file read, should it have changed
         stored = StoredBlueprint(
             blueprint=load_blueprint_yaml(text).with_version(version),
             spec_yaml=text,
@@ -122,17 +124,14 @@ class BlueprintStore:
     def is_paused(self, use_case: str) -> bool:
         """Cheap enough for every decision: cached by the folder's mtime, which a pause or a
         resumption changes."""
-        folder = self.root / use_case
-        try:
-            stat = folder.stat()
-        except FileNotFoundError:
+        mtime = change_token(f"{self._folder}/{use_case}")
+        if mtime is None:
             return False
-        mtime = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             seen = self._paused.get(use_case)
         if seen and seen[0] == mtime:
             return seen[1]
-        paused = (folder / PAUSED_MARKER).exists()
+        paused = (self.root / use_case / PAUSED_MARKER).exists()
         with self._lock:
             self._paused[use_case] = (mtime, paused)
         return paused
@@ -163,16 +162,14 @@ class BlueprintStore:
 
     def _latest_version(self, use_case: str) -> int:
         """Cached by the folder's mtime, which changes when a version file is added."""
-        folder = self.root / use_case
-        try:
-            stat = folder.stat()
-        except FileNotFoundError:
+        mtime = change_token(f"{self._folder}/{use_case}")
+        if mtime is None:
             return 0
-        mtime = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
             seen = self._latest.get(use_case)
         if seen and seen[0] == mtime:
             return seen[1]
+        folder = self.root / use_case
         versions = [int(p.stem[1:]) for p in folder.glob("v*.yaml") if p.stem[1:].isdigit()]
         version = max(versions, default=0)
         with self._lock:

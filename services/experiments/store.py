@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.experiments.experiment import Experiment, Verdict
 from services.platform.errors import FailedPrecondition, NotFound
-from services.platform.files import append_line_durably, exclusive_lock, write_file_durably
+from services.platform.files import append_line_durably, change_token, exclusive_lock, write_file_durably
 
 _ACTIVE, _HISTORY = "active.json", "history.jsonl"
 
@@ -23,18 +23,14 @@ _ACTIVE, _HISTORY = "active.json", "history.jsonl"
 class ExperimentStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._folder = str(self.root)  # for change_token on the hot path
         self.root.mkdir(parents=True, exist_ok=True)
         self._cache: dict[str, tuple[tuple[int, int] | None, Experiment | None]] = {}
         self._lock = threading.Lock()
 
     def active(self, use_case: str) -> Experiment | None:
         """The use case's running experiment; cheap enough for every decision."""
-        path = self.root / use_case / _ACTIVE
-        try:
-            stat = path.stat()
-            token = (stat.st_mtime_ns, stat.st_ino)  # every change writes a new file
-        except FileNotFoundError:
-            token = None
+        token = change_token(f"{self._folder}/{use_case}/{_ACTIVE}")  # every change writes a new file
         with self._lock:
             cached = self._cache.get(use_case)
         if cached and cached[0] == token:
@@ -42,7 +38,7 @@ class ExperimentStore:
         experiment = None
         if token is not None:
             try:
-                experiment = Experiment.from_dict(json.loads(path.read_text()))
+                experiment = Experiment.from_dict(json.loads((self.root / use_case / _ACTIVE).read_text()))
             except FileNotFoundError:  # ended meanwhile
                 token = None
         with self._lock:

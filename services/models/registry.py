@@ -27,9 +27,10 @@ from typing import Callable
 
 from services.models.encoding import ModelInput
 from services.platform.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.platform.files import append_line_durably, exclusive_lock, write_file_durably
+from services.platform.files import append_line_durably, change_token, exclusive_lock, write_file_durably
 
 _VERSION = re.compile(r"m\d{6}")
+_LIVE, _ROLLOUT = "live.json", "rollout.json"  # a use case's pointers to its live version and its rollout
 _MODEL_FILE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?\.cbm")
 
 
@@ -135,6 +136,7 @@ def check_version(version: str, field_name: str = "model_version") -> str:
 class ModelRegistry:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._folder = str(self.root)  # for change_token on the hot path
         self.root.mkdir(parents=True, exist_ok=True)
 
     def register(self, meta_fields: dict, save_model: Callable[[Path], None],
@@ -208,11 +210,7 @@ class ModelRegistry:
     def live_revision(self, use_case: str) -> tuple[int, int] | None:
         """A token that changes whenever the live version of the use case changes (None
         before the first promotion); cheap enough to check on every decision."""
-        try:
-            stat = self._live_pointer(use_case).stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_ino  # every promotion writes a new file
+        return change_token(f"{self._folder}/{use_case}/{_LIVE}")  # every promotion writes a new file
 
     def stage(self, use_case: str, version: str) -> ModelStage:
         history = self._history(use_case)
@@ -260,11 +258,7 @@ class ModelRegistry:
 
     def rollout_revision(self, use_case: str) -> tuple[int, int] | None:
         """Like ``live_revision``, for the rollout (None when there is none)."""
-        try:
-            stat = self._rollout_pointer(use_case).stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_ino
+        return change_token(f"{self._folder}/{use_case}/{_ROLLOUT}")
 
     def set_rollout(self, use_case: str, version: str, stage: ModelStage, reason: str, since: str) -> Rollout:
         """Puts ``version`` in shadow or canary (replacing no other rollout: one at a time)."""
@@ -330,10 +324,10 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def _rollout_pointer(self, use_case: str) -> Path:
-        return self.root / use_case / "rollout.json"
+        return self.root / use_case / _ROLLOUT
 
     def _live_pointer(self, use_case: str) -> Path:
-        return self.root / use_case / "live.json"
+        return self.root / use_case / _LIVE
 
     def _history(self, use_case: str) -> list[str]:
         try:

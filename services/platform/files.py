@@ -44,6 +44,18 @@ def append_line_durably(path: Path, line: str) -> None:
         fsync_dir(path.parent)
 
 
+def change_token(path: str) -> tuple[int, int] | None:
+    """(mtime in ns, inode) of a file or folder, None when it does not exist: it changes when
+    the file is replaced or an entry of the folder is added or removed. The stores check one
+    on every decision, so it takes a str: ``os.stat`` of a str costs a fraction of pathlib's
+    joins and ``Path.stat``."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino
+
+
 def fsync_dir(folder: Path) -> None:
     """Makes a rename or a new file in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)
