@@ -73,7 +73,7 @@ class MicroBatcher(Generic[T, R]):
         self.name, self.process, self.max_items, self.linger = name, process, max_items, linger
         self.batches = self.items = 0  # counters: the mean batch size is items / batches
         self._wanted = 1  # how many queued items wake the worker
-        self._last_size = 1
+        self._last_size = 0  # the size of the batch last taken
         self._queue: list[Pending[T]] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -112,21 +112,24 @@ class MicroBatcher(Generic[T, R]):
 
     def _take(self) -> list[Pending[T]]:
         """The next batch (empty once closed and drained). Under a steady load of n calls at
-        once, each batch is answered together and the n calls come back together, a little
-        apart: lingering until as many as last time have queued (or ``linger`` passes)
-        keeps them in one batch rather than splitting them into several small ones."""
+        once, each batch is answered together and its callers come back a little apart;
+        the calls that queued meanwhile are the rest of the n. Lingering until the last
+        batch's callers and those have queued (or ``linger`` passes) keeps the n in one batch,
+        rather than in several small ones that then alternate for good."""
+        callers = self._last_size + len(self._queue)  # the last batch's, and those that came meanwhile
         while not self._queue and not self._closed:
             self._cond.wait()
-        if self.linger and len(self._queue) < self._last_size:
+        wanted = min(callers, self.max_items)
+        if self.linger and len(self._queue) < wanted:
             deadline = time.monotonic() + self.linger
-            self._wanted = self._last_size
-            while len(self._queue) < self._last_size and not self._closed:
+            self._wanted = wanted
+            while len(self._queue) < wanted and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._cond.wait(left):
                     break
             self._wanted = 1
         batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
-        self._last_size = max(1, len(batch))
+        self._last_size = len(batch)
         return batch
 
     def _answer(self, batch: list[Pending[T]]) -> None:

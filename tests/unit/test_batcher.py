@@ -90,9 +90,10 @@ def _answered(pending, seconds=10.0):
     return pending.result(seconds)
 
 
-def _after_a_batch(items: list, linger: float = 0.0) -> tuple[MicroBatcher, list]:
+def _after_a_batch(items: list, linger: float = 0.0, returning: list = ()) -> tuple[MicroBatcher, list]:
     """A batcher that has just answered a batch of ``items[1:]`` (queued while ``items[0]``
-    held its worker), and the batches it processed."""
+    held its worker) and of ``returning`` (enqueued once it is released, as the first
+    item's caller coming back), and the batches it processed."""
     calls: list = []
     gate = threading.Event()
 
@@ -106,13 +107,24 @@ def _after_a_batch(items: list, linger: float = 0.0) -> tuple[MicroBatcher, list
     _polled(lambda: calls)  # the worker holds the first while the others queue
     queued = [batcher.enqueue(x) for x in items[1:]]
     gate.set()
-    assert [_answered(p) for p in [first, *queued]] == items
-    assert calls == [items[:1], items[1:]]
+    assert _answered(first) == items[0]
+    time.sleep(0.1)  # a worker that did not linger (1 s here) would have taken the queued ones alone by now
+    queued += [batcher.enqueue(x) for x in returning]
+    assert [_answered(p) for p in queued] == [*items[1:], *returning]
+    assert calls == [items[:1], [*items[1:], *returning]]
     return batcher, calls
 
 
+def test_calls_split_in_two_groups_merge_the_first_caller_back_joins_those_that_queued_meanwhile():
+    """One call held the worker while four queued: five callers are about. The next batch
+    waits for the fifth rather than alternating between a group of one and a group of four."""
+    batcher, calls = _after_a_batch(list("abcde"), linger=1.0, returning=["f"])
+    batcher.close()
+    assert calls[1] == list("bcdef")
+
+
 def test_after_a_batch_of_n_the_next_lingers_for_n_items_then_shrinks_when_they_stop_coming():
-    batcher, calls = _after_a_batch(list("abcde"), linger=1.0)
+    batcher, calls = _after_a_batch(list("abcd"), linger=1.0, returning=["e"])
     try:
         arriving = [batcher.enqueue("f")]  # they come back one by one, as answered callers do
         time.sleep(0.1)  # a worker that did not linger (1 s here) would have taken "f" alone by now
