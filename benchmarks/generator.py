@@ -48,8 +48,16 @@ def write_requests(path: Path, messages: list[bytes]) -> str:
     return str(path)
 
 
+# Digits the counter keeps in an id: a longer prefix would cut them, and ids would repeat
+# (replayed decisions, far cheaper than new ones, measured as if they were new).
+COUNTER_DIGITS = 9
+
+
 def run(job: Job, binary: Path = BINARY) -> dict:
     """Runs one job; the result as the generator reports it (see loadgen's Result)."""
+    if len(job.id_prefix) > len(UNIQUE) - COUNTER_DIGITS:
+        raise ValueError(f"id prefix {job.id_prefix!r} leaves fewer than {COUNTER_DIGITS} digits of a "
+                         f"{len(UNIQUE)}-character id to its counter")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
         json.dump(asdict(job), spec)
     try:

@@ -9,6 +9,9 @@ import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from benchmarks import bench, generator
 from benchmarks.otlp_sink import OtlpSink
@@ -101,3 +104,10 @@ def test_a_process_tree_holds_the_process_and_its_children():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_job_whose_id_prefix_would_cut_its_counter_is_refused_before_the_generator_runs():
+    job = generator.Job(name="j", steps=[], concurrency=1, conns=1, calls=1, warmup=0, server_pids=[],
+                        id_prefix="x" * (len(generator.UNIQUE) - generator.COUNTER_DIGITS + 1))
+    with pytest.raises(ValueError, match="fewer than 9 digits"):
+        generator.run(job, binary=Path("/nonexistent/loadgen"))
