@@ -47,7 +47,7 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
         tombstones.close()
         telemetry.shutdown()
 
-    service = binding(decider, shutdown, telemetry.server_interceptors())
+    service = binding(decider, shutdown, telemetry.server_interceptors(asynchronous=True), threads=settings.threads)
     service.serving = lambda: decision_log.writable
     service.dependencies = lambda: features.healthy
     return [service]

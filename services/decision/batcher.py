@@ -9,17 +9,24 @@ many (the callers of the last batch come back a little apart). A caller waits at
 deadline, so a stuck dependency (a locked feature store) costs a decision its deadline, not
 more.
 
-The Decision service uses two: concurrent Decide calls are made together (one claim of
-their ids, one read per feature view, one call per model, one durable write: see
-``Decider``), and that batch's feature read is handed to a second one, so that a feature
-store that does not answer holds up no decision past its deadline.
+An ``AsyncBatcher`` does the same for callers on an asyncio event loop: while one batch is
+processed on its thread, the calls that arrive queue on the loop and go together next. It
+needs no linger: the loop takes every call that is ready before the batch's thread is done.
+
+The Decision service's asyncio server makes concurrent Decide calls together in an
+``AsyncBatcher`` (one claim of their ids, one read per feature view, one call per model, one
+durable write: see ``Decider``); ``Decider.decide`` does so in a ``MicroBatcher`` for
+callers on threads; and each batch's feature read is handed to a second ``MicroBatcher``, so
+that a feature store that does not answer holds up no decision past its deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Generic, TypeVar
 
 log = logging.getLogger("looper.batcher")
@@ -133,10 +140,60 @@ class MicroBatcher(Generic[T, R]):
         return batch
 
     def _answer(self, batch: list[Pending[T]]) -> None:
-        try:
-            results = self.process([p.item for p in batch])
-        except BaseException as err:  # noqa: BLE001 - the whole batch failed: every caller is told
-            log.exception("%s batch of %d failed", self.name, len(batch))
-            results = [err] * len(batch)
+        results = _processed(self.name, self.process, [p.item for p in batch])
         for pending, result in zip(batch, results):
             pending._answer(result)
+
+
+class AsyncBatcher(Generic[T, R]):
+    def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512):
+        """``process`` as MicroBatcher's; it runs on the batcher's one thread, never on the loop."""
+        self.name, self.process, self.max_items = name, process, max_items
+        self.batches = self.items = 0
+        self._queue: list[tuple[T, asyncio.Future]] = []
+        self._draining: asyncio.Task | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-batcher")
+
+    async def submit(self, item: T, timeout: float | None = None) -> R:
+        """Processes ``item`` with the others that queue meanwhile; its result, or its error
+        raised (BatchTimeout when ``timeout`` seconds pass first: the item is still processed)."""
+        answer = asyncio.get_running_loop().create_future()
+        self._queue.append((item, answer))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        if timeout is None:
+            return await answer
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), max(0.0, timeout))
+        except asyncio.TimeoutError:
+            raise BatchTimeout(f"{self.name} did not answer within the call's deadline") from None
+
+    def close(self) -> None:
+        """Waits for the batch being processed (the loop answers no more callers after it stops)."""
+        self._thread.shutdown(wait=True)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
+                self.batches, self.items = self.batches + 1, self.items + len(batch)
+                results = await loop.run_in_executor(self._thread, _processed, self.name, self.process,
+                                                     [item for item, _ in batch])
+                for (_, answer), result in zip(batch, results):
+                    if answer.done():  # its caller was cancelled
+                        continue
+                    if isinstance(result, BaseException):
+                        answer.set_exception(result)
+                    else:
+                        answer.set_result(result)
+        finally:
+            self._draining = None
+
+
+def _processed(name: str, process: Callable[[list[T]], list[R | BaseException]], items: list[T]) -> list:
+    try:
+        return process(items)
+    except BaseException as err:  # noqa: BLE001 - the whole batch failed: every caller is told
+        log.exception("%s batch of %d failed", name, len(items))
+        return [err] * len(items)

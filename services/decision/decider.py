@@ -16,7 +16,7 @@ from opentelemetry.trace import StatusCode
 
 from services.blueprints.spec import Blueprint, DecisionType
 from services.blueprints.store import BlueprintStore
-from services.decision.batcher import BatchTimeout, MicroBatcher
+from services.decision.batcher import AsyncBatcher, BatchTimeout, MicroBatcher
 from services.decision.policies import choose, choose_value, greedy_order
 from services.decisions.log import DecisionLog
 from services.experiments.experiment import Arm, subject_key, with_overrides
@@ -180,27 +180,48 @@ class Decider:
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
         self._deciding = MicroBatcher("decide", self._decide_together, linger=DECIDE_LINGER_SECONDS)
+        self._gathering = AsyncBatcher("decide-async", self._decide_together)
         self._fetching = MicroBatcher("feature-fetch", lambda reads: [self._fetch_many(r) for r in reads])
         self._arm_policies: dict[tuple[str, str, str, str], Blueprint] = {}  # (use case, digest, experiment, arm)
 
     def close(self) -> None:
+        self._gathering.close()
         self._deciding.close()
         self._fetching.close()
 
     def decide(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
         """Returns the decision and whether it is a replay of an earlier one with this id."""
         started = time.perf_counter()
-        with self.telemetry.tracer.start_as_current_span("looper.decide", attributes={
-                telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id}) as span:
+        with self._decide_span(command) as span:
             try:
-                record, replayed = self._deciding.submit(Call(command, span), command.remaining())
+                answer = self._deciding.submit(Call(command, span), command.remaining())
             except BatchTimeout:
                 raise DeadlineExceeded("the call's deadline passed before its decision was made") from None
-            if replayed:
-                span.set_attribute("looper.replayed", True)
-                return record, True
-            if span.is_recording():
-                span.set_attributes(decision_attributes(record))
+            return self._answered(span, answer, started)
+
+    async def decide_async(self, command: DecideCommand) -> tuple[DecisionRecord, bool]:
+        """``decide`` for a caller on the asyncio server's event loop: the decision is made
+        with the calls that queue meanwhile, on the batcher's thread."""
+        started = time.perf_counter()
+        with self._decide_span(command) as span:
+            try:
+                answer = await self._gathering.submit(Call(command, span), command.remaining())
+            except BatchTimeout:
+                raise DeadlineExceeded("the call's deadline passed before its decision was made") from None
+            return self._answered(span, answer, started)
+
+    def _decide_span(self, command: DecideCommand):
+        return self.telemetry.tracer.start_as_current_span("looper.decide", attributes={
+            telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id})
+
+    def _answered(self, span: trace.Span, answer: tuple[DecisionRecord, bool],
+                  started: float) -> tuple[DecisionRecord, bool]:
+        record, replayed = answer
+        if replayed:
+            span.set_attribute("looper.replayed", True)
+            return record, True
+        if span.is_recording():
+            span.set_attributes(decision_attributes(record))
         self._measure(record, started)
         return record, False
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from looperpb.v1 import decision_pb2, decision_pb2_grpc
 from looperpb.values import feature_value
@@ -11,7 +14,7 @@ from services.decision.decider import CandidateInput, DecideCommand, Decider
 from services.decisions.record import DecisionRecord
 from services.platform.auth import Role, needs
 from services.platform.errors import InvalidArgument
-from services.platform.grpc_runtime import ServiceBinding, rpc_method, status_for
+from services.platform.grpc_runtime import ServiceBinding, async_rpc_method, status_for
 from services.platform.validation import Violations
 from services.platform.wire import feature_map, to_timestamp
 
@@ -56,31 +59,44 @@ def require_use_case(use_case: str, field: str = "use_case") -> None:
 
 
 class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
-    def __init__(self, decider: Decider):
-        self.decider = decider
+    """Served on the asyncio server: a Decide call waits on the event loop for its batch;
+    DecideBatch and GetDecision, which decide many at once or read the log, run on the
+    servicer's threads."""
 
-    def _decide(self, request: decision_pb2.DecideRequest, context=None) -> decision_pb2.DecideResponse:
+    def __init__(self, decider: Decider, threads: int = 16):
+        self.decider = decider
+        self.threads = ThreadPoolExecutor(threads, thread_name_prefix="decision")
+
+    @async_rpc_method
+    async def Decide(self, request, context):
         require_use_case(request.use_case)
-        record, replayed = self.decider.decide(to_command(request, deadline_of(context)))
+        record, replayed = await self.decider.decide_async(to_command(request, deadline_of(context)))
         return decision_pb2.DecideResponse(decision=decision_to_proto(record), replayed=replayed)
 
-    @rpc_method
-    def Decide(self, request, context):
-        return self._decide(request, context)
+    @async_rpc_method
+    async def DecideBatch(self, request, context):
+        return await self._on_thread(self._decide_batch, request, deadline_of(context))
 
-    @rpc_method
-    def DecideBatch(self, request, context):
+    @async_rpc_method
+    async def GetDecision(self, request, context):
+        return await self._on_thread(self._get_decision, request)
+
+    async def _on_thread(self, function, *args):
+        """``function(*args)`` on one of the servicer's threads, under the call's context
+        variables (its trace and its caller)."""
+        call_context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.threads, call_context.run, function, *args)
+
+    def _decide_batch(self, request: decision_pb2.DecideBatchRequest, deadline: float | None):
         if not request.requests:
             raise InvalidArgument.single("requests", "must hold at least one request")
         if len(request.requests) > MAX_BATCH:
             raise InvalidArgument.single("requests", f"must hold at most {MAX_BATCH} requests")
-        deadline = deadline_of(context)
         commands = [to_command(r, deadline) for r in request.requests]
         answers = self.decider.decide_many(commands)
         return decision_pb2.DecideBatchResponse(results=[_batch_result(i, answer) for i, answer in enumerate(answers)])
 
-    @rpc_method
-    def GetDecision(self, request, context):
+    def _get_decision(self, request: decision_pb2.GetDecisionRequest):
         v = Violations()
         v.require_name("use_case", request.use_case)
         v.require_id("decision_id", request.decision_id)
@@ -114,12 +130,20 @@ AUTH_RULES = {
 }
 
 
-def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = ()) -> ServiceBinding:
+def binding(decider: Decider, on_shutdown=lambda: None, interceptors: tuple = (), threads: int = 16) -> ServiceBinding:
+    """The Decision service, for the asyncio server (``interceptors`` of that kind)."""
+    servicer = DecisionServicer(decider, threads)
+
+    def shutdown() -> None:
+        servicer.threads.shutdown(wait=True)
+        on_shutdown()
+
     return ServiceBinding(
         name=decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
-        servicer=DecisionServicer(decider),
+        servicer=servicer,
         register=decision_pb2_grpc.add_DecisionServiceServicer_to_server,
-        on_shutdown=on_shutdown,
+        on_shutdown=shutdown,
         interceptors=interceptors,
         auth_rules=AUTH_RULES,
+        asynchronous=True,
     )

@@ -227,38 +227,47 @@ def bootstrap_admin(store: CredentialStore, token_file: Path) -> str | None:
     return token
 
 
-# --- checking a call (the interceptor is services.platform.guard.CallGuard) --------------
-def authenticate(store: CredentialStore, metadata: dict, context) -> Credential:
+# --- checking a call (the interceptors are in services.platform.guard) --------------------
+class CallRefused(Exception):
+    """A call turned away before its handler runs: the status it gets, and why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def authenticate(store: CredentialStore, metadata: dict, client_certificate: Callable[[], str]) -> Credential:
     """The bearer token's credential when the call carries one, else the client
-    certificate's (mutual TLS); aborts the call UNAUTHENTICATED otherwise."""
+    certificate's (mutual TLS; ``client_certificate()`` reads its subject from the call); raises
+    CallRefused(UNAUTHENTICATED) otherwise."""
     header = metadata.get("authorization", "")
     if header.startswith("Bearer "):
         caller = store.by_token(header.removeprefix("Bearer ").strip())
         if caller is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid (revoked or rotated?)")
+            raise CallRefused(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid (revoked or rotated?)")
         return caller
-    subject = _certificate_subject(context)
+    subject = client_certificate()
     if not subject:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                      "no credentials: send 'authorization: Bearer <token>' (the local development token is "
-                      "in <data dir>/looper-token) or a client certificate")
+        raise CallRefused(grpc.StatusCode.UNAUTHENTICATED,
+                          "no credentials: send 'authorization: Bearer <token>' (the local development token is "
+                          "in <data dir>/looper-token) or a client certificate")
     caller = store.by_subject(subject)
     if caller is None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"client certificate {subject!r} is not a Looper credential")
+        raise CallRefused(grpc.StatusCode.UNAUTHENTICATED, f"client certificate {subject!r} is not a Looper credential")
     return caller
 
 
-def authorize(caller: Credential, needs: Iterable[Need], context) -> None:
-    """Aborts the call PERMISSION_DENIED unless ``caller`` has every need."""
+def authorize(caller: Credential, needs: Iterable[Need]) -> None:
+    """Raises CallRefused(PERMISSION_DENIED) unless ``caller`` has every need."""
     for need in needs:
         if need.role is None and not caller.cluster_admin:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"credential {caller.name!r} is not a cluster administrator")
+            raise CallRefused(grpc.StatusCode.PERMISSION_DENIED,
+                              f"credential {caller.name!r} is not a cluster administrator")
         if need.role == Role.UNSPECIFIED and not caller.can_read_something():
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} has no grants")
+            raise CallRefused(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} has no grants")
         if need.role and not caller.allows(need.role, need.use_case):
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} lacks the "
-                          f"{need.role.name.lower()} role in use case {need.use_case!r}")
+            raise CallRefused(grpc.StatusCode.PERMISSION_DENIED, f"credential {caller.name!r} lacks the "
+                              f"{need.role.name.lower()} role in use case {need.use_case!r}")
 
 
 def calling_as(caller: Credential):
@@ -277,7 +286,8 @@ class _CallingAs:
         _current.reset(self.token)
 
 
-def _certificate_subject(context) -> str:
+def certificate_subject(context) -> str:
+    """The common name of the call's client certificate ("" without one)."""
     values = (context.auth_context() or {}).get("x509_common_name") or []
     return values[0].decode() if values else ""
 

@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from services.platform.auth import CredentialStore, Rule
-from services.platform.guard import Admission, CallGuard
+from services.platform.guard import Admission, AsyncCallGuard, CallGuard
 from services.platform.jobs import PeriodicJob
 from services.platform.errors import (DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound,
                                      ResourceExhausted, Unavailable)
@@ -71,12 +71,32 @@ def rpc_method(method: Callable) -> Callable:
         try:
             return method(self, request, context)
         except Exception as err:  # noqa: BLE001 - every error must become a status
-            status = status_for(err)
-            if status.code == code_pb2.INTERNAL:
-                log.exception("%s failed", method.__qualname__)
-            context.abort_with_status(rpc_status.to_status(status))
+            context.abort_with_status(_failed(method, err))
 
     return wrapper
+
+
+def async_rpc_method(method: Callable) -> Callable:
+    """``rpc_method`` for a coroutine method of a servicer on the asyncio server."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise  # the call was already given its status
+        except Exception as err:  # noqa: BLE001 - every error must become a status
+            status = _failed(method, err)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return wrapper
+
+
+def _failed(method: Callable, err: Exception) -> grpc.Status:
+    status = status_for(err)
+    if status.code == code_pb2.INTERNAL:
+        log.exception("%s failed", method.__qualname__, exc_info=err)
+    return rpc_status.to_status(status)
 
 
 @dataclass
@@ -88,6 +108,9 @@ class ServiceBinding:
     register: Callable[[object, grpc.Server], None]
     on_shutdown: Callable[[], None] = lambda: None
     interceptors: tuple = ()  # e.g. the OpenTelemetry server interceptor
+    # The servicer's methods are coroutines: it is served by an asyncio server (see
+    # services.platform.async_server), with interceptors of that kind.
+    asynchronous: bool = False
     auth_rules: dict[str, Rule] = field(default_factory=dict)  # RPC method -> what a call needs
     # Whether the service can serve (False: its log cannot be written), and whether what it
     # depends on answers (the feature store), shown on health as its own name and as
@@ -127,9 +150,12 @@ class RunningServer:
         if self.health_job:
             self.health_job.stop()
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        self._stop_server(grace)
         for binding in self.bindings:
             binding.on_shutdown()
+
+    def _stop_server(self, grace: float) -> None:
+        self.server.stop(grace).wait()
 
     def update_health(self) -> None:
         status = {True: health_pb2.HealthCheckResponse.SERVING, False: health_pb2.HealthCheckResponse.NOT_SERVING}
@@ -152,15 +178,17 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
         raise OSError(f"refusing to serve {host} without TLS: bearer tokens would cross the network in the clear; "
                       "set --tls-cert and --tls-key, or bind 127.0.0.1")
     rules = {f"/{b.name}/{method}": rule for b in bindings for method, rule in b.auth_rules.items()}
-    guard = CallGuard(credentials, rules, Admission(use_case_limit))
+    admission = Admission(use_case_limit)
+    if any(b.asynchronous for b in bindings):
+        from services.platform.async_server import start_async_server
+
+        return start_async_server(bindings, host, port, AsyncCallGuard(credentials, rules, admission, workers),
+                                  server_options(max_message_bytes, reuse_port), tls, max_in_flight)
+    guard = CallGuard(credentials, rules, admission)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[*(i for b in bindings for i in b.interceptors), guard],
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", int(reuse_port)),  # several worker processes on one port
-        ],
+        options=server_options(max_message_bytes, reuse_port),
         maximum_concurrent_rpcs=max_in_flight,  # beyond it gRPC answers RESOURCE_EXHAUSTED at once
     )
     health_servicer = health.HealthServicer()
@@ -169,18 +197,35 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
         binding.register(binding.servicer, server)
         health_servicer.set(binding.name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    names = [b.name for b in bindings] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                          reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(names, server)
-    address = f"{host}:{port}"
-    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"could not bind {host}:{port}")
+    reflection.enable_server_reflection(reflected_names(bindings), server)
+    bound = bind(server, host, port, tls)
     health_servicer.set(DEPENDENCIES, health_pb2.HealthCheckResponse.SERVING)
     server.start()
     running = RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
     running.health_job = PeriodicJob("health", 0.5, running.update_health).start()
     return running
+
+
+def server_options(max_message_bytes: int, reuse_port: bool) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", int(reuse_port)),  # several worker processes on one port
+    ]
+
+
+def reflected_names(bindings: list[ServiceBinding]) -> list[str]:
+    return [b.name for b in bindings] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                                         reflection.SERVICE_NAME]
+
+
+def bind(server, host: str, port: int, tls: Tls | None) -> int:
+    """Adds the listening port (either kind of server); the port bound."""
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"could not bind {host}:{port}")
+    return bound
 
 
 def is_loopback(host: str) -> bool:

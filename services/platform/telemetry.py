@@ -58,12 +58,13 @@ class Telemetry:
         self.feature_fetch_failures = m.create_counter(
             "looper.feature_fetch.failures", description="Decisions whose feature read failed or timed out")
 
-    def server_interceptors(self) -> tuple:
+    def server_interceptors(self, asynchronous: bool = False) -> tuple:
+        """The tracing interceptor for a thread-pool server, or for an asyncio one."""
         if not self.enabled:
             return ()
-        from services.platform.server_tracing import SampledServerTracing
+        from services.platform.server_tracing import AsyncSampledServerTracing, SampledServerTracing
 
-        return (SampledServerTracing(self.providers[0]),)
+        return ((AsyncSampledServerTracing if asynchronous else SampledServerTracing)(self.providers[0]),)
 
     def observe(self, name: str, callback, description: str, unit: str = "1") -> None:
         """A gauge read when metrics are exported (model age, decision-log backlog)."""

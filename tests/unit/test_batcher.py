@@ -1,15 +1,17 @@
-"""The micro-batcher: concurrent callers share one call of the batch function, each gets its
-own result or error, and nobody waits past their deadline."""
+"""The micro-batchers: concurrent callers (on threads, or on an asyncio loop) share one call
+of the batch function, each gets its own result or error, and nobody waits past their
+deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.decision.batcher import BatchTimeout, MicroBatcher
+from services.decision.batcher import AsyncBatcher, BatchTimeout, MicroBatcher
 
 
 def test_concurrent_items_are_processed_together_and_answered_in_their_own_place():
@@ -146,3 +148,77 @@ def test_without_linger_a_batch_takes_what_has_queued_and_never_waits_for_more()
         assert calls[-1] == [5], "a lone item after a batch of three went alone at once"
     finally:
         batcher.close()
+
+
+# --- AsyncBatcher: callers on an event loop ---------------------------------------------
+def _gated(calls: list, gate: threading.Event, fail_on=None):
+    """A batch function that records its batches and holds its thread until ``gate``."""
+
+    def process(items):
+        calls.append((list(items), threading.current_thread().name))
+        gate.wait(5)
+        if fail_on in items:
+            raise RuntimeError("the batch failed")
+        return [ValueError(f"bad {i}") if i == "bad" else i * 2 for i in items]
+
+    return process
+
+
+def test_calls_on_the_loop_that_queue_while_a_batch_runs_go_together_each_answered_in_its_place():
+    calls, gate = [], threading.Event()
+    batcher = AsyncBatcher("test", _gated(calls, gate))
+
+    async def scenario():
+        first = asyncio.ensure_future(batcher.submit(1))
+        while not calls:  # the loop stays free while the first batch holds the batcher's thread
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(batcher.submit(x)) for x in (2, "bad", 4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        answers = await asyncio.gather(first, *rest, return_exceptions=True)
+        return answers
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert answers[:2] == [2, 4] and isinstance(answers[2], ValueError) and answers[3] == 8
+    assert [batch for batch, _ in calls] == [[1], [2, "bad", 4]]
+    assert all(thread.startswith("test-batcher") for _, thread in calls), "a batch ran on the loop's thread"
+    assert (batcher.batches, batcher.items) == (2, 4)
+
+
+def test_a_failed_batch_on_the_loop_tells_every_caller_and_the_next_batch_runs():
+    calls, gate = [], threading.Event()
+    gate.set()
+    batcher = AsyncBatcher("test", _gated(calls, gate, fail_on="boom"))
+
+    async def scenario():
+        failed = await asyncio.gather(batcher.submit("boom"), return_exceptions=True)
+        return failed, await batcher.submit(3)
+
+    try:
+        failed, after = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert isinstance(failed[0], RuntimeError) and after == 6
+
+
+def test_a_caller_on_the_loop_waits_no_longer_than_its_timeout_and_its_item_is_still_processed():
+    calls, gate = [], threading.Event()
+    batcher = AsyncBatcher("test", _gated(calls, gate))
+
+    async def scenario():
+        started = time.monotonic()
+        with pytest.raises(BatchTimeout):
+            await batcher.submit(5, timeout=0.05)
+        waited = time.monotonic() - started
+        gate.set()
+        return waited, await batcher.submit(6, timeout=5)
+
+    try:
+        waited, later = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert waited < 2 and later == 12
+    assert [batch for batch, _ in calls] == [[5], [6]], "the timed-out item was not processed"

@@ -199,6 +199,58 @@ def test_concurrent_decisions_share_one_feature_read_one_model_call_and_one_writ
         decider.close()
 
 
+def test_decisions_on_the_event_loop_that_queue_meanwhile_are_made_and_logged_together(stores, monkeypatch):
+    """The asyncio server's path: while one decision is being made, those that arrive on
+    the loop wait for the next batch; every caller gets its own decision, and a retried id
+    its replay."""
+    import asyncio
+
+    from services.platform import durable_log
+
+    writes = []
+    real_write_all = durable_log._write_all
+    monkeypatch.setattr(durable_log, "_write_all", lambda fd, data: (writes.append(len(data)), real_write_all(fd, data)))
+    features, model = GatedFeatures(), FakeModel(scores=[0.9, 0.1] * 6)
+    decider = Decider(*stores, features=features, models=FakeModels(model))
+
+    async def scenario():
+        first = asyncio.ensure_future(decider.decide_async(command(decision_id="first", subject={"user_id": "u0"})))
+        while not features.reads:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(decider.decide_async(command(decision_id=f"d{i}", subject={"user_id": f"u{i}"})))
+                for i in range(1, 6)]
+        rest.append(asyncio.ensure_future(decider.decide_async(command(decision_id="d1", subject={"user_id": "u1"}))))
+        await asyncio.sleep(0.05)
+        features.release.set()
+        return await asyncio.gather(first, *rest)
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        features.release.set()
+        decider.close()
+    assert [record.subject["user_id"] for record, _ in answers] == [f"u{i}" for i in range(6)] + ["u1"]
+    assert [replayed for _, replayed in answers] == [False] * 6 + [True]
+    assert answers[6][0] == answers[1][0], "the retried id was answered with its decision"
+    assert sorted(features.reads[1]) == [f"u{i}" for i in range(1, 6)], "the five that queued were read together"
+    assert len(writes) == 2, "the five were logged in one write"
+
+
+def test_a_decision_on_the_event_loop_past_its_deadline_is_refused_and_not_logged(stores):
+    import asyncio
+    import time
+
+    from services.platform.errors import DeadlineExceeded
+
+    decider = Decider(*stores)
+    try:
+        with pytest.raises(DeadlineExceeded):
+            asyncio.run(decider.decide_async(command(decision_id="late", deadline=time.monotonic() - 1)))
+    finally:
+        decider.close()
+    assert stores[1].find("contract_test", "late") is None
+
+
 def test_a_batch_answers_each_item_logs_the_new_ones_together_and_replays_repeats(stores, tmp_path, monkeypatch):
     from services.platform import durable_log
 

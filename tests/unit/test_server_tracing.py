@@ -4,6 +4,7 @@ neither case does a span below the handler start a trace of its own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import namedtuple
 
 import grpc
@@ -14,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from services.platform.server_tracing import SampledServerTracing
+from services.platform.server_tracing import AsyncSampledServerTracing, SampledServerTracing
 
 Details = namedtuple("Details", "method invocation_metadata")
 Metadatum = namedtuple("Metadatum", "key value")
@@ -38,7 +39,13 @@ def traceparent(sampled: bool) -> Metadatum:
     return Metadatum("traceparent", f"00-{PARENT_TRACE:032x}-{PARENT_SPAN:016x}-{'01' if sampled else '00'}")
 
 
-def served(ratio: float, metadata: list) -> tuple[list, trace.SpanContext, trace.Span]:
+@pytest.fixture(params=["thread-pool", "asyncio"])
+def runtime(request) -> str:
+    """Each test runs against the interceptor of either kind of server."""
+    return request.param
+
+
+def served(runtime: str, ratio: float, metadata: list) -> tuple[list, trace.SpanContext, trace.Span]:
     """One call through the interceptor, whose handler starts a span as the Decider does;
     the finished spans, the span context the handler ran under, and its own span."""
     exporter = InMemorySpanExporter()
@@ -52,14 +59,28 @@ def served(ratio: float, metadata: list) -> tuple[list, trace.SpanContext, trace
             seen["span"] = span
         return request * 2
 
-    handler = SampledServerTracing(provider).intercept_service(
-        lambda details: grpc.unary_unary_rpc_method_handler(behavior), Details(METHOD, tuple(metadata)))
-    assert handler.unary_unary(21, FakeContext(metadata)) == 42
+    async def async_behavior(request, context):
+        return behavior(request, context)
+
+    details = Details(METHOD, tuple(metadata))
+    if runtime == "thread-pool":
+        handler = SampledServerTracing(provider).intercept_service(
+            lambda details: grpc.unary_unary_rpc_method_handler(behavior), details)
+        assert handler.unary_unary(21, FakeContext(metadata)) == 42
+    else:
+        async def call():
+            async def continuation(details):
+                return grpc.unary_unary_rpc_method_handler(async_behavior)
+
+            handler = await AsyncSampledServerTracing(provider).intercept_service(continuation, details)
+            return await handler.unary_unary(21, FakeContext(metadata))
+
+        assert asyncio.run(call()) == 42
     return exporter.get_finished_spans(), seen["context"], seen["span"]
 
 
-def test_a_call_whose_caller_sampled_its_trace_continues_it_with_a_server_span():
-    spans, _, _ = served(0.0, [traceparent(sampled=True)])
+def test_a_call_whose_caller_sampled_its_trace_continues_it_with_a_server_span(runtime):
+    spans, _, _ = served(runtime, 0.0, [traceparent(sampled=True)])
     by_name = {s.name: s for s in spans}
     assert set(by_name) == {METHOD, "looper.decide"}
     server = by_name[METHOD]
@@ -67,15 +88,15 @@ def test_a_call_whose_caller_sampled_its_trace_continues_it_with_a_server_span()
     assert server.parent.span_id == PARENT_SPAN and by_name["looper.decide"].parent.span_id == server.context.span_id
 
 
-def test_a_call_whose_caller_dropped_its_trace_records_nothing_below_it():
-    spans, context, span = served(1.0, [traceparent(sampled=False)])
+def test_a_call_whose_caller_dropped_its_trace_records_nothing_below_it(runtime):
+    spans, context, span = served(runtime, 1.0, [traceparent(sampled=False)])
     assert spans == () or list(spans) == []
     assert context.trace_id == PARENT_TRACE and not context.trace_flags.sampled
     assert not span.is_recording()
 
 
-def test_a_new_call_the_sampler_keeps_starts_one_trace_with_a_server_span():
-    spans, _, _ = served(1.0, [])
+def test_a_new_call_the_sampler_keeps_starts_one_trace_with_a_server_span(runtime):
+    spans, _, _ = served(runtime, 1.0, [])
     by_name = {s.name: s for s in spans}
     assert set(by_name) == {METHOD, "looper.decide"}
     assert by_name[METHOD].parent is None, "the server span is the root"
@@ -83,14 +104,14 @@ def test_a_new_call_the_sampler_keeps_starts_one_trace_with_a_server_span():
 
 
 @pytest.mark.parametrize("metadata", [[], [Metadatum("user-agent", "grpc-go")]])
-def test_a_new_call_the_sampler_drops_leaves_no_span_and_starts_no_trace_below(metadata):
-    spans, context, span = served(0.0, metadata)
+def test_a_new_call_the_sampler_drops_leaves_no_span_and_starts_no_trace_below(runtime, metadata):
+    spans, context, span = served(runtime, 0.0, metadata)
     assert list(spans) == [], "a span below a dropped call started a trace of its own"
     assert context.is_valid and not context.trace_flags.sampled and not span.is_recording()
 
 
-def test_the_sampled_share_of_new_calls_is_traced_whole_and_the_rest_not_at_all():
-    names = [sorted(s.name for s in served(0.25, [])[0]) for _ in range(400)]
+def test_the_sampled_share_of_new_calls_is_traced_whole_and_the_rest_not_at_all(runtime):
+    names = [sorted(s.name for s in served(runtime, 0.25, [])[0]) for _ in range(400)]
     traced = sum(bool(n) for n in names)
     assert 60 <= traced <= 140, f"{traced} of 400 calls traced at a 25% ratio (drawn once, not twice)"
     assert all(n in ([], sorted([METHOD, "looper.decide"])) for n in names), "a call was traced in part"
