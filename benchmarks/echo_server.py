@@ -5,7 +5,8 @@ Each process is forked before any gRPC object exists and then builds its own ser
 same port with ``grpc.so_reuseport=1``; the kernel hands each new connection to one of
 them (it balances connections, not calls: the load generator opens several). The server is
 ``grpc.aio`` on one thread per process (the gRPC maintainers' advice for Python, and the
-fastest Python gRPC server measured here), or the sync server with ``--runtime sync``.
+fastest Python gRPC server measured here) on uvloop, as Looper's Decision service runs; or
+the sync server with ``--runtime sync``.
 Requests are raw bytes answered as they came (no protobuf code), so what it measures is
 what any Python gRPC call costs before a handler does anything.
 
@@ -122,7 +123,9 @@ def serve(runtime: str, port: int, ready_fd: int) -> None:
         await stopped.wait()
         await server.stop(1)
 
-    asyncio.run(run())
+    import uvloop
+
+    uvloop.run(run())  # the event loop the Decision service's server runs on
 
 
 if __name__ == "__main__":

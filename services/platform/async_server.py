@@ -2,6 +2,9 @@
 service's): one event loop, on its own thread, reads every call and writes every answer, and
 the handlers hand the work to other threads (a batch of decisions, a file read).
 
+The loop is uvloop's (libuv): interleaved with asyncio's own, 2 processes, it made 4-7% more
+Decide calls/s at concurrency 16 and 64.
+
 On the thread-pool server each call holds a thread from its arrival to its answer, and
 handing the GIL between a dozen threads and the batcher's cost about as much CPU as the
 decisions themselves. On the loop, a call is a task: Decide calls that arrive while a batch
@@ -20,6 +23,7 @@ import threading
 from dataclasses import dataclass
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -57,7 +61,7 @@ class _LoopHealth:
 
 def start_async_server(bindings: list[ServiceBinding], host: str, port: int, guard: grpc.aio.ServerInterceptor,
                        options: list, tls: Tls | None, max_in_flight: int) -> AsyncRunningServer:
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
     thread = threading.Thread(target=_run, args=(loop,), name="grpc-asyncio", daemon=True)
     thread.start()
     try:
