@@ -256,3 +256,11 @@ def test_a_sync_that_fails_after_the_ack_is_counted_once_and_turns_the_log_unhea
     log.close()  # the writer has finished with the failed sync
     assert log.failed_writes == 1 and not log.healthy
     assert [r for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)] == [{"i": 0}, {"i": 1}]
+
+
+def test_records_are_compact_json_with_str_keys_and_a_nan_read_back_as_missing(tmp_path):
+    log = DurableLog(tmp_path, "t")
+    log.append({"features": {"tenure": float("nan"), "country": "de"}, "by_rank": {1: "a"}, "flags": (True, None)})
+    log.close()
+    [record] = [r for segment in list_segments(tmp_path, "t") for r, _ in iter_records(segment)]
+    assert record == {"features": {"tenure": None, "country": "de"}, "by_rank": {"1": "a"}, "flags": [True, None]}
