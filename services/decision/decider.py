@@ -27,7 +27,7 @@ from services.platform import telemetry
 from services.features.store import FeaturesUnavailable
 from services.platform.errors import DeadlineExceeded, NotFound
 from services.platform.telemetry import Telemetry, traceparent_of
-from services.platform.validation import MAX_KEY_VALUE, Violations
+from services.platform.validation import MAX_KEY_VALUE, Violations, is_plain_value, is_valid_id
 
 log = logging.getLogger("looper.decision")
 
@@ -559,18 +559,25 @@ MAX_CONTEXT_KEYS = 256
 
 
 def _check_typed(violations: Violations, prefix: str, values: dict, declared: dict) -> None:
+    """Each value declared by the blueprint, of its type, finite and bounded. A field's name
+    is formed only for a violation: a ranking's hundred candidates carry hundreds of values."""
     if not violations.require_at_most(prefix, len(values), MAX_CONTEXT_KEYS, "keys"):
         return
     for name, value in values.items():
-        if name not in declared:
+        expected = declared.get(name)
+        if expected is None:
             violations.add(f"{prefix}.{name}"[:200], f"is not declared by the blueprint; declared: {sorted(declared)}")
+        elif value is None:
             continue
-        expected = declared[name].value
-        if value is not None and (not isinstance(value, _PYTHON_TYPES[expected])
-                                  or (expected != "bool" and isinstance(value, bool))):
-            violations.add(f"{prefix}.{name}", f"must be of type {expected}, got {type(value).__name__}")
-        else:
+        elif not isinstance(value, expected[0]) or (expected[1] != "bool" and isinstance(value, bool)):
+            violations.add(f"{prefix}.{name}", f"must be of type {expected[1]}, got {type(value).__name__}")
+        elif not is_plain_value(value):
             violations.check_value(f"{prefix}.{name}", value)
+
+
+def _expected(declared: dict) -> dict[str, tuple[tuple[type, ...], str]]:
+    """Per declared feature, the Python types its values may have and its type's name."""
+    return {name: (_PYTHON_TYPES[kind.value], kind.value) for name, kind in declared.items()}
 
 
 def validate_command(blueprint: Blueprint, command: DecideCommand) -> None:
@@ -585,7 +592,7 @@ def validate_command(blueprint: Blueprint, command: DecideCommand) -> None:
             v.add(f"subject.{key}"[:200], f"is not an entity of the use case; expected {list(blueprint.entities)}")
         else:
             v.check_value(f"subject.{key}", value, MAX_KEY_VALUE)
-    _check_typed(v, "context", command.context, blueprint.context_features)
+    _check_typed(v, "context", command.context, _expected(blueprint.context_features))
     _check_candidates(v, blueprint, command.candidates)
     v.raise_if_any()
 
@@ -600,11 +607,21 @@ def _check_candidates(v: Violations, blueprint: Blueprint, candidates: tuple[Can
     if not v.require_at_most("candidates", len(candidates), MAX_CANDIDATES, "items"):
         return
     seen: set[str] = set()
+    declared = _expected(blueprint.candidate_features)
     for i, candidate in enumerate(candidates):
-        v.require_id(f"candidates[{i}].action_id", candidate.action_id)
-        if candidate.action_id in seen:
-            v.add(f"candidates[{i}].action_id", "repeats an earlier candidate")
-        seen.add(candidate.action_id)
-        if kind == DecisionType.MULTI_ACTION and candidate.action_id not in blueprint.actions:
-            v.add(f"candidates[{i}].action_id", f"is not an action of the use case {list(blueprint.actions)}")
-        _check_typed(v, f"candidates[{i}].features", candidate.features, blueprint.candidate_features)
+        action_id = candidate.action_id
+        if action_id in seen or not is_valid_id(action_id) or (
+                kind == DecisionType.MULTI_ACTION and action_id not in blueprint.actions):
+            _check_action_id(v, blueprint, f"candidates[{i}].action_id", action_id, seen)
+        seen.add(action_id)
+        if candidate.features:
+            _check_typed(v, f"candidates[{i}].features", candidate.features, declared)
+
+
+def _check_action_id(v: Violations, blueprint: Blueprint, field: str, action_id: str, seen: set[str]) -> None:
+    """Why a candidate's id is refused (the common case, a valid new id, never gets here)."""
+    v.require_id(field, action_id)
+    if action_id in seen:
+        v.add(field, "repeats an earlier candidate")
+    if blueprint.decision_type == DecisionType.MULTI_ACTION and action_id not in blueprint.actions:
+        v.add(field, f"is not an action of the use case {list(blueprint.actions)}")

@@ -69,3 +69,16 @@ class Violations:
 
 def is_valid_name(value: str) -> bool:
     return bool(_NAME_PATTERN.fullmatch(value))
+
+
+def is_valid_id(value: str) -> bool:
+    """What ``require_id`` accepts."""
+    return bool(_ID_PATTERN.fullmatch(value))
+
+
+def is_plain_value(value) -> bool:
+    """A value ``check_value`` would pass without looking twice: an int or a bool, a finite
+    float, a short string."""
+    kind = type(value)
+    return (kind is int or kind is bool or (kind is float and math.isfinite(value))
+            or (kind is str and len(value) <= MAX_STRING))

@@ -140,6 +140,16 @@ def test_candidate_problems_are_each_named_by_position(decider):
     ]
 
 
+@pytest.mark.parametrize("price, reason", [
+    (float("nan"), "must be a finite number"),
+    (float("-inf"), "must be a finite number"),
+])
+def test_a_candidates_value_of_the_right_type_is_still_checked_for_being_finite(decider, price, reason):
+    found = violations(decider(), DecideCommand("layout", "m-3", {"user_id": "u"}, candidates=(
+        CandidateInput("grid", {"price": 1.0}), CandidateInput("cards", {"price": price}))))
+    assert found == [("candidates[1].features.price", reason)]
+
+
 def test_at_most_500_candidates(decider):
     assert MAX_CANDIDATES == 500
     d = decider()
