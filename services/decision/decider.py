@@ -3,9 +3,11 @@ model, apply the policy, log durably, answer. Plain Python; the gRPC adapter is 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from collections import Counter
 from time import time_ns
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -211,7 +213,7 @@ class Decider:
             return self._answered(span, answer, started)
 
     def _decide_span(self, command: DecideCommand):
-        return self.telemetry.tracer.start_as_current_span("looper.decide", attributes={
+        return self.telemetry.span_below("looper.decide", {
             telemetry.USE_CASE: command.use_case, telemetry.DECISION_ID: command.decision_id})
 
     def _answered(self, span: trace.Span, answer: tuple[DecisionRecord, bool],
@@ -260,7 +262,7 @@ class Decider:
                 answers[i] = err
                 continue
             checked.append(i)
-        stages = Stages(self.telemetry.tracer)
+        stages = Stages(self.telemetry.tracer, calls)
         made: list[Call] = []
 
         def make(positions: list[int]) -> list[DecisionRecord | Exception]:
@@ -271,8 +273,9 @@ class Decider:
             [(calls[i].command.use_case, calls[i].command.decision_id) for i in checked], make)
         for i, answer in zip(checked, logged):
             answers[i] = answer
-        stages.done("looper.decision_log.append", [calls[i] for i, answer in zip(checked, logged)
-                                                   if not isinstance(answer, Exception) and not answer[1]])
+        new = [calls[i] for i, answer in zip(checked, logged) if not isinstance(answer, Exception) and not answer[1]]
+        stages.done("looper.decision_log.append", new)
+        self._count([answer[0] for answer in logged if not isinstance(answer, Exception) and not answer[1]])
         return answers
 
     def _make(self, calls: list[Call], stages: Stages) -> list[DecisionRecord | Exception]:
@@ -412,10 +415,12 @@ class Decider:
         return None, DefaultReason.MODEL_UNAVAILABLE if failed else DefaultReason.NO_MODEL
 
     def _measure(self, record: DecisionRecord, started: float) -> None:
-        result = "exploration" if record.is_exploration else "default" if record.is_default else "model"
-        attributes = {telemetry.USE_CASE: record.use_case, "looper.result": result}
-        self.telemetry.decisions.add(1, attributes)
-        self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, attributes)
+        self.telemetry.decision_latency.record((time.perf_counter() - started) * 1000, _attributes(*_measured_as(record)))
+
+    def _count(self, records: list[DecisionRecord]) -> None:
+        """The new decisions of a batch, counted by use case and result: one add for each."""
+        for kind, count in Counter(_measured_as(r) for r in records).items():
+            self.telemetry.decisions.add(count, _attributes(*kind))
 
 
 class Stages:
@@ -424,8 +429,9 @@ class Stages:
     child of its span (once per span: a DecideBatch call's decisions share theirs). Decisions
     that are not sampled cost no span work."""
 
-    def __init__(self, tracer: trace.Tracer):
+    def __init__(self, tracer: trace.Tracer, calls: list[Call]):
         self.tracer = tracer
+        self.recording = any(call.span.is_recording() for call in calls)  # else every stage is free
         self.began = time_ns()
 
     def done(self, name: str, calls: list[Call], attributes: Callable[[list[Call]], dict] = lambda group: {},
@@ -433,6 +439,8 @@ class Stages:
         """Ends the stage that began where the last one ended, for ``calls``."""
         start, end = self.began, time_ns()
         self.began = end
+        if not self.recording:
+            return
         groups: dict[int, list[Call]] = {}
         for call in calls:
             if call.span.is_recording():
@@ -444,6 +452,17 @@ class Stages:
             if error:
                 span.set_status(StatusCode.ERROR, error)
             span.end(end_time=end)
+
+
+def _measured_as(record: DecisionRecord) -> tuple[str, str]:
+    """What a decision's figures are kept by: its use case and how it was made."""
+    return record.use_case, "exploration" if record.is_exploration else "default" if record.is_default else "model"
+
+
+@functools.lru_cache(maxsize=4096)
+def _attributes(use_case: str, result: str) -> dict:
+    """Their attributes, made once (read only: every figure of the kind shares them)."""
+    return {telemetry.USE_CASE: use_case, "looper.result": result}
 
 
 def shadow_of(plan: Plan, scores) -> dict:

@@ -8,9 +8,12 @@ function call, and no gRPC interceptor is installed. Span attributes live in the
 
 from __future__ import annotations
 
+import functools
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace.sampling import ParentBased
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from looper.tracing import meter_provider_from_env, tracer_provider_from_env
@@ -57,6 +60,27 @@ class Telemetry:
                                                     description="Training run duration")
         self.feature_fetch_failures = m.create_counter(
             "looper.feature_fetch.failures", description="Decisions whose feature read failed or timed out")
+
+    def span_below(self, name: str, attributes: dict):
+        """A span for ``name`` as the current one, below the current span; or, when the
+        current span was not sampled and the sampler follows the parent (as a production
+        user's parent-based one does), the current span itself: a span below it would record
+        nothing, and starting one costs a sampling and a context switch for each call."""
+        current = trace.get_current_span()
+        context = current.get_span_context()
+        if context.is_valid and not context.trace_flags.sampled and self.follows_parent:
+            return nullcontext(current)
+        return self.tracer.start_as_current_span(name, attributes=attributes)
+
+    @functools.cached_property
+    def follows_parent(self) -> bool:
+        """Whether the sampler drops every span whose parent was dropped."""
+        sampler = getattr(self.providers[0], "sampler", None) if self.providers else None
+        if not isinstance(sampler, ParentBased):
+            return False
+        description = sampler.get_description()
+        return ("remoteParentNotSampled:AlwaysOffSampler" in description
+                and "localParentNotSampled:AlwaysOffSampler" in description)
 
     def server_interceptors(self, asynchronous: bool = False) -> tuple:
         """The tracing interceptor for a thread-pool server, or for an asyncio one."""
