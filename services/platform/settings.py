@@ -22,8 +22,9 @@ class Settings(BaseModel):
     feedback_port: int = Field(50052, ge=0, le=65535)
     trainer_port: int = Field(50053, ge=0, le=65535)
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    # Load: calls handled at once per process (its threads), calls accepted at once (more are
-    # shed with RESOURCE_EXHAUSTED), and how many one use case may hold while being handled.
+    # Load: calls handled at once per process (the thread-pool servers' threads; the asyncio
+    # Decision server's places, for which the others wait in line), calls accepted at once (more
+    # are shed with RESOURCE_EXHAUSTED), and how many one use case may hold while being handled.
     threads: int = Field(16, ge=1, le=256)
     # Worker processes per Decision and Feedback service, sharing its port (SO_REUSEPORT):
     # Python runs one call's code at a time per process, so more cores need more processes.
