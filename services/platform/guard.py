@@ -1,4 +1,6 @@
-"""The one server interceptor every call to a Looper service goes through, in this order:
+"""The server interceptor every call to a Looper service goes through (``CallGuard`` on the
+thread-pool servers, ``AsyncCallGuard`` on the Decision service's asyncio one; the checks are
+the same), in this order:
 
 1. a call whose deadline has already passed is not started (DEADLINE_EXCEEDED);
 2. the caller is authenticated and authorized (``services.platform.auth``);
