@@ -29,6 +29,7 @@ class _Sampling:
     def __init__(self, provider: TracerProvider, interceptor):
         """``interceptor(tracer_provider=...)`` is OpenTelemetry's, for the kind of server."""
         self.sampler, self.ids = provider.sampler, provider.id_generator
+        self.headers = frozenset(propagate.get_global_textmap().fields)  # what the propagators read
         self.continued = interceptor(tracer_provider=provider)  # the caller's trace, sampled
         twin = TracerProvider(sampler=ALWAYS_ON, resource=provider.resource, shutdown_on_exit=False,
                               active_span_processor=provider._active_span_processor, id_generator=provider.id_generator)
@@ -39,7 +40,7 @@ class _Sampling:
         unsampled context to run it under."""
         metadata = dict(details.invocation_metadata or ())
         # Most calls carry no trace: nothing to extract (the propagators' parsing is most of it)
-        traced = any(key in metadata for key in propagate.get_global_textmap().fields)
+        traced = any(key in metadata for key in self.headers)
         parent_context = propagate.extract(metadata) if traced else otel_context.Context()
         parent = trace.get_current_span(parent_context).get_span_context()
         trace_id = parent.trace_id if parent.is_valid else self.ids.generate_trace_id()
