@@ -52,8 +52,9 @@ class Telemetry:
 
     def __post_init__(self) -> None:
         m = self.meter
-        self.decision_latency = m.create_histogram("looper.decision.duration", unit="ms",
-                                                   description="Decide latency inside the service")
+        self.decision_latency = m.create_histogram(
+            "looper.decision.duration", unit="ms",
+            description="A new decision's latency inside the service: from its call reaching the Decider to its durable write")
         self.decisions = m.create_counter("looper.decisions", description="Decisions by use case and result")
         self.outcomes = m.create_counter("looper.feedback.outcomes", description="Outcome events by join status")
         self.training_duration = m.create_histogram("looper.training.duration", unit="s",
