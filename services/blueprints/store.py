@@ -76,17 +76,14 @@ class BlueprintStore:
             cached = self._cache.get(key)
         if cached:
             return cached
-        path = self.root / use_case / _file_name(version)
-        try:
-            stat = path.stat()
-            text = path.read_text()
+        try:  # a version's file is written once (by a hard link), never replaced
+            text = (self.root / use_case / _file_name(version)).read_text()
         except FileNotFoundError:
             raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
-        key = (use_case, version, stat.st_mtime_ns, stat.st_ino)  # the file read, should it have changed
         stored = StoredBlueprint(
             blueprint=load_blueprint_yaml(text).with_version(version),
             spec_yaml=text,
-            create_time=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
+            create_time=datetime.fromtimestamp(token[0] / 1e9, timezone.utc),
         )
         with self._lock:
             self._cache[key] = stored

@@ -135,16 +135,13 @@ class LooperFeatureStore:
         (``provider.online_store.online_read``), skipping the layers of
         ``get_online_features`` that cost about 0.6 ms of a 0.7 ms read on this machine.
         """
-        values: list[dict[str, FeatureScalar]] = []
         with self._lock:
             plan = self._read_plan(tuple(refs))
             values = [dict.fromkeys(plan.columns) for _ in entity_rows]  # in the order of refs; missing: None
             keys: dict[tuple[str, ...], list[EntityKeyProto]] = {}  # views on the same entities share theirs
             for view in plan.views:
                 if view.key_names not in keys:
-                    keys[view.key_names] = [EntityKeyProto(join_keys=view.key_names, entity_values=[
-                        encode(row[name]) for name, encode in zip(view.key_names, view.key_encoders)])
-                        for row in entity_rows]
+                    keys[view.key_names] = _entity_keys(view.key_names, view.key_encoders, entity_rows)
                 read = self.store.provider.online_store.online_read(self.store.config, view.view,
                                                                    keys[view.key_names], view.names)
                 for found, (_, row) in zip(values, read):
@@ -197,9 +194,8 @@ class LooperFeatureStore:
                 return 0
             config, online = self.store.config, self.store.provider.online_store
             key_fields = sorted(view.entity_columns, key=lambda f: f.name)
-            keys = [EntityKeyProto(join_keys=[f.name for f in key_fields],
-                                   entity_values=[_entity_value(f, row[f.name]) for f in key_fields])
-                    for row in entity_rows]
+            keys = _entity_keys(tuple(f.name for f in key_fields), [_entity_encoder(f) for f in key_fields],
+                                entity_rows)
             if config.online_store.type == "sqlite":
                 from feast.infra.online_stores.sqlite import _table_id
 
@@ -306,8 +302,10 @@ def _entity_encoder(field):
     return lambda text: Value(string_val=text)
 
 
-def _entity_value(field, text: str):
-    return _entity_encoder(field)(text)
+def _entity_keys(names: tuple[str, ...], encoders: list, entity_rows: list[dict[str, str]]) -> list[EntityKeyProto]:
+    """Each row's key of a view keyed by the entity fields ``names`` (each read by its encoder)."""
+    return [EntityKeyProto(join_keys=names, entity_values=[encode(row[name]) for name, encode in zip(names, encoders)])
+            for row in entity_rows]
 
 
 # The value kinds read as they are; the others (timestamps, lists, maps, JSON) go through
