@@ -53,6 +53,14 @@ def test_pushed_counts_are_read_online_and_unknown_subjects_are_missing(setup):
                                                               "contract_test_clicks__decisions_7d": None}
 
 
+def test_subjects_read_together_each_get_their_own_features(setup):
+    store, blueprint = setup
+    publish_subject_counts(store, blueprint, [counts("r1", T0, 5, 2), counts("r2", T0, 8, 0)])
+    found = FeastFeatureSource(store).fetch_many([(blueprint, {"user_id": u}) for u in ("r2", "nobody", "r1")])
+    assert [(f["contract_test_clicks__decisions_7d"], f["contract_test_clicks__clicked_7d"]) for f in found] == [
+        (8, 0), (None, None), (5, 2)]
+
+
 def test_historical_retrieval_is_point_in_time_and_keeps_every_row(setup):
     store, blueprint = setup
     publish_subject_counts(store, blueprint, [counts("u2", T0 + timedelta(hours=1), 1, 0)])
