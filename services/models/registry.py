@@ -225,6 +225,13 @@ class ModelRegistry:
         return ModelStage.ROLLED_BACK if changes and changes[-1].stage == ModelStage.ROLLED_BACK \
             else ModelStage.CANDIDATE
 
+    def stages(self, use_case: str, versions: list[str]) -> list[tuple[ModelStage, list[StageChange]]]:
+        """Each version's stage with its stage history, read under the use case's lock: a
+        promotion moves the live pointer, then appends its record, and a reader between the two
+        would see a live model whose history ends in canary."""
+        with self._locked(use_case):
+            return [(self.stage(use_case, version), self.stage_history(use_case, version)) for version in versions]
+
     def promote(self, use_case: str, version: str, reason: str = "promoted") -> ModelMeta:
         """Makes ``version`` live (ending its rollout, if it was on one)."""
         meta = self.get(use_case, version)

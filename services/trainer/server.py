@@ -203,9 +203,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         versions, token = page(self.registry.versions(request.use_case), str, request.page_size, request.page_token,
                                f"models:{request.use_case}", descending=True)
         metas = [self.registry.get(request.use_case, v) for v in versions]
+        stages = self.registry.stages(request.use_case, versions)
         return trainer_pb2.ListModelsResponse(
-            models=[model_to_proto(m, self.registry.stage(m.use_case, m.version),
-                                   self.registry.stage_history(m.use_case, m.version)) for m in metas],
+            models=[model_to_proto(m, stage, history) for m, (stage, history) in zip(metas, stages)],
             next_page_token=token)
 
     @rpc_method

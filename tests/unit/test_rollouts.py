@@ -5,6 +5,7 @@ evidence (fake decision activity, real training-table rows with known values).""
 from __future__ import annotations
 
 import random
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -112,6 +113,34 @@ def test_the_registry_records_every_stage_with_its_reason(setup):
         (ModelStage.ROLLED_BACK, "canary lost")]
     registry.set_rollout(USE_CASE, register(registry, 3), ModelStage.SHADOW, "won offline", since=clock().isoformat())
     assert registry.retention(USE_CASE, keep=0) == [candidate], "the live version and the one in shadow are kept"
+
+
+def test_a_reader_never_sees_a_promotion_half_written(setup, monkeypatch):
+    """The promotion pauses between moving the live pointer and appending its record; a
+    reader that starts in that gap waits for the record instead of reporting a live model
+    whose history ends in canary."""
+    _, registry, _, _, _, clock, _, candidate = setup
+    registry.set_rollout(USE_CASE, candidate, ModelStage.CANARY, "shadow passed", since=clock().isoformat())
+    in_the_gap, resume = threading.Event(), threading.Event()
+    record = registry._record
+
+    def paused_record(use_case, version, stage, reason):
+        if stage == ModelStage.LIVE:
+            in_the_gap.set()
+            resume.wait(10)
+        record(use_case, version, stage, reason)
+    monkeypatch.setattr(registry, "_record", paused_record)
+    promotion = threading.Thread(target=registry.promote, args=(USE_CASE, candidate, "canary won"))
+    promotion.start()
+    assert in_the_gap.wait(10)
+    read = []
+    reader = threading.Thread(target=lambda: read.extend(registry.stages(USE_CASE, [candidate])))
+    reader.start()
+    reader.join(0.5)  # without the lock the read is over by now; with it, the reader waits
+    resume.set()
+    promotion.join(10), reader.join(10)
+    (stage, history), = read
+    assert stage == ModelStage.LIVE and [c.stage for c in history][-1] == ModelStage.LIVE
 
 
 def test_shadow_goes_to_canary_once_it_has_answered_enough_decisions(setup):
