@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 _LISTENING = re.compile(r"looper (\w+) service listening on ([\d.]+:\d+)")
 SERVICES = ("decision", "feedback", "trainer")
+LOG_TAIL_CHARS = 20_000
 
 
 @dataclass
@@ -49,6 +51,9 @@ class LooperProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            # A hang is a bug even when the tests pass: the warning reaches the test summary.
+            warnings.warn(f"looper serve did not exit within {timeout:g}s of {signal.Signals(sig).name} and was "
+                          f"killed; the end of its log:\n{self.log()[-LOG_TAIL_CHARS:]}", stacklevel=2)
             return self.process.wait()
 
     def log(self) -> str:

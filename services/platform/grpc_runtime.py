@@ -5,6 +5,7 @@ shutdown. Servicers stay thin: they translate protobuf to domain calls and nothi
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import ipaddress
 import logging
@@ -31,6 +32,7 @@ from services.platform.errors import (DeadlineExceeded, FailedPrecondition, Inva
 log = logging.getLogger("looper.grpc")
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SHUTDOWN_STACKS_AFTER_SECONDS = 20  # past the grace: a hung shutdown logs its threads' stacks
 
 
 def invalid_argument_status(err: InvalidArgument) -> status_pb2.Status:
@@ -242,6 +244,9 @@ def wait_for_termination(servers: list[RunningServer], grace: float = 10.0) -> N
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     log.info("shutting down: draining in-flight calls")
+    # Left armed until the process is gone: a shutdown (or an exit) that hangs well past its
+    # grace writes every thread's stack to stderr, the service's log.
+    faulthandler.dump_traceback_later(grace + SHUTDOWN_STACKS_AFTER_SECONDS)
     for running in servers:
         running.stop(grace)
     log.info("stopped")
