@@ -6,12 +6,21 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from google.protobuf import timestamp_pb2
-from looperpb.values import Scalar, scalar
+from looperpb.values import Scalar
 
 
 def feature_map(values) -> dict[str, Scalar]:
-    """A ``map<string, FeatureValue>`` as a dict of Python values."""
-    return {name: scalar(v) for name, v in values.items()}
+    """A ``map<string, FeatureValue>`` as a dict of Python values (what ``scalar`` gives).
+
+    Written out for the ranking path, which converts 100 candidates' maps a call: a upb
+    map's ``items()`` is the generic Mapping view, a Python generator, and with the call per
+    value the conversion took 226 us for 100 candidates of 3 features; this loop, 160."""
+    converted = {}
+    for name in values:
+        value = values[name]
+        kind = value.WhichOneof("kind")
+        converted[name] = getattr(value, kind) if kind else None
+    return converted
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
