@@ -51,10 +51,11 @@ def action_values(blueprint: Blueprint, actions: list[str], scores: Scores) -> l
     blueprint's default (binary "false", the default action) costs nothing; every other
     action costs ``treatment_cost``."""
     predictions = predictions_of(blueprint, scores)
-    weights, cost = blueprint.weights, blueprint.product_metric.treatment_cost
-    baseline = baseline_action(blueprint)
-    return [sum(weight * predictions[outcome][i] for outcome, weight in weights.items())
-            - (cost if action != baseline else 0.0) for i, action in enumerate(actions)]
+    cost, baseline = blueprint.product_metric.treatment_cost, baseline_action(blueprint)
+    values = [0.0] * len(actions)
+    for outcome, weight in blueprint.weights.items():  # an outcome at a time: 100 candidates in one pass each
+        values = [value + weight * predicted for value, predicted in zip(values, predictions[outcome], strict=True)]
+    return [value - (cost if action != baseline else 0.0) for value, action in zip(values, actions)]
 
 
 def baseline_action(blueprint: Blueprint) -> str:
