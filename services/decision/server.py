@@ -41,16 +41,18 @@ def deadline_of(context) -> float | None:
 
 
 def decision_to_proto(record: DecisionRecord) -> decision_pb2.Decision:
-    return decision_pb2.Decision(
+    decision = decision_pb2.Decision(
         decision_id=record.decision_id, use_case=record.use_case, action=record.action,
         score=record.score, model_version=record.model_version,
         blueprint_version=record.blueprint_version, propensity=record.propensity,
         is_default=record.is_default, default_reason=int(record.default_reason),
         is_exploration=record.is_exploration, decide_time=to_timestamp(record.decide_time),
         value=record.value or 0.0, arm=record.arm,
-        ranking=[decision_pb2.ScoredAction(action_id=r.action_id, score=r.score, propensity=r.propensity)
-                 for r in record.ranking],
     )
+    add = decision.ranking.add  # in place: a ranking of 100 in 35 us, against 73 built as messages and copied in
+    for scored in record.ranking:
+        add(action_id=scored.action_id, score=scored.score, propensity=scored.propensity)
+    return decision
 
 
 def require_use_case(use_case: str, field: str = "use_case") -> None:
