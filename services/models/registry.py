@@ -229,6 +229,8 @@ class ModelRegistry:
         """Each version's stage with its stage history, read under the use case's lock: a
         promotion moves the live pointer, then appends its record, and a reader between the two
         would see a live model whose history ends in canary."""
+        if not versions:  # no lock either: taking it would create the folder of a use case without models
+            return []
         with self._locked(use_case):
             return [(self.stage(use_case, version), self.stage_history(use_case, version)) for version in versions]
 
