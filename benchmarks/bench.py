@@ -13,9 +13,10 @@ stack a user would assemble, in one run, interleaved, on this machine, now.
   against ``--workers 1`` when ``looper serve`` has the flag, and ``LOOPER_DURABILITY=os``
   (acknowledged once the OS has the bytes) against the default fsync before the ack.
 
-Every figure comes from the same Go load generator (grpc-go, several connections, a fixed
-number of calls after a warm-up) at concurrency 1, 16 and 64, with the server processes' CPU
-time read from /proc. Each round runs every workload once at each concurrency, the order
+Every figure comes from the same Go load generator (grpc-go, a connection per concurrent
+caller as independent callers would have, which the kernel spreads over the server's
+processes; a fixed number of calls after a warm-up) at concurrency 1, 16 and 64, with the
+server processes' CPU time read from /proc. Each round runs every workload once at each concurrency, the order
 rotating between rounds; the table shows the median of the rounds and the JSON under
 ``benchmarks/results/`` keeps every run. The Feedback and Trainer services run only to train
 the models and are stopped before measuring, so the two cores hold the server under test and
@@ -370,7 +371,7 @@ def check_looper(deciders, users, items, models) -> None:
 
 def measure(workload: Workload, concurrency: int, calls: int, sequence: int, warmup: int | None = None) -> dict:
     job = Job(name=f"{workload.key}-c{concurrency}", steps=workload.steps, concurrency=concurrency,
-              conns=min(concurrency, 16), calls=calls,
+              conns=concurrency, calls=calls,
               warmup=warmup if warmup is not None else max(50, calls // 10), server_pids=workload.pids(),
               id_prefix=f"b{sequence:04d}-")
     result = generator.run(job)
