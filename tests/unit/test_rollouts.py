@@ -138,7 +138,8 @@ def test_a_reader_never_sees_a_promotion_half_written(setup, monkeypatch):
     reader.start()
     reader.join(0.5)  # without the lock the read is over by now; with it, the reader waits
     resume.set()
-    promotion.join(10), reader.join(10)
+    promotion.join(10)
+    reader.join(10)
     (stage, history), = read
     assert stage == ModelStage.LIVE and [c.stage for c in history][-1] == ModelStage.LIVE
 

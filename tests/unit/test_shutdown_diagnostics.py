@@ -25,7 +25,7 @@ def test_a_hung_shutdown_writes_every_threads_stack():
 
         class StuckServer:
             def stop(self, grace):
-                time.sleep(3)  # a drain that never ends
+                time.sleep(3)  # a drain far past its grace
 
         threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
         grpc_runtime.wait_for_termination([StuckServer()], grace=0)
@@ -44,4 +44,5 @@ def test_the_launcher_warns_with_the_log_when_it_must_kill(tmp_path):
     assert deaf.stdout.readline() == "ready\n"
     with pytest.warns(UserWarning, match=r"(?s)did not exit within 0.5s of SIGTERM.*the service's last words"):
         code = LooperProcess(deaf, {}, tmp_path, log).stop(timeout=0.5)
+    deaf.stdout.close()
     assert code == -9
