@@ -33,6 +33,7 @@ log = logging.getLogger("looper.grpc")
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SHUTDOWN_STACKS_AFTER_SECONDS = 20  # past the grace: a hung shutdown logs its threads' stacks
+SIGNAL_CHECK_SECONDS = 0.2  # how soon a signal taken by another thread is acted on
 
 
 def invalid_argument_status(err: InvalidArgument) -> status_pb2.Status:
@@ -242,7 +243,10 @@ def wait_for_termination(servers: list[RunningServer], grace: float = 10.0) -> N
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    # Python runs the handler on this thread, and only when it wakes: a signal the kernel
+    # hands to another thread (one of gRPC's, say) leaves an untimed wait asleep for good.
+    while not stop.wait(SIGNAL_CHECK_SECONDS):
+        pass
     log.info("shutting down: draining in-flight calls")
     # Left armed until the process is gone: a shutdown (or an exit) that hangs well past its
     # grace writes every thread's stack to stderr, the service's log.
