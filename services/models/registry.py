@@ -179,10 +179,10 @@ class ModelRegistry:
         """A token that differs between two registrations under one version name (a use case
         deleted and created again numbers its versions from m000001); None when there is none."""
         try:
-            stat = (self.root / use_case / check_version(version) / "meta.json").stat()
-        except (FileNotFoundError, InvalidArgument):
+            check_version(version)
+        except InvalidArgument:
             return None
-        return stat.st_ino, stat.st_mtime_ns
+        return change_token(f"{self._folder}/{use_case}/{version}/meta.json")
 
     def list(self, use_case: str) -> list[ModelMeta]:
         """Complete model versions, newest first."""
@@ -213,26 +213,24 @@ class ModelRegistry:
         return change_token(f"{self._folder}/{use_case}/{_LIVE}")  # every promotion writes a new file
 
     def stage(self, use_case: str, version: str) -> ModelStage:
-        history = self._history(use_case)
-        if history and history[-1] == version:
-            return ModelStage.LIVE
-        rollout = self.rollout(use_case)
-        if rollout and rollout.version == version:
-            return rollout.stage
-        if version in history:
-            return ModelStage.RETIRED
-        changes = self.stage_history(use_case, version)
-        return ModelStage.ROLLED_BACK if changes and changes[-1].stage == ModelStage.ROLLED_BACK \
-            else ModelStage.CANDIDATE
+        return _stage_of(version, self._history(use_case), self.rollout(use_case),
+                         self.stage_history(use_case, version))
 
     def stages(self, use_case: str, versions: list[str]) -> list[tuple[ModelStage, list[StageChange]]]:
         """Each version's stage with its stage history, read under the use case's lock: a
         promotion moves the live pointer, then appends its record, and a reader between the two
-        would see a live model whose history ends in canary."""
+        would see a live model whose history ends in canary. The pointers and the stage file
+        are read once for all the versions."""
         if not versions:  # no lock either: taking it would create the folder of a use case without models
             return []
         with self._locked(use_case):
-            return [(self.stage(use_case, version), self.stage_history(use_case, version)) for version in versions]
+            history, rollout, changes = self._history(use_case), self.rollout(use_case), self.stage_history(use_case)
+        by_version: dict[str, list[StageChange]] = {version: [] for version in versions}
+        for change in changes:
+            if change.version in by_version:
+                by_version[change.version].append(change)
+        return [(_stage_of(version, history, rollout, by_version[version]), by_version[version])
+                for version in versions]
 
     def promote(self, use_case: str, version: str, reason: str = "promoted") -> ModelMeta:
         """Makes ``version`` live (ending its rollout, if it was on one)."""
@@ -353,6 +351,18 @@ class ModelRegistry:
     @staticmethod
     def _version_dirs(folder: Path) -> list[Path]:
         return sorted(d for d in folder.iterdir() if d.is_dir() and _VERSION.fullmatch(d.name))
+
+
+def _stage_of(version: str, history: list[str], rollout: Rollout | None, changes: list[StageChange]) -> ModelStage:
+    """A version's stage from the live history, the rollout and its own stage changes."""
+    if history and history[-1] == version:
+        return ModelStage.LIVE
+    if rollout and rollout.version == version:
+        return rollout.stage
+    if version in history:
+        return ModelStage.RETIRED
+    return ModelStage.ROLLED_BACK if changes and changes[-1].stage == ModelStage.ROLLED_BACK \
+        else ModelStage.CANDIDATE
 
 
 def _remove_tree(folder: Path) -> None:

@@ -26,10 +26,8 @@ import grpc
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
-from services.platform.grpc_runtime import (DEPENDENCIES, RunningServer, ServiceBinding, Tls, bind,
-                                            reflected_names)
+from services.platform.grpc_runtime import RunningServer, ServiceBinding, Tls, health_names, serve_bindings
 from services.platform.jobs import PeriodicJob
 
 START_TIMEOUT_SECONDS = 60
@@ -91,13 +89,8 @@ async def _start(bindings: list[ServiceBinding], host: str, port: int, guard, op
                              maximum_concurrent_rpcs=max_in_flight)  # beyond it: RESOURCE_EXHAUSTED at once
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    serving = health_pb2.HealthCheckResponse.SERVING
-    for binding in bindings:
-        binding.register(binding.servicer, server)
-        await health.set(binding.name, serving)
-    await health.set("", serving)
-    reflection.enable_server_reflection(reflected_names(bindings), server)
-    bound = bind(server, host, port, tls)
-    await health.set(DEPENDENCIES, serving)
+    bound = serve_bindings(server, bindings, host, port, tls)
+    for name in health_names(bindings):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     return server, bound, health

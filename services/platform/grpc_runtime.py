@@ -196,13 +196,9 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for binding in bindings:
-        binding.register(binding.servicer, server)
-        health_servicer.set(binding.name, health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(reflected_names(bindings), server)
-    bound = bind(server, host, port, tls)
-    health_servicer.set(DEPENDENCIES, health_pb2.HealthCheckResponse.SERVING)
+    bound = serve_bindings(server, bindings, host, port, tls)
+    for name in health_names(bindings):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     server.start()
     running = RunningServer(server=server, port=bound, health=health_servicer, bindings=bindings)
     running.health_job = PeriodicJob("health", 0.5, running.update_health).start()
@@ -217,18 +213,24 @@ def server_options(max_message_bytes: int, reuse_port: bool) -> list[tuple[str, 
     ]
 
 
-def reflected_names(bindings: list[ServiceBinding]) -> list[str]:
-    return [b.name for b in bindings] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                         reflection.SERVICE_NAME]
-
-
-def bind(server, host: str, port: int, tls: Tls | None) -> int:
-    """Adds the listening port (either kind of server); the port bound."""
+def serve_bindings(server, bindings: list[ServiceBinding], host: str, port: int, tls: Tls | None) -> int:
+    """Registers the bindings on a server of either kind (its health servicer already added),
+    enables reflection and adds the listening port; the port bound."""
+    for binding in bindings:
+        binding.register(binding.servicer, server)
+    reflection.enable_server_reflection([b.name for b in bindings] + [
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     address = f"{host}:{port}"
     bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
     return bound
+
+
+def health_names(bindings: list[ServiceBinding]) -> list[str]:
+    """What health checking answers for: each service, the server as a whole (""), and what
+    the services depend on."""
+    return [b.name for b in bindings] + ["", DEPENDENCIES]
 
 
 def is_loopback(host: str) -> bool:
