@@ -68,6 +68,41 @@ def test_an_append_returns_only_after_its_fsync(tmp_path, monkeypatch):
     log.close()
 
 
+def test_an_appender_writes_its_own_record_and_those_queued_behind_it_go_together(tmp_path, monkeypatch):
+    """Group commit without a writer thread: the appender that finds no write under way
+    syncs on its own thread, and the appenders that queue meanwhile share the next sync."""
+    import time
+
+    from services.platform import durable_log
+
+    real_fsync = durable_log.os.fdatasync
+    log = DurableLog(tmp_path, "t")
+    syncing, gate, synced_by = threading.Event(), threading.Event(), []
+
+    def held_fsync(fd):
+        synced_by.append(threading.current_thread().name)
+        syncing.set()
+        assert gate.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(durable_log.os, "fdatasync", held_fsync)
+    first = threading.Thread(target=log.append, args=({"i": 0},), name="first")
+    first.start()
+    assert syncing.wait(10)
+    behind = [threading.Thread(target=log.append, args=({"i": i},), name=f"behind-{i}") for i in (1, 2)]
+    for thread in behind:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(log._queue) < 2 and time.monotonic() < deadline:  # both wait behind the first's sync
+        time.sleep(0.001)
+    gate.set()
+    for thread in (first, *behind):
+        thread.join(10)
+    log.close()
+    assert synced_by[0] == "first" and len(synced_by) == 2 and synced_by[1].startswith("behind-"), synced_by
+    assert sorted(r["i"] for s in list_segments(tmp_path, "t") for r, _ in iter_records(s)) == [0, 1, 2]
+
+
 def test_a_torn_tail_is_ignored(tmp_path):
     log = DurableLog(tmp_path, "t")
     log.append({"ok": 1})
