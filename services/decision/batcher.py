@@ -10,8 +10,11 @@ deadline, so a stuck dependency (a locked feature store) costs a decision its de
 more.
 
 An ``AsyncBatcher`` does the same for callers on an asyncio event loop: while one batch is
-processed on its thread, the calls that arrive queue on the loop and go together next. It
-needs no linger: the loop takes every call that is ready before the batch's thread is done.
+processed on its thread, the calls that arrive queue on the loop and go together next, and
+with a ``linger`` a batch smaller than the last one's callers (those answered and those that
+queued meanwhile) waits a moment for them. Without it, 16 callers on one Decision process
+settled into two groups of 8 taking turns (measured: 7.9 decisions a batch), each paying a
+batch's fixed cost.
 
 The Decision service's asyncio server makes concurrent Decide calls together in an
 ``AsyncBatcher`` (one claim of their ids, one read per feature view, one call per model, one
@@ -146,12 +149,17 @@ class MicroBatcher(Generic[T, R]):
 
 
 class AsyncBatcher(Generic[T, R]):
-    def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512):
-        """``process`` as MicroBatcher's; it runs on the batcher's one thread, never on the loop."""
-        self.name, self.process, self.max_items = name, process, max_items
+    def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512,
+                 linger: float = 0.0):
+        """``process`` as MicroBatcher's; it runs on the batcher's one thread, never on the loop.
+        With ``linger`` (seconds), a batch waits up to that long for as many items as the last
+        batch had callers (see ``_linger``)."""
+        self.name, self.process, self.max_items, self.linger = name, process, max_items, linger
         self.batches = self.items = 0
         self._queue: list[tuple[T, asyncio.Future, asyncio.TimerHandle | None]] = []
         self._draining: asyncio.Task | None = None
+        self._callers = 1  # the last batch's callers and those that queued while it ran
+        self._enough: asyncio.Future | None = None  # set once that many have queued
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-batcher")
 
     async def submit(self, item: T, timeout: float | None = None) -> R:
@@ -163,9 +171,26 @@ class AsyncBatcher(Generic[T, R]):
         # and a shield cost several times more, for every call that has a deadline)
         timer = None if timeout is None else loop.call_later(max(0.0, timeout), self._expire, answer)
         self._queue.append((item, answer, timer))
+        if self._enough is not None and len(self._queue) >= self._callers and not self._enough.done():
+            self._enough.set_result(None)
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain())
         return await answer
+
+    async def _linger(self) -> None:
+        """Waits, at most ``linger``, until as many items have queued as the last batch had
+        callers: its answered callers come back a little apart, and without waiting the
+        first of them would start a batch of its own."""
+        if not self.linger or len(self._queue) >= self._callers:
+            return
+        loop = asyncio.get_running_loop()
+        self._enough = enough = loop.create_future()
+        timer = loop.call_later(self.linger, lambda: enough.done() or enough.set_result(None))
+        try:
+            await enough
+        finally:
+            timer.cancel()
+            self._enough = None
 
     def _expire(self, answer: asyncio.Future) -> None:
         if not answer.done():
@@ -179,10 +204,12 @@ class AsyncBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                await self._linger()
                 batch, self._queue = self._queue[:self.max_items], self._queue[self.max_items:]
                 self.batches, self.items = self.batches + 1, self.items + len(batch)
                 results = await loop.run_in_executor(self._thread, _processed, self.name, self.process,
                                                      [item for item, _, _ in batch])
+                self._callers = min(len(batch) + len(self._queue), self.max_items)
                 for (_, answer, timer), result in zip(batch, results):
                     if timer is not None:
                         timer.cancel()

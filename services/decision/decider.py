@@ -161,6 +161,11 @@ class Lookups:
 # MicroBatcher): under a steady load it keeps concurrent calls in one batch, which shares
 # one id claim, one feature read, one model call and one log write.
 DECIDE_LINGER_SECONDS = 0.0005
+# The same on the asyncio server, where an answered caller's next call comes back through the
+# event loop behind the other calls' answers: interleaved A/B on two processes, 2 ms made 2,271-
+# 2,427 Decide calls/s at concurrency 16 against 1,641-1,809 without, 0.5 and 1 ms about as
+# many as none; a lone caller never waits (a batch waits only for as many as the last had).
+DECIDE_ASYNC_LINGER_SECONDS = 0.002
 
 
 class Decider:
@@ -184,7 +189,7 @@ class Decider:
         self.clock = clock
         self.telemetry = telemetry or Telemetry()
         self._deciding = MicroBatcher("decide", self._decide_together, linger=DECIDE_LINGER_SECONDS)
-        self._gathering = AsyncBatcher("decide-async", self._decide_together)
+        self._gathering = AsyncBatcher("decide-async", self._decide_together, linger=DECIDE_ASYNC_LINGER_SECONDS)
         self._fetching = MicroBatcher("feature-fetch", lambda reads: [self._fetch_many(r) for r in reads])
         self._arm_policies: dict[tuple[str, str, str, str], Blueprint] = {}  # (use case, digest, experiment, arm)
 

@@ -222,3 +222,54 @@ def test_a_caller_on_the_loop_waits_no_longer_than_its_timeout_and_its_item_is_s
         batcher.close()
     assert waited < 2 and later == 12
     assert [batch for batch, _ in calls] == [[5], [6]], "the timed-out item was not processed"
+
+
+def test_on_the_loop_a_batch_after_one_of_n_callers_lingers_for_n_then_shrinks_when_they_stop_coming():
+    """Four callers answered together come back one by one: with a linger they go together
+    again (not the first alone and then the rest); when only one comes, it goes after the
+    linger, and the next lone caller does not wait."""
+    calls, gate = [], threading.Event()
+    gate.set()
+    batcher = AsyncBatcher("test", _gated(calls, gate), linger=1.0)
+
+    async def one_by_one(items):
+        arriving = []
+        for item in items:
+            arriving.append(asyncio.ensure_future(batcher.submit(item)))
+            await asyncio.sleep(0.02)  # a batcher that did not linger would have taken the first alone
+        return await asyncio.gather(*arriving)
+
+    async def scenario():
+        first = await asyncio.gather(*(batcher.submit(x) for x in (1, 2, 3, 4)))
+        again = await one_by_one((5, 6, 7, 8))
+        started = time.monotonic()
+        alone = await batcher.submit(9)
+        lingered = time.monotonic() - started
+        started = time.monotonic()
+        next_alone = await batcher.submit(10)
+        return first, again, alone, lingered, next_alone, time.monotonic() - started
+
+    try:
+        first, again, alone, lingered, next_alone, waited = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert first == [2, 4, 6, 8] and again == [10, 12, 14, 16] and (alone, next_alone) == (18, 20)
+    assert [batch for batch, _ in calls] == [[1, 2, 3, 4], [5, 6, 7, 8], [9], [10]]
+    assert lingered >= 0.9, "a batch smaller than the last one's callers went without waiting for them"
+    assert waited < 0.9, "a lone caller after a lone caller waited for more"
+
+
+def test_on_the_loop_without_linger_a_lone_caller_after_a_batch_goes_at_once():
+    calls, gate = [], threading.Event()
+    gate.set()
+    batcher = AsyncBatcher("test", _gated(calls, gate))
+
+    async def scenario():
+        await asyncio.gather(*(batcher.submit(x) for x in (1, 2, 3)))
+        return await batcher.submit(4)
+
+    try:
+        assert asyncio.run(scenario()) == 8
+    finally:
+        batcher.close()
+    assert [batch for batch, _ in calls] == [[1, 2, 3], [4]]
