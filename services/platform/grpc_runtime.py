@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import gc
 import ipaddress
 import logging
 import signal
@@ -240,8 +241,19 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def freeze_startup_heap() -> None:
+    """Puts what starting made (Feast's registry and its libraries, the models, protobuf
+    descriptors: most of the heap, and it lives as long as the process) out of the garbage
+    collector's sight. A full collection walked all of it: on a Decision process at
+    concurrency 64 one came every few seconds and held the GIL for 81-89 ms, a p99 of 115 ms
+    against 39 (gc.callbacks timings; 3-5 ms once frozen)."""
+    gc.collect()
+    gc.freeze()
+
+
 def wait_for_termination(servers: list[RunningServer], grace: float = 10.0) -> None:
     """Blocks until SIGTERM or SIGINT, then stops every server gracefully."""
+    freeze_startup_heap()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
