@@ -6,9 +6,9 @@ returns only once the record is on disk: callers acknowledge after it, so an ack
 record survives a SIGKILL that follows the ack. Concurrent appenders share one fsync (group
 commit): an appender that finds no write under way writes whatever is queued, its own and
 the others', fsyncs once and wakes them; those that queued meanwhile go together next. (A
-writer thread doing the same costs each append two thread hand-offs, which on this machine
-took longer than the fsync.) With ``Durability.OS`` a writer thread writes, acknowledges, and
-then fsyncs, so that no appender waits for the disk.
+writer thread doing the same cost each append two thread hand-offs: without them Decide made
+3% more calls/s.) With ``Durability.OS`` a writer thread writes, acknowledges, and then
+fsyncs, so that no appender waits for the disk.
 
 Readers stop at a torn tail left by a crash mid-write. Consumers (``LogConsumer``) keep
 their progress in the log's consumer folder, so a restart replays what they had not
