@@ -6,7 +6,7 @@ credential carries roles per use case: ``decide`` (Decide, LogFeedback), ``read`
 decisions, labels, blueprints, runs, models), ``admin`` (blueprints, training, promotion;
 implies ``read``); a cluster administrator may do everything, including creating use cases
 and managing credentials. Credentials live in the data directory; every process sees a
-change at its next call (SQLite's data_version), so rotation and revocation need no restart.
+change at its next call, so rotation and revocation need no restart (``ChangeSignal``).
 
 Each service declares, per RPC, what a call needs (``Need``): a role in the use cases the
 request names, or cluster administration. Health checking and reflection stay open; an RPC
@@ -19,9 +19,12 @@ import contextvars
 import enum
 import hashlib
 import json
+import mmap
+import os
 import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -98,6 +101,40 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+# How often a process asks the database itself whether the credentials changed: the signal
+# covers every change made through a CredentialStore; this covers one whose writer died
+# between its commit and the signal.
+RECHECK_SECONDS = 1.0
+
+
+class ChangeSignal:
+    """A number in a small file next to the credentials that every process maps into memory:
+    a process that changes a credential writes a new one, and the others' next call sees it
+    with a read of memory. (Asking SQLite on every call released the GIL on the Decision
+    service's event loop, which then waited for the batch thread to give it back: without
+    it, Decide made about 5% more calls/s at concurrency 16 and 64 in interleaved runs.)"""
+
+    def __init__(self, path: Path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)
+            self._map = mmap.mmap(fd, 8, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
+
+    def value(self) -> bytes:
+        return self._map[:8]
+
+    def send(self) -> None:
+        # A fresh random value, not an increment: no lock between processes, and a torn
+        # write still reads as a change.
+        self._map[:8] = secrets.token_bytes(8)
+
+    def close(self) -> None:
+        self._map.close()
+
+
 class CredentialStore:
     """The credentials of a data directory, shared by every process on it."""
 
@@ -106,12 +143,15 @@ class CredentialStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._changes = ChangeSignal(Path(path).with_suffix(".changes"))
         self._lock = threading.Lock()
         self._version = -1
+        self._seen = b""  # the change signal when the cache was filled
+        self._recheck_at = 0.0
         self._by_token: dict[str, Credential] = {}
         self._by_subject: dict[str, Credential] = {}
 
-    # --- lookups on the hot path: cached until another process (or this one) commits ------
+    # --- lookups on the hot path: cached until a process changes a credential ------------
     def by_token(self, token: str) -> Credential | None:
         self._refresh()
         return self._by_token.get(hash_token(token))
@@ -121,9 +161,13 @@ class CredentialStore:
         return self._by_subject.get(subject)
 
     def _refresh(self) -> None:
+        signal = self._changes.value()
+        if signal == self._seen and time.monotonic() < self._recheck_at:
+            return
         # data_version changes when another connection commits; this one's own writes reset
         # _version instead.
         with self._lock:
+            self._seen, self._recheck_at = signal, time.monotonic() + RECHECK_SECONDS
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if version == self._version:
                 return
@@ -149,7 +193,7 @@ class CredentialStore:
                 self._db.execute("INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", (
                     credential_id, name, hash_token(token) if token else None, certificate_subject or None,
                     int(cluster_admin), _grants_json(grants), now, now))
-                self._version = -1
+                self._changed()
             except sqlite3.IntegrityError:
                 raise InvalidArgument.single("certificate_subject", "is already the subject of a credential") from None
         return self.get(credential_id), token
@@ -162,7 +206,7 @@ class CredentialStore:
         with self._lock:
             self._db.execute("UPDATE credentials SET token_sha256 = ?, rotate_time = ? WHERE credential_id = ?",
                              (hash_token(token), now_iso(), credential_id))
-            self._version = -1
+            self._changed()
         return self.get(credential_id), token
 
     def revoke(self, credential_id: str) -> Credential:
@@ -170,8 +214,14 @@ class CredentialStore:
         with self._lock:
             self._db.execute("UPDATE credentials SET revoke_time = ?, token_sha256 = NULL, certificate_subject = NULL "
                              "WHERE credential_id = ?", (now_iso(), credential_id))
-            self._version = -1
+            self._changed()
         return credential
+
+    def _changed(self) -> None:
+        """After a committed change (``_lock`` held): this process reloads at its next
+        lookup, and so does every other one."""
+        self._version = -1
+        self._changes.send()
 
     def get(self, credential_id: str) -> Credential:
         with self._lock:
@@ -195,6 +245,7 @@ class CredentialStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._changes.close()
 
 
 def new_token() -> str:

@@ -1,0 +1,61 @@
+"""Credentials are shared by every process on a data directory: a change made by one is seen
+by the others at their next call, without asking the database on every call."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from services.platform import auth
+from services.platform.auth import CredentialStore, Role
+
+
+def _statements(store: CredentialStore) -> list[str]:
+    """The SQL statements ``store`` runs from now on."""
+    ran: list[str] = []
+    store._db.set_trace_callback(ran.append)
+    return ran
+
+
+def test_a_revocation_in_one_process_refuses_the_token_at_the_next_call_of_another(tmp_path):
+    path = tmp_path / "credentials.sqlite"
+    admin, serving = CredentialStore(path), CredentialStore(path)  # as two processes would open it
+    made, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
+    assert serving.by_token(token).credential_id == made.credential_id
+    rotated_from = token
+    _, token = admin.rotate(made.credential_id)
+    assert serving.by_token(rotated_from) is None and serving.by_token(token) is not None
+    admin.revoke(made.credential_id)
+    assert serving.by_token(token) is None
+    admin.close()
+    serving.close()
+
+
+def test_lookups_ask_the_database_nothing_while_no_credential_changes(tmp_path):
+    path = tmp_path / "credentials.sqlite"
+    admin, serving = CredentialStore(path), CredentialStore(path)
+    _, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
+    serving.by_token(token)  # fills the cache
+    ran = _statements(serving)
+    for _ in range(100):
+        assert serving.by_token(token) is not None
+    assert ran == [], "a lookup queried the database although nothing changed"
+    admin.create("other", {})
+    serving.by_token(token)
+    assert any("data_version" in statement for statement in ran), "a signalled change was not looked at"
+    admin.close()
+    serving.close()
+
+
+def test_a_change_whose_writer_died_before_signalling_is_seen_within_the_recheck(tmp_path, monkeypatch):
+    path = tmp_path / "credentials.sqlite"
+    admin, serving = CredentialStore(path), CredentialStore(path)
+    made, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
+    assert serving.by_token(token) is not None
+    with sqlite3.connect(path) as db:  # revoked by a process that died before its signal
+        db.execute("UPDATE credentials SET token_sha256 = NULL WHERE credential_id = ?", (made.credential_id,))
+    assert serving.by_token(token) is not None, "the cache is not asked to recheck before its time"
+    now = auth.time.monotonic()
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now + auth.RECHECK_SECONDS + 1)
+    assert serving.by_token(token) is None
+    admin.close()
+    serving.close()
