@@ -46,12 +46,17 @@ def traced(tmp_path_factory):
     backend.stop()
 
 
-def spans_of(backend, tag, value, name=None, timeout=30):
-    """The spans of the traces tagged ``tag=value`` (waiting for Zipkin to index them)."""
+def spans_of(backend, tag, value, names=(), kinds=(), timeout=30):
+    """The spans of the traces tagged ``tag=value``, once Zipkin has indexed a span of each
+    of ``names`` and of each of ``kinds``: a service exports its spans in batches every half
+    second, so a parent that ends after its child may arrive in the next one."""
+    wanted = {name.lower() for name in names}  # Zipkin lower-cases span names
+
     def found():
         spans = [s for t in backend.find_traces(tag, value) for s in t]
-        return spans if spans and (name is None or any(s["name"] == name.lower() for s in spans)) else None
-    return wait_for(found, timeout, f"a trace with {tag}={value}")
+        complete = wanted <= {s["name"] for s in spans} and set(kinds) <= {s.get("kind") for s in spans}
+        return spans if spans and complete else None
+    return wait_for(found, timeout, f"a trace with {tag}={value} and spans {sorted(wanted)} {sorted(kinds)}")
 
 
 def by_name(spans, name):
@@ -66,7 +71,9 @@ def test_one_decision_is_one_trace_from_client_to_log_append(traced):
     decision = client.decide("notification_send", "traced-1", {"user_id": "user-00007"},
                              {"hour_of_day": 20, "platform": "ios"})
     assert decision.model_version == live.version
-    spans = spans_of(backend, "looper.decision_id", "traced-1", name="/looper.v1.DecisionService/Decide")
+    steps = ("looper.feature_fetch", "looper.inference", "looper.policy", "looper.decision_log.append")
+    spans = spans_of(backend, "looper.decision_id", "traced-1", names=("looper.decide", *steps),
+                     kinds=("CLIENT", "SERVER"))
     assert len({s["traceId"] for s in spans}) == 1
     traceparent = client.get_decision("notification_send", "traced-1").traceparent
     assert traceparent.split("-")[1] == spans[0]["traceId"]  # from a decision id to its trace
@@ -75,7 +82,7 @@ def test_one_decision_is_one_trace_from_client_to_log_append(traced):
     decide = by_name(spans, "looper.decide")
     assert client_span["localEndpoint"]["serviceName"] == "test-product"
     assert server_span["parentId"] == client_span["id"] and decide["parentId"] == server_span["id"]
-    for step in ("looper.feature_fetch", "looper.inference", "looper.policy", "looper.decision_log.append"):
+    for step in steps:
         assert by_name(spans, step)["parentId"] == decide["id"]
     tags = decide["tags"]
     assert tags["looper.use_case"] == "notification_send" and tags["looper.model_version"] == live.version
@@ -86,10 +93,11 @@ def test_one_decision_is_one_trace_from_client_to_log_append(traced):
 def test_feedback_span_links_to_the_decision_trace(traced):
     backend, client, model = traced
     client.decide("notification_send", "traced-2", {"user_id": "user-00008"}, {"hour_of_day": 9, "platform": "web"})
-    decision_trace = spans_of(backend, "looper.decision_id", "traced-2", name="looper.decide")[0]["traceId"]
+    decision_trace = spans_of(backend, "looper.decision_id", "traced-2", names=("looper.decide",))[0]["traceId"]
     wait_for(lambda: client.get_label("notification_send", "traced-2"), 10, "the joiner to see the decision")
     client.log_feedback("notification_send", "traced-2", "opened", 1.0, event_id="traced-2-open")
-    spans = spans_of(backend, "otel.link.0.trace_id", decision_trace, name="looper.feedback.decision")
+    spans = spans_of(backend, "otel.link.0.trace_id", decision_trace,
+                     names=("looper.feedback.decision", "looper.feedback.record"))
     linked = by_name(spans, "looper.feedback.decision")
     assert linked["tags"]["looper.decision_id"] == "traced-2"
     assert linked["traceId"] != decision_trace
@@ -102,13 +110,13 @@ def test_training_run_trace_reaches_the_decision_reload(traced):
     run = wait_for(lambda: (r := client.get_training_run(run.run_id)).state == trainer_pb2.TRAINING_RUN_STATE_SUCCEEDED
                    and r, 120, "the forced training run")
     client.decide("notification_send", "traced-3", {"user_id": "user-00009"}, {"hour_of_day": 9, "platform": "web"})
-    run_spans = spans_of(backend, "looper.run_id", run.run_id, name="looper.training_run")
+    run_steps = {"looper.training_set.build", "looper.fit", "looper.evaluate", "looper.register"}
+    run_spans = spans_of(backend, "looper.run_id", run.run_id, names=("looper.training_run", *run_steps))
     training = by_name(run_spans, "looper.training_run")
     assert training["tags"]["looper.model_version"] == run.model_version
-    assert {"looper.training_set.build", "looper.fit", "looper.evaluate", "looper.register"} <= {
-        s["name"] for s in run_spans}
+    assert run_steps <= {s["name"] for s in run_spans}
     assert run.traceparent.split("-")[1] == training["traceId"]
-    reload_spans = spans_of(backend, "otel.link.0.trace_id", training["traceId"], name="looper.model_reload")
+    reload_spans = spans_of(backend, "otel.link.0.trace_id", training["traceId"], names=("looper.model_reload",))
     reload = by_name(reload_spans, "looper.model_reload")
     assert reload["localEndpoint"]["serviceName"] == "looper-decision"
     assert reload["tags"]["looper.model_version"] == run.model_version
