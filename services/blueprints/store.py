@@ -68,7 +68,8 @@ class BlueprintStore:
             raise InvalidArgument.single("use_case", "must be lower_snake_case")
         if version == 0:
             version = self.latest_version(use_case)
-        token = change_token(f"{self._folder}/{use_case}/{_file_name(version)}")
+        path = f"{self._folder}/{use_case}/{_file_name(version)}"
+        token = change_token(path)
         if token is None:
             raise NotFound(f"use case {use_case!r} has no blueprint version {version}")
         key = (use_case, version, *token)
@@ -77,7 +78,7 @@ class BlueprintStore:
         if cached:
             return cached
         try:  # a version's file is written once (by a hard link), never replaced
-            text = (self.root / use_case / _file_name(version)).read_text()
+            text = Path(path).read_text()
         except FileNotFoundError:
             raise NotFound(f"use case {use_case!r} has no blueprint version {version}") from None
         stored = StoredBlueprint(
