@@ -167,20 +167,25 @@ class CredentialStore:
         # data_version changes when another connection commits; this one's own writes reset
         # _version instead.
         with self._lock:
-            self._seen, self._recheck_at = signal, time.monotonic() + RECHECK_SECONDS
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._version:
-                return
-            rows = self._db.execute("SELECT credential_id, name, token_sha256, certificate_subject, cluster_admin, "
-                                    "grants, create_time, rotate_time FROM credentials WHERE revoke_time IS NULL")
-            by_token, by_subject = {}, {}
-            for row in rows:
-                credential = _credential(row)
-                if row[2]:
-                    by_token[row[2]] = credential
-                if row[3]:
-                    by_subject[row[3]] = credential
-            self._by_token, self._by_subject, self._version = by_token, by_subject, version
+            if version != self._version:
+                self._reload(version)
+            # Marked fresh only once the cache is: a thread that takes the fast path above
+            # must find the credentials loaded, not the empty cache of a starting process.
+            self._seen, self._recheck_at = signal, time.monotonic() + RECHECK_SECONDS
+
+    def _reload(self, version: int) -> None:
+        """Fills the cache from the database (``_lock`` held)."""
+        rows = self._db.execute("SELECT credential_id, name, token_sha256, certificate_subject, cluster_admin, "
+                                "grants, create_time, rotate_time FROM credentials WHERE revoke_time IS NULL")
+        by_token, by_subject = {}, {}
+        for row in rows:
+            credential = _credential(row)
+            if row[2]:
+                by_token[row[2]] = credential
+            if row[3]:
+                by_subject[row[3]] = credential
+        self._by_token, self._by_subject, self._version = by_token, by_subject, version
 
     # --- management ---------------------------------------------------------------------
     def create(self, name: str, grants: dict[str, frozenset[Role]], cluster_admin: bool = False,

@@ -4,6 +4,7 @@ by the others at their next call, without asking the database on every call."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 from services.platform import auth
 from services.platform.auth import CredentialStore, Role
@@ -57,5 +58,35 @@ def test_a_change_whose_writer_died_before_signalling_is_seen_within_the_recheck
     now = auth.time.monotonic()
     monkeypatch.setattr(auth.time, "monotonic", lambda: now + auth.RECHECK_SECONDS + 1)
     assert serving.by_token(token) is None
+    admin.close()
+    serving.close()
+
+
+def test_a_lookup_during_the_first_load_waits_for_it_instead_of_finding_no_credentials(tmp_path):
+    # A worker that had just started refused a valid token to one of its first concurrent
+    # calls: the cache was marked fresh before it was filled.
+    path = tmp_path / "credentials.sqlite"
+    admin, serving = CredentialStore(path), CredentialStore(path)
+    _, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
+    loading, release = threading.Event(), threading.Event()
+
+    def hold_the_load(statement: str) -> None:
+        if statement.startswith("SELECT credential_id") and not loading.is_set():
+            loading.set()
+            release.wait(10)
+
+    serving._db.set_trace_callback(hold_the_load)
+    found: dict[str, object] = {}
+    first = threading.Thread(target=lambda: found.setdefault("first", serving.by_token(token)))
+    first.start()
+    assert loading.wait(10)
+    second = threading.Thread(target=lambda: found.setdefault("second", serving.by_token(token)))
+    second.start()
+    second.join(0.3)  # it returns early only if it skipped the load under way
+    release.set()
+    for thread in (first, second):
+        thread.join(10)
+    assert found["first"] is not None
+    assert found["second"] is not None, "a lookup took the empty cache for a loaded one"
     admin.close()
     serving.close()
