@@ -37,6 +37,22 @@ def numeric_value(value: FeatureScalar) -> float:
     return float(value)
 
 
+def _encoded_column(values: list, categorical: bool) -> list | np.ndarray:
+    """A column's values as ``categorical_value`` or ``numeric_value`` gives each, without a
+    call per value when the column holds what it usually does (only text in a categorical
+    column, only numbers in a numeric one). The bench's ranking of 100 candidates encodes 800
+    values a call: 62 us against 83 one call a value."""
+    kinds = set(map(type, values))
+    if categorical:
+        return values if kinds <= {str} else [categorical_value(v) for v in values]
+    if kinds <= {float, int} and kinds:
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except OverflowError:  # an int too large for a float
+            pass
+    return [numeric_value(v) for v in values]
+
+
 @dataclass(frozen=True)
 class ModelInput:
     columns: tuple[str, ...]
@@ -77,8 +93,7 @@ class ModelInput:
         rows as lists (100 rows with two categorical columns: 0.25 ms against 0.65)."""
         data = np.empty((len(rows), len(self.columns)), dtype=object)
         for j, column in enumerate(self.columns):
-            encode = categorical_value if column in self.categorical else numeric_value
-            data[:, j] = [encode(row.get(column)) for row in rows]
+            data[:, j] = _encoded_column([row.get(column) for row in rows], column in self.categorical)
         return data
 
     def frame(self, table: pd.DataFrame) -> pd.DataFrame:
