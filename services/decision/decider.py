@@ -29,14 +29,17 @@ from services.platform import telemetry
 from services.features.store import FeaturesUnavailable
 from services.platform.errors import DeadlineExceeded, NotFound
 from services.platform.telemetry import Telemetry, traceparent_of
-from services.platform.validation import MAX_KEY_VALUE, Violations, is_plain_value, is_valid_id
+from services.platform.validation import (MAX_KEY_VALUE, MAX_STRING, Violations, are_valid_ids, is_plain_value,
+                                         is_valid_id)
 
 log = logging.getLogger("looper.decision")
 
 MAX_CANDIDATES = 500
 
 
-@dataclass(frozen=True)
+# Not frozen, nor ScoredCandidate: a ranking makes a hundred of each a call, and a frozen
+# dataclass's __init__ (an object.__setattr__ a field) took 0.59 us against 0.20 unfrozen.
+@dataclass(slots=True)
 class CandidateInput:
     action_id: str
     features: dict[str, FeatureScalar] = field(default_factory=dict)
@@ -631,14 +634,57 @@ def _check_candidates(v: Violations, blueprint: Blueprint, candidates: tuple[Can
         return
     seen: set[str] = set()
     declared = _expected(blueprint.candidate_features)
+    typed = _plainly_typed([c.features for c in candidates], blueprint.candidate_features)
+    if typed and _plainly_distinct(blueprint, [c.action_id for c in candidates]):
+        return
     for i, candidate in enumerate(candidates):
         action_id = candidate.action_id
         if action_id in seen or not is_valid_id(action_id) or (
                 kind == DecisionType.MULTI_ACTION and action_id not in blueprint.actions):
             _check_action_id(v, blueprint, f"candidates[{i}].action_id", action_id, seen)
         seen.add(action_id)
-        if candidate.features:
+        if candidate.features and not typed:
             _check_typed(v, f"candidates[{i}].features", candidate.features, declared)
+
+
+def _plainly_distinct(blueprint: Blueprint, action_ids: list[str]) -> bool:
+    """Whether the candidates' ids pass ``_check_action_id``, checked together."""
+    return (len(set(action_ids)) == len(action_ids) and are_valid_ids(action_ids)
+            and (blueprint.decision_type != DecisionType.MULTI_ACTION or set(action_ids) <= set(blueprint.actions)))
+
+
+_PLAIN_TYPES = {"double": {float, int, type(None)}, "int64": {int, type(None)}, "string": {str, type(None)},
+                "bool": {bool, type(None)}}
+
+
+def _plainly_typed(features: list[dict], declared: dict) -> bool:
+    """Whether every map in ``features`` passes ``_check_typed`` without a violation, checked
+    a column at a time in C loops (a ranking's hundred candidates took 124 us a call one
+    value at a time). False sends them through ``_check_typed``, which names each violation."""
+    names = declared.keys()
+    if len(names) > MAX_CONTEXT_KEYS or not all(f.keys() <= names for f in features):
+        return False
+    for name, kind in declared.items():
+        column = [f.get(name) for f in features]
+        if not set(map(type, column)) <= _PLAIN_TYPES[kind.value]:  # type(): a bool is no int here
+            return False
+        present = [value for value in column if value is not None] if None in column else column
+        if not present:
+            continue
+        if kind.value == "double" and not _finite_sum(present):
+            return False
+        if kind.value == "string" and max(map(len, present)) > MAX_STRING:
+            return False
+    return True
+
+
+def _finite_sum(values: list) -> bool:
+    """Whether numbers sum to a finite float: then none is infinite or NaN (either would
+    carry into the sum); an overflow only sends them the long way."""
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _check_action_id(v: Violations, blueprint: Blueprint, field: str, action_id: str, seen: set[str]) -> None:

@@ -29,7 +29,7 @@ class DefaultReason(enum.IntEnum):
     EXPERIMENT_ARM = 5  # the subject's experiment arm uses the default policy
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: see CandidateInput
 class ScoredCandidate:
     """An action or item as scored and shown, in order: its score, the probability that the
     policy would put it in this position (for off-policy evaluation), and, for ranking,

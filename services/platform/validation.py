@@ -11,6 +11,7 @@ import re
 from services.platform.errors import FieldViolation, InvalidArgument
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_ID_LINES = re.compile(f"(?:{_ID_PATTERN.pattern}\n)*")  # ids one a line: no id holds a newline
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 MAX_REPORTED = 20  # violations listed in one error
 MAX_STRING = 4096  # characters of a string feature value
@@ -74,6 +75,15 @@ def is_valid_name(value: str) -> bool:
 def is_valid_id(value: str) -> bool:
     """What ``require_id`` accepts."""
     return bool(_ID_PATTERN.fullmatch(value))
+
+
+def are_valid_ids(values: list[str]) -> bool:
+    """Whether ``is_valid_id`` accepts each value, in one pass of the pattern over them all
+    (a ranking's hundred candidate ids, one call each, took about 30 us)."""
+    if not values:
+        return True
+    lines = "\n".join(values) + "\n"
+    return lines.count("\n") == len(values) and _ID_LINES.fullmatch(lines) is not None
 
 
 def is_plain_value(value) -> bool:
