@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import StatusCode
 
 from services.platform.server_tracing import AsyncSampledServerTracing, SampledServerTracing
 
@@ -27,12 +28,23 @@ PARENT_SPAN = 0xB7AD6B7169203331
 class FakeContext:  # the boundary: what the interceptors read from a call
     def __init__(self, metadata):
         self.metadata = metadata
+        self.status = None, None
 
     def invocation_metadata(self):
         return self.metadata
 
     def peer(self):
         return "ipv4:127.0.0.1:50000"
+
+    def abort(self, code, details):  # as gRPC's: the call's status, then an exception
+        self.status = code, details
+        raise Exception()
+
+    def code(self):
+        return self.status[0]
+
+    def details(self):
+        return self.status[1]
 
 
 def traceparent(sampled: bool) -> Metadatum:
@@ -45,9 +57,11 @@ def runtime(request) -> str:
     return request.param
 
 
-def served(runtime: str, ratio: float, metadata: list) -> tuple[list, trace.SpanContext, trace.Span]:
-    """One call through the interceptor, whose handler starts a span as the Decider does;
-    the finished spans, the span context the handler ran under, and its own span."""
+def served(runtime: str, ratio: float, metadata: list, fail: grpc.StatusCode | Exception | None = None
+           ) -> tuple[list, trace.SpanContext, trace.Span]:
+    """One call through the interceptor, whose handler starts a span as the Decider does
+    (then aborts with ``fail``, a status or an exception, when given); the finished spans,
+    the span context the handler ran under, and its own span."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -57,6 +71,10 @@ def served(runtime: str, ratio: float, metadata: list) -> tuple[list, trace.Span
         seen["context"] = trace.get_current_span().get_span_context()
         with provider.get_tracer("looper").start_as_current_span("looper.decide") as span:
             seen["span"] = span
+        if isinstance(fail, Exception):
+            raise fail
+        if fail is not None:
+            context.abort(fail, "it went wrong")
         return request * 2
 
     async def async_behavior(request, context):
@@ -66,7 +84,7 @@ def served(runtime: str, ratio: float, metadata: list) -> tuple[list, trace.Span
     if runtime == "thread-pool":
         handler = SampledServerTracing(provider).intercept_service(
             lambda details: grpc.unary_unary_rpc_method_handler(behavior), details)
-        assert handler.unary_unary(21, FakeContext(metadata)) == 42
+        assert _answer(lambda: handler.unary_unary(21, FakeContext(metadata)), fail) == 42
     else:
         async def call():
             async def continuation(details):
@@ -75,8 +93,17 @@ def served(runtime: str, ratio: float, metadata: list) -> tuple[list, trace.Span
             handler = await AsyncSampledServerTracing(provider).intercept_service(continuation, details)
             return await handler.unary_unary(21, FakeContext(metadata))
 
-        assert asyncio.run(call()) == 42
+        assert _answer(lambda: asyncio.run(call()), fail) == 42
     return exporter.get_finished_spans(), seen["context"], seen["span"]
+
+
+def _answer(call, fail):
+    """The call's answer; 42 when it failed as it was told to."""
+    if fail is None:
+        return call()
+    with pytest.raises(Exception):
+        call()
+    return 42
 
 
 def test_a_call_whose_caller_sampled_its_trace_continues_it_with_a_server_span(runtime):
@@ -115,3 +142,27 @@ def test_the_sampled_share_of_new_calls_is_traced_whole_and_the_rest_not_at_all(
     traced = sum(bool(n) for n in names)
     assert 60 <= traced <= 140, f"{traced} of 400 calls traced at a 25% ratio (drawn once, not twice)"
     assert all(n in ([], sorted([METHOD, "looper.decide"])) for n in names), "a call was traced in part"
+
+
+def test_a_server_span_carries_what_opentelemetrys_grpc_instrumentation_records(runtime):
+    spans, _, _ = served(runtime, 1.0, [traceparent(sampled=True), Metadatum("user-agent", "grpc-go/1.7")])
+    server = next(s for s in spans if s.kind == trace.SpanKind.SERVER)
+    assert dict(server.attributes) == {
+        "rpc.system": "grpc", "rpc.service": "looper.v1.DecisionService", "rpc.method": "Decide",
+        "rpc.grpc.status_code": 0, "rpc.user_agent": "grpc-go/1.7", "net.peer.ip": "127.0.0.1",
+        "net.peer.port": "50000"}
+    assert server.status.status_code == StatusCode.UNSET
+
+
+@pytest.mark.parametrize("fail, code, failed", [
+    (grpc.StatusCode.INVALID_ARGUMENT, 3, False),  # the caller's mistake: not the server's error
+    (grpc.StatusCode.INTERNAL, 13, True),
+    (RuntimeError("no status"), 2, True),  # gRPC answers UNKNOWN
+])
+def test_a_server_span_ends_with_the_status_its_call_was_given(runtime, fail, code, failed):
+    spans, _, _ = served(runtime, 1.0, [traceparent(sampled=True)], fail=fail)
+    server = next(s for s in spans if s.kind == trace.SpanKind.SERVER)
+    assert server.attributes["rpc.grpc.status_code"] == code
+    assert server.status.status_code == (StatusCode.ERROR if failed else StatusCode.UNSET)
+    assert ("it went wrong" in (server.status.description or "")) == (failed and code == 13)
+    assert [e.name for e in server.events] == (["exception"] if isinstance(fail, Exception) else [])
