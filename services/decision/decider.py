@@ -632,11 +632,11 @@ def _check_candidates(v: Violations, blueprint: Blueprint, candidates: tuple[Can
         v.add("candidates", "are required for a ranking use case")
     if not v.require_at_most("candidates", len(candidates), MAX_CANDIDATES, "items"):
         return
-    seen: set[str] = set()
-    declared = _expected(blueprint.candidate_features)
     typed = _plainly_typed([c.features for c in candidates], blueprint.candidate_features)
     if typed and _plainly_distinct(blueprint, [c.action_id for c in candidates]):
         return
+    seen: set[str] = set()
+    declared = _expected(blueprint.candidate_features)
     for i, candidate in enumerate(candidates):
         action_id = candidate.action_id
         if action_id in seen or not is_valid_id(action_id) or (
@@ -659,8 +659,9 @@ _PLAIN_TYPES = {"double": {float, int, type(None)}, "int64": {int, type(None)}, 
 
 def _plainly_typed(features: list[dict], declared: dict) -> bool:
     """Whether every map in ``features`` passes ``_check_typed`` without a violation, checked
-    a column at a time in C loops (a ranking's hundred candidates took 124 us a call one
-    value at a time). False sends them through ``_check_typed``, which names each violation."""
+    a column at a time in C loops. False sends them through ``_check_typed``, which names each
+    violation. (With ``_plainly_distinct``, checking the bench's ranking of 100 candidates
+    took 52 us against 124 one value at a time.)"""
     names = declared.keys()
     if len(names) > MAX_CONTEXT_KEYS or not all(f.keys() <= names for f in features):
         return False
