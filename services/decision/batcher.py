@@ -14,7 +14,8 @@ processed on its thread, the calls that arrive queue on the loop and go together
 with a ``linger`` a batch smaller than the last one's callers (those answered and those that
 queued meanwhile) waits a moment for them. Without it, 16 callers on one Decision process
 settled into two groups of 8 taking turns (measured: 7.9 decisions a batch), each paying a
-batch's fixed cost.
+batch's fixed cost. Callers that arrive independently would make it wait in vain, so after
+such a wait it goes without waiting for a while.
 
 The Decision service's asyncio server makes concurrent Decide calls together in an
 ``AsyncBatcher`` (one claim of their ids, one read per feature view, one call per model, one
@@ -150,16 +151,19 @@ class MicroBatcher(Generic[T, R]):
 
 class AsyncBatcher(Generic[T, R]):
     def __init__(self, name: str, process: Callable[[list[T]], list[R | BaseException]], max_items: int = 512,
-                 linger: float = 0.0):
+                 linger: float = 0.0, retry_linger_after: int = 16):
         """``process`` as MicroBatcher's; it runs on the batcher's one thread, never on the loop.
         With ``linger`` (seconds), a batch waits up to that long for as many items as the last
-        batch had callers (see ``_linger``)."""
+        batch had callers; after a wait in vain, the next ``retry_linger_after`` batches do not
+        wait (see ``_linger``)."""
         self.name, self.process, self.max_items, self.linger = name, process, max_items, linger
+        self.retry_linger_after = retry_linger_after
         self.batches = self.items = 0
         self._queue: list[tuple[T, asyncio.Future, asyncio.TimerHandle | None]] = []
         self._draining: asyncio.Task | None = None
         self._callers = 1  # the last batch's callers and those that queued while it ran
-        self._enough: asyncio.Future | None = None  # set once that many have queued
+        self._enough: asyncio.Future | None = None  # True once that many have queued, False when the linger ends
+        self._not_lingering = 0  # batches left that go without waiting, after a wait in vain
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-batcher")
 
     async def submit(self, item: T, timeout: float | None = None) -> R:
@@ -172,7 +176,7 @@ class AsyncBatcher(Generic[T, R]):
         timer = None if timeout is None else loop.call_later(max(0.0, timeout), self._expire, answer)
         self._queue.append((item, answer, timer))
         if self._enough is not None and len(self._queue) >= self._callers and not self._enough.done():
-            self._enough.set_result(None)
+            self._enough.set_result(True)
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain())
         return await answer
@@ -180,14 +184,23 @@ class AsyncBatcher(Generic[T, R]):
     async def _linger(self) -> None:
         """Waits, at most ``linger``, until as many items have queued as the last batch had
         callers: its answered callers come back a little apart, and without waiting the
-        first of them would start a batch of its own."""
+        first of them would start a batch of its own. When they do not all come (callers
+        that arrive on their own, as a product's traffic does, not answered ones coming
+        back), waiting only delays the ones that did: after such a wait in vain, the next
+        ``retry_linger_after`` batches that would wait go at once. (Decide at 500 Poisson
+        arrivals a second on one process: p50 4.4-4.6 ms without a linger, 6.7-7.3 with a
+        4 ms one that always waited, 4.9-5.2 with this.)"""
         if not self.linger or len(self._queue) >= self._callers:
+            return
+        if self._not_lingering:
+            self._not_lingering -= 1
             return
         loop = asyncio.get_running_loop()
         self._enough = enough = loop.create_future()
-        timer = loop.call_later(self.linger, lambda: enough.done() or enough.set_result(None))
+        timer = loop.call_later(self.linger, lambda: enough.done() or enough.set_result(False))
         try:
-            await enough
+            if not await enough:
+                self._not_lingering = self.retry_linger_after
         finally:
             timer.cancel()
             self._enough = None

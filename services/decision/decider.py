@@ -166,11 +166,14 @@ class Lookups:
 DECIDE_LINGER_SECONDS = 0.0005
 # The same on the asyncio server, where an answered caller's next call comes back through the
 # event loop behind the other calls' answers, so the wait must cover a batch's answers. A/B on
-# two processes, interleaved, three rounds each: 4 ms made 2,297-2,662 Decide calls/s at
-# concurrency 16 against 1,988-2,133 with 2 ms (which made 2,271-2,427 against 1,641-1,809 with
-# none, in an earlier session), and 2,763-3,101 at 64 against 2,767-2,844; 3, 6 and 8 ms about
-# as many as 4, 1 ms fewer than 2. A lone caller never waits (a batch waits only for as many as
-# the last had): concurrency 1 was unchanged.
+# two processes, interleaved, three rounds each, closed loop (each caller waits for its answer):
+# 4 ms made 2,297-2,662 Decide calls/s at concurrency 16 against 1,988-2,133 with 2 ms (which
+# made 2,271-2,427 against 1,641-1,809 with none, in an earlier session), and 2,763-3,101 at 64
+# against 2,767-2,844; 3, 6 and 8 ms about as many as 4, 1 ms fewer than 2. A lone caller never
+# waits (a batch waits only for as many as the last had). With open-loop traffic a linger that
+# always waited cost latency; AsyncBatcher now stops for a while after a wait in vain (see
+# ``AsyncBatcher._linger``), which made 8-13% fewer closed-loop calls/s at 16 and 2-9% fewer
+# at 64 than always waiting (medians of two interleaved runs of three rounds).
 DECIDE_ASYNC_LINGER_SECONDS = 0.004
 
 

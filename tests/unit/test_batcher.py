@@ -273,3 +273,37 @@ def test_on_the_loop_without_linger_a_lone_caller_after_a_batch_goes_at_once():
     finally:
         batcher.close()
     assert [batch for batch, _ in calls] == [[1, 2, 3], [4]]
+
+
+def test_on_the_loop_after_a_linger_in_vain_the_next_batches_that_would_wait_go_at_once():
+    """Callers that arrive on their own (not answered ones coming back) make a linger wait in
+    vain: after one, the next ``retry_linger_after`` batches that would have waited go at
+    once, and then the batcher lingers again."""
+    calls, gate = [], threading.Event()
+    gate.set()
+    batcher = AsyncBatcher("test", _gated(calls, gate), linger=1.0, retry_linger_after=2)
+
+    async def one_by_one(items):
+        arriving = []
+        for item in items:
+            arriving.append(asyncio.ensure_future(batcher.submit(item)))
+            await asyncio.sleep(0.05)  # a batcher that lingers (1 s here) takes them together
+        return await asyncio.gather(*arriving)
+
+    async def scenario():
+        await asyncio.gather(*(batcher.submit(x) for x in (1, 2, 3, 4)))
+        await batcher.submit(5)  # alone after four: lingers in vain
+        for start in (10, 20, 30):
+            await asyncio.gather(*(batcher.submit(x) for x in range(start, start + 4)))
+            await one_by_one(range(start + 4, start + 8))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        batcher.close()
+    batches = [batch for batch, _ in calls]
+    assert batches[:2] == [[1, 2, 3, 4], [5]]
+    assert batches[2] == [10, 11, 12, 13] and batches[3] == [14], "a batch waited right after a wait in vain"
+    first_after_20 = batches.index([20, 21, 22, 23]) + 1
+    assert batches[first_after_20] == [24], "the second batch after a wait in vain waited"
+    assert [30, 31, 32, 33] in batches and batches[-1] == [34, 35, 36, 37], "the batcher never lingered again"
