@@ -154,8 +154,8 @@ class AsyncBatcher(Generic[T, R]):
                  linger: float = 0.0, retry_linger_after: int = 16):
         """``process`` as MicroBatcher's; it runs on the batcher's one thread, never on the loop.
         With ``linger`` (seconds), a batch waits up to that long for as many items as the last
-        batch had callers; after a wait in vain, the next ``retry_linger_after`` batches do not
-        wait (see ``_linger``)."""
+        batch had callers; after a wait in vain, the next ``retry_linger_after`` batches that
+        would wait do not (see ``_linger``)."""
         self.name, self.process, self.max_items, self.linger = name, process, max_items, linger
         self.retry_linger_after = retry_linger_after
         self.batches = self.items = 0
