@@ -6,8 +6,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import pytest
+
 from services.platform import auth
 from services.platform.auth import CredentialStore, Role
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """Two stores on one credentials file, as two processes would open it: one that changes
+    credentials and one that serves calls."""
+    path = tmp_path / "credentials.sqlite"
+    admin, serving = CredentialStore(path), CredentialStore(path)
+    yield admin, serving
+    admin.close()
+    serving.close()
 
 
 def _statements(store: CredentialStore) -> list[str]:
@@ -17,9 +30,8 @@ def _statements(store: CredentialStore) -> list[str]:
     return ran
 
 
-def test_a_revocation_in_one_process_refuses_the_token_at_the_next_call_of_another(tmp_path):
-    path = tmp_path / "credentials.sqlite"
-    admin, serving = CredentialStore(path), CredentialStore(path)  # as two processes would open it
+def test_a_revocation_in_one_process_refuses_the_token_at_the_next_call_of_another(stores):
+    admin, serving = stores
     made, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
     assert serving.by_token(token).credential_id == made.credential_id
     rotated_from = token
@@ -27,13 +39,10 @@ def test_a_revocation_in_one_process_refuses_the_token_at_the_next_call_of_anoth
     assert serving.by_token(rotated_from) is None and serving.by_token(token) is not None
     admin.revoke(made.credential_id)
     assert serving.by_token(token) is None
-    admin.close()
-    serving.close()
 
 
-def test_lookups_ask_the_database_nothing_while_no_credential_changes(tmp_path):
-    path = tmp_path / "credentials.sqlite"
-    admin, serving = CredentialStore(path), CredentialStore(path)
+def test_lookups_ask_the_database_nothing_while_no_credential_changes(stores):
+    admin, serving = stores
     _, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
     serving.by_token(token)  # fills the cache
     ran = _statements(serving)
@@ -43,30 +52,24 @@ def test_lookups_ask_the_database_nothing_while_no_credential_changes(tmp_path):
     admin.create("other", {})
     serving.by_token(token)
     assert any("data_version" in statement for statement in ran), "a signalled change was not looked at"
-    admin.close()
-    serving.close()
 
 
-def test_a_change_whose_writer_died_before_signalling_is_seen_within_the_recheck(tmp_path, monkeypatch):
-    path = tmp_path / "credentials.sqlite"
-    admin, serving = CredentialStore(path), CredentialStore(path)
+def test_a_change_whose_writer_died_before_signalling_is_seen_within_the_recheck(stores, tmp_path, monkeypatch):
+    admin, serving = stores
     made, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
     assert serving.by_token(token) is not None
-    with sqlite3.connect(path) as db:  # revoked by a process that died before its signal
+    with sqlite3.connect(tmp_path / "credentials.sqlite") as db:  # revoked by a process that died before its signal
         db.execute("UPDATE credentials SET token_sha256 = NULL WHERE credential_id = ?", (made.credential_id,))
     assert serving.by_token(token) is not None, "the cache is not asked to recheck before its time"
     now = auth.time.monotonic()
     monkeypatch.setattr(auth.time, "monotonic", lambda: now + auth.RECHECK_SECONDS + 1)
     assert serving.by_token(token) is None
-    admin.close()
-    serving.close()
 
 
-def test_a_lookup_during_the_first_load_waits_for_it_instead_of_finding_no_credentials(tmp_path):
+def test_a_lookup_during_the_first_load_waits_for_it_instead_of_finding_no_credentials(stores):
     # A worker that had just started refused a valid token to one of its first concurrent
     # calls: the cache was marked fresh before it was filled.
-    path = tmp_path / "credentials.sqlite"
-    admin, serving = CredentialStore(path), CredentialStore(path)
+    admin, serving = stores
     _, token = admin.create("checkout", {"checkout": frozenset({Role.DECIDE})})
     loading, release = threading.Event(), threading.Event()
 
@@ -88,5 +91,3 @@ def test_a_lookup_during_the_first_load_waits_for_it_instead_of_finding_no_crede
         thread.join(10)
     assert found["first"] is not None
     assert found["second"] is not None, "a lookup took the empty cache for a loaded one"
-    admin.close()
-    serving.close()
