@@ -659,8 +659,9 @@ def _plainly_distinct(blueprint: Blueprint, action_ids: list[str]) -> bool:
             and (blueprint.decision_type != DecisionType.MULTI_ACTION or set(action_ids) <= set(blueprint.actions)))
 
 
-_PLAIN_TYPES = {"double": {float, int, type(None)}, "int64": {int, type(None)}, "string": {str, type(None)},
-                "bool": {bool, type(None)}}
+# Per declared type, the exact types (type(), not isinstance: a bool is no int) of the values
+# ``_check_typed`` passes without a closer look; None is a missing value.
+_PLAIN_TYPES = {kind: {*types, type(None)} for kind, types in _PYTHON_TYPES.items()}
 
 
 def _plainly_typed(features: list[dict], declared: dict) -> bool:
@@ -673,7 +674,7 @@ def _plainly_typed(features: list[dict], declared: dict) -> bool:
         return False
     for name, kind in declared.items():
         column = [f.get(name) for f in features]
-        if not set(map(type, column)) <= _PLAIN_TYPES[kind.value]:  # type(): a bool is no int here
+        if not set(map(type, column)) <= _PLAIN_TYPES[kind.value]:
             return False
         present = [value for value in column if value is not None] if None in column else column
         if not present:
