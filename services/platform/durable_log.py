@@ -10,6 +10,14 @@ writer thread doing the same cost each append two thread hand-offs: without them
 3% more calls/s.) With ``Durability.OS`` a writer thread writes, acknowledges, and then
 fsyncs, so that no appender waits for the disk.
 
+Once a log has written ``spare_after_bytes``, a thread keeps a *spare* segment ready: a file
+of ``segment_bytes`` zeros, written and fsynced ahead of need, which becomes the next segment.
+Appending into room that is already allocated and sized, an fdatasync flushes only the data,
+not the file system's journal as well: for 30 KB appends on this machine's ext4, 123-143 us
+against 175-277 (medians of 400). A segment is cut to its records when it is closed; after a
+crash its unused zeros stay, and readers stop at them as at a torn tail (a record is never
+empty, so a zero header is never one).
+
 Readers stop at a torn tail left by a crash mid-write. Consumers (``LogConsumer``) keep
 their progress in the log's consumer folder, so a restart replays what they had not
 processed, and retention (``deletable_segments``) removes only what every consumer has read.
@@ -39,6 +47,9 @@ log = logging.getLogger("looper.log")
 
 _HEADER = struct.Struct("<II")  # payload length, crc32 of payload
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+SPARE_AFTER_BYTES = 1024 * 1024  # what a log writes before it keeps a spare segment ready
+_ZEROS = bytes(1024 * 1024)  # a spare is filled a MiB a write,
+_SYNC_EVERY = 1024 * 1024  # and synced after each, so that its flushes stay small beside the log's
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,21 @@ def process_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def owner_alive(owner: str) -> bool:
+    """Whether the process ``<host>-<pid>`` still runs (one on another host is assumed alive:
+    only its own host can tell)."""
+    host, _, pid = owner.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Durability(str, enum.Enum):
     """When an append is acknowledged."""
 
@@ -80,7 +106,8 @@ class DurableLog:
     succeeds again or ``check_space`` finds room."""
 
     def __init__(self, folder: Path, prefix: str, segment_bytes: int = 64 * 1024 * 1024,
-                 segment_seconds: float = 3600.0, durability: Durability = Durability.FSYNC):
+                 segment_seconds: float = 3600.0, durability: Durability = Durability.FSYNC,
+                 spare_after_bytes: int = SPARE_AFTER_BYTES):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -97,7 +124,10 @@ class DurableLog:
         self._broken: BaseException | None = None  # a write died of a bug: refuse, never hang
         self._after_failure = False
         self._segment_no = 0
+        self._room = 0  # bytes allocated in the current segment (0: it grows as it is written)
         self._file = self._open_segment()
+        # A log that has written spare_after_bytes is busy: from then on a spare is kept ready.
+        self._spares = SpareSegments(self.folder, prefix, segment_bytes, spare_after_bytes)
         self._leading = False  # an appender is writing the queue (fsync durability)
         self._writer = None
         if self.durability == Durability.OS:  # the acknowledged bytes are synced a moment later
@@ -151,19 +181,51 @@ class DurableLog:
                 self._cond.wait()
         if self._writer is not None:
             self._writer.join()
-        self._file.close()
+        self._spares.close()
+        self._close_segment()
 
     @property
     def segment_path(self) -> Path:
         return Path(self._file.name)
 
-    def _open_segment(self):
+    def _open_segment(self, spare: Path | None = None):
+        """The next segment: the spare made ready for it when there is one, else a new file."""
         self._segment_no += 1
-        name = f"{self.prefix}-{process_owner()}-{self._segment_no:04d}.log"
-        handle = open(self.folder / name, "ab", buffering=0)
+        path = self.folder / f"{self.prefix}-{process_owner()}-{self._segment_no:04d}.log"
+        if spare is not None:
+            try:
+                os.rename(spare, path)
+            except OSError as err:  # gone, or the folder is read-only now: a new file it is
+                log.warning("could not use the spare %s segment %s: %s", self.prefix, spare.name, err)
+                spare = None
+        if spare is not None:
+            handle = open(path, "r+b", buffering=0)  # written from its start, over the zeros
+            self._room = os.fstat(handle.fileno()).st_size
+        else:
+            handle = open(path, "ab", buffering=0)
+            self._room = 0
         fsync_dir(self.folder)
         self._segment_opened = time.monotonic()
         return handle
+
+    def _close_segment(self) -> None:
+        """Closes the current segment, cut to its records when it had room to spare."""
+        if self._file.closed:  # the log was closed before
+            return
+        if self._room > self._file.tell():
+            _truncate(self._file.fileno(), self._file.tell())
+        self._file.close()
+
+    def _next_segment(self, size: int) -> bool:
+        """Whether a write of ``size`` bytes goes to a new segment: the current one is older
+        than segment_seconds (retention relies on no writer appending to such), a write to it
+        failed (should cutting that back have failed, its tail is torn), its allocated room
+        is too small, or a spare is ready to replace one that grows as it is written."""
+        if self._after_failure or time.monotonic() - self._segment_opened >= self.segment_seconds:
+            return True
+        if self._room:
+            return self._file.tell() + size > self._room
+        return self._spares.ready()
 
     def _lead(self) -> None:
         """Writes the queue on the calling appender's thread (called, and returning, with
@@ -230,12 +292,9 @@ class DurableLog:
             log.error("syncing the %s log failed after acknowledging: %s", self.prefix, err)
 
     def _write(self, batch: list[tuple[int, list[bytes]]]) -> dict[int, list[RecordAddress]]:
-        if self._after_failure or time.monotonic() - self._segment_opened >= self.segment_seconds:
-            # Never append to a segment older than segment_seconds (retention relies on it), nor
-            # after a failed write (should cutting it back have failed, its tail is torn).
-            self._file.close()
-            self._file = self._open_segment()
-            self._after_failure = False
+        data = b"".join(f for _, frames in batch for f in frames)
+        if self._next_segment(len(data)):
+            self._rotate()
         segment, start = Path(self._file.name).name, self._file.tell()
         addresses, offset = {}, start
         for seq, frames in batch:
@@ -244,19 +303,109 @@ class DurableLog:
                 addresses[seq].append(RecordAddress(segment, offset))
                 offset += len(frame)
         try:
-            _write_all(self._file.fileno(), b"".join(f for _, frames in batch for f in frames))
+            _write_all(self._file.fileno(), data)
             if self.durability == Durability.FSYNC:
                 # fdatasync flushes the bytes and the file's new length (what reading them back
                 # needs), not its times: on this machine's ext4, 0.33 ms against fsync's 0.48.
                 os.fdatasync(self._file.fileno())
         except OSError:
             _truncate(self._file.fileno(), start)  # no torn record is left for a reader to stop at
-            self._after_failure = True
+            self._after_failure, self._room = True, 0
             raise
+        self._spares.written(len(data))
         if self._file.tell() >= self.segment_bytes:
-            self._file.close()
-            self._file = self._open_segment()
+            self._rotate()
         return addresses
+
+    def _rotate(self) -> None:
+        self._close_segment()
+        self._file = self._open_segment(self._spares.take())
+        self._after_failure = False
+
+
+class SpareSegments:
+    """Keeps one spare segment ready for a ``DurableLog``, on a thread of its own: a file of
+    ``size`` zeros, synced, named ``<prefix>-<host>-<pid>-<n>.spare`` (not a segment to
+    readers). It starts once the log has written ``after_bytes``, so that the many small logs
+    (tests, quiet use cases) never pay for one; spares left by a dead process are removed."""
+
+    def __init__(self, folder: Path, prefix: str, size: int, after_bytes: int):
+        self.folder, self.prefix, self.size, self.after_bytes = folder, prefix, size, after_bytes
+        self._written = 0
+        self._made = 0
+        self._spare: Path | None = None
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        _remove_dead_spares(folder, prefix)
+
+    def written(self, size: int) -> None:
+        """Counts what the log wrote; the first time it passes ``after_bytes``, starts the thread."""
+        self._written += size
+        if self._thread is None and self._written >= self.after_bytes and not self._closed:
+            self._thread = threading.Thread(target=self._keep_one_ready, name=f"{self.prefix}-log-spare",
+                                            daemon=True)
+            self._wanted.set()
+            self._thread.start()
+
+    def ready(self) -> bool:
+        return self._spare is not None
+
+    def take(self) -> Path | None:
+        """The ready spare, if any; the next is made meanwhile (or tried again, after a failure)."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if self._thread is not None:
+            self._wanted.set()
+        return spare
+
+    def close(self) -> None:
+        self._closed = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.unlink(missing_ok=True)
+
+    def _keep_one_ready(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closed:
+                return
+            if self._spare is None:  # asked again while one was being made: it is the one
+                spare = self._filled()
+                with self._lock:
+                    self._spare = spare
+
+    def _filled(self) -> Path | None:
+        self._made += 1
+        path = self.folder / f"{self.prefix}-{process_owner()}-{self._made:04d}.spare"
+        try:
+            with open(path, "wb", buffering=0) as handle:
+                for start in range(0, self.size, len(_ZEROS)):
+                    if self._closed:
+                        raise InterruptedError("the log is closing")
+                    _write_all(handle.fileno(), memoryview(_ZEROS)[:self.size - start])
+                    if start % _SYNC_EVERY == 0:  # a little at a time: one flush of it all stalls the log's
+                        os.fdatasync(handle.fileno())
+                os.fsync(handle.fileno())  # its blocks and its size: later syncs flush only data
+            return path
+        except OSError as err:  # a full disk: the log writes as it grows, as without a spare
+            if not isinstance(err, InterruptedError):
+                log.warning("could not make a spare %s segment: %s", self.prefix, err)
+            path.unlink(missing_ok=True)
+            return None
+
+
+def _remove_dead_spares(folder: Path, prefix: str) -> None:
+    for path in Path(folder).glob(f"{prefix}-*.spare"):
+        owner = path.stem[len(prefix) + 1:].rpartition("-")[0]
+        if not owner_alive(owner):
+            path.unlink(missing_ok=True)
 
 
 def _truncate(fd: int, length: int) -> None:
@@ -300,6 +449,32 @@ def list_segments(folder: Path, prefix: str) -> list[Path]:
     return [path for _, _, path in sorted(segments)]
 
 
+def data_end(path: Path) -> int:
+    """Where a segment's records end: its size, less the zeros of a spare it was made from
+    and had not used yet (a segment is cut to its records when closed, so only the one being
+    written and one a crash left have them). Records never end in a zero byte and no 4 KiB
+    of them are all zeros, so the end is found by halving: the first 4 KiB block of zeros,
+    then the last byte before it that is not zero."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0 or os.pread(handle.fileno(), 1, size - 1) != b"\0":
+            return size
+        low, high = 0, -(-size // _BLOCK)  # the first all-zero block is in [low, high] (high: past the end)
+        while low < high:
+            middle = (low + high) // 2
+            if os.pread(handle.fileno(), _BLOCK, middle * _BLOCK).count(0) == min(_BLOCK, size - middle * _BLOCK):
+                high = middle
+            else:
+                low = middle + 1
+        if low == 0:
+            return 0
+        before = os.pread(handle.fileno(), _BLOCK, (low - 1) * _BLOCK)
+        return (low - 1) * _BLOCK + len(before.rstrip(b"\0"))
+
+
+_BLOCK = 4096
+
+
 def iter_records(path: Path, start: int = 0) -> Iterator[tuple[dict, LogPosition]]:
     """Records of one segment from byte ``start``; stops at a torn or corrupt tail."""
     with open(path, "rb") as handle:
@@ -330,6 +505,8 @@ def _read_frame(handle) -> bytes | None:
     if len(header) < _HEADER.size:
         return None
     length, crc = _HEADER.unpack(header)
+    if length == 0:  # the unused zeros of a preallocated segment (a record is never empty)
+        return None
     payload = handle.read(length)
     if len(payload) < length or zlib.crc32(payload) != crc:
         return None
@@ -373,7 +550,7 @@ class LogConsumer:
         total = 0
         for segment in list_segments(self.log_folder, self.prefix):
             try:
-                total += max(0, segment.stat().st_size - self.offsets.get(segment.name, 0))
+                total += max(0, data_end(segment) - self.offsets.get(segment.name, 0))
             except FileNotFoundError:
                 continue
         return total
@@ -398,6 +575,6 @@ def deletable_segments(log_folder: Path, prefix: str, consumers_folder: Path, co
             stat = segment.stat()
         except FileNotFoundError:
             continue
-        if stat.st_mtime < cutoff and all(offsets.get(segment.name, 0) >= stat.st_size for offsets in progress):
+        if stat.st_mtime < cutoff and all(offsets.get(segment.name, 0) >= data_end(segment) for offsets in progress):
             deletable.append(segment)
     return deletable

@@ -12,15 +12,13 @@ process loses nothing, a power loss may lose the newest rows).
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.platform.durable_log import RecordAddress, process_owner
+from services.platform.durable_log import RecordAddress, owner_alive, process_owner
 from services.platform.errors import Unavailable
 from services.platform.files import StorageHealth
 
@@ -41,18 +39,8 @@ class IndexEntry:
     owner: str
 
     def owner_alive(self) -> bool:
-        """Whether the claiming process still runs (a claim from another host is assumed
-        alive: only its own host can tell)."""
-        host, _, pid = self.owner.rpartition("-")
-        if host != socket.gethostname() or not pid.isdigit():
-            return True
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        """Whether the claiming process still runs (see ``durable_log.owner_alive``)."""
+        return owner_alive(self.owner)
 
 
 class IdempotencyIndex:
