@@ -30,7 +30,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     window = lambda: blueprints.idempotency_window(timedelta(seconds=settings.idempotency_window))  # noqa: E731
     tombstones = Tombstones(data.deletions)  # decisions being deleted are no longer found
     decision_log = DecisionLog(data.decisions, window=window, segment_seconds=settings.segment_seconds,
-                               durability=Durability(settings.durability), hidden=tombstones.covers)
+                               durability=Durability(settings.durability), hidden=tombstones.covers,
+                               spare_after_bytes=settings.log_spare_after_bytes)
     live_models = LiveModels(ModelRegistry(data.models), on_reload=reload_tracer(telemetry))
     features = FeastFeatureSource(feature_store(settings, data))
     decider = Decider(blueprints, decision_log, features=features, models=live_models, telemetry=telemetry,

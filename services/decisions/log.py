@@ -22,8 +22,9 @@ from typing import Callable, Iterator
 
 from services.decisions.record import DecisionRecord
 from services.platform.data_dir import DecisionPaths
-from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, RecordAddress,
-                                          deletable_segments, iter_records, list_segments, read_record)
+from services.platform.durable_log import (SPARE_AFTER_BYTES, Durability, DurableLog, LogConsumer, LogPosition,
+                                          RecordAddress, deletable_segments, iter_records, list_segments,
+                                          read_record)
 from services.platform.errors import FailedPrecondition, Unavailable
 from services.platform.id_index import IdempotencyIndex, IndexEntry
 from services.platform.key_locks import KeyLocks
@@ -47,7 +48,8 @@ class DecisionLog:
     def __init__(self, paths: DecisionPaths, window: Callable[[], timedelta] = lambda: timedelta(days=1),
                  segment_seconds: float = 3600.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 durability: Durability = Durability.FSYNC, hidden: Hidden | None = None):
+                 durability: Durability = Durability.FSYNC, hidden: Hidden | None = None,
+                 spare_after_bytes: int = SPARE_AFTER_BYTES):
         self.paths = paths
         self.hidden = hidden or (lambda record: False)
         self.window = window  # the idempotency window now (it grows with the longest label window)
@@ -55,7 +57,8 @@ class DecisionLog:
         self.segment_seconds = segment_seconds
         self._index = IdempotencyIndex(paths.index)
         self._in_process = KeyLocks()  # calls of this process with one id take turns
-        self._log = DurableLog(paths.log, PREFIX, segment_seconds=segment_seconds, durability=durability)
+        self._log = DurableLog(paths.log, PREFIX, segment_seconds=segment_seconds, durability=durability,
+                               spare_after_bytes=spare_after_bytes)
 
     @property
     def writable(self) -> bool:

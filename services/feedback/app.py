@@ -40,7 +40,8 @@ def create(settings: Settings, data: DataDir, credentials: CredentialStore) -> l
     lookup = DecisionLookup(data.decisions, hidden=tombstones.covers)
     recorder = OutcomeRecorder(blueprints, data.labels, telemetry, joiner.decision_traceparents, window=window,
                                segment_seconds=settings.segment_seconds, decisions=lookup.find,
-                               durability=Durability(settings.durability))
+                               durability=Durability(settings.durability),
+                               spare_after_bytes=settings.log_spare_after_bytes)
     jobs = [
         PeriodicJob("label-joiner", settings.join_interval, joiner.run_once, final_run=True).start(),
         PeriodicJob("labels-retention", settings.retention_interval,

@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 from services.blueprints.store import BlueprintStore
 from services.platform import telemetry as otel
 from services.platform.data_dir import LabelPaths
-from services.platform.durable_log import (Durability, DurableLog, LogConsumer, LogPosition, deletable_segments, iter_records,
-                                          list_segments)
+from services.platform.durable_log import (SPARE_AFTER_BYTES, Durability, DurableLog, LogConsumer, LogPosition,
+                                          deletable_segments, iter_records, list_segments)
 from services.platform.errors import Unavailable
 from services.platform.id_index import IdempotencyIndex
 from services.platform.log_rewrite import LogEraser, pending_rewrites
@@ -69,7 +69,7 @@ class OutcomeRecorder:
                  window: Callable[[], timedelta] = lambda: timedelta(days=1), segment_seconds: float = 3600.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  decisions: Callable[[str, str], object | None] = lambda use_case, decision_id: None,
-                 durability: Durability = Durability.FSYNC):
+                 durability: Durability = Durability.FSYNC, spare_after_bytes: int = SPARE_AFTER_BYTES):
         self.blueprints = blueprints
         self.paths = paths
         self.telemetry = telemetry or Telemetry()
@@ -77,7 +77,8 @@ class OutcomeRecorder:
         self.window, self.segment_seconds, self.clock = window, segment_seconds, clock
         self.decisions = decisions  # (use case, decision id) -> the logged decision, when it is known
         self._index = IdempotencyIndex(paths.outcome_index)
-        self._log = DurableLog(paths.outcome_log, PREFIX, segment_seconds=segment_seconds, durability=durability)
+        self._log = DurableLog(paths.outcome_log, PREFIX, segment_seconds=segment_seconds, durability=durability,
+                               spare_after_bytes=spare_after_bytes)
 
     @property
     def writable(self) -> bool:

@@ -327,7 +327,8 @@ class SpareSegments:
     """Keeps one spare segment ready for a ``DurableLog``, on a thread of its own: a file of
     ``size`` zeros, synced, named ``<prefix>-<host>-<pid>-<n>.spare`` (not a segment to
     readers). It starts once the log has written ``after_bytes``, so that the many small logs
-    (tests, quiet use cases) never pay for one; spares left by a dead process are removed."""
+    (tests, quiet use cases) never pay for one (with 0, no log does); spares left by a dead
+    process are removed."""
 
     def __init__(self, folder: Path, prefix: str, size: int, after_bytes: int):
         self.folder, self.prefix, self.size, self.after_bytes = folder, prefix, size, after_bytes
@@ -343,7 +344,7 @@ class SpareSegments:
     def written(self, size: int) -> None:
         """Counts what the log wrote; the first time it passes ``after_bytes``, starts the thread."""
         self._written += size
-        if self._thread is None and self._written >= self.after_bytes and not self._closed:
+        if self._thread is None and 0 < self.after_bytes <= self._written and not self._closed:
             self._thread = threading.Thread(target=self._keep_one_ready, name=f"{self.prefix}-log-spare",
                                             daemon=True)
             self._wanted.set()

@@ -69,6 +69,33 @@ def test_acknowledged_decisions_survive_sigkill(data_dir):
     acked = hammer(lambda i: client.decide("contract_test", i, {"user_id": i}, {"hour_of_day": 3}), ids,
                    lambda: decision.process.send_signal(signal.SIGKILL)).acked
     client.close()
+    _check_decisions_after_restart(data_dir, decision, ids, acked)
+
+
+def test_acknowledged_decisions_survive_sigkill_while_written_into_a_spare_segment(data_dir):
+    """The same, killed while the log writes into a spare (zeros made ready ahead): the
+    restarted services read every acknowledged decision and stop at the zeros."""
+    decision = start_looper(data_dir, "decision", env={"LOOPER_LOG_SPARE_AFTER_BYTES": "1"})
+    client = decision.client(timeout=5, max_attempts=1)
+    segments = data_dir / "logs" / "decisions"
+
+    def kill_once_in_a_spare():
+        deadline = time.monotonic() + 30
+        while len(list(segments.glob("decisions-*.log"))) < 2:  # the second is the first spare
+            assert time.monotonic() < deadline, "the log never moved into a spare segment"
+            time.sleep(0.01)
+        decision.process.send_signal(signal.SIGKILL)
+
+    ids = [f"crash-{i}" for i in range(3000)]
+    acked = hammer(lambda i: client.decide("contract_test", i, {"user_id": i}, {"hour_of_day": 3}), ids,
+                   kill_once_in_a_spare).acked
+    client.close()
+    [spare_made] = [s for s in segments.glob("decisions-*.log") if s.name.endswith("-0002.log")]
+    assert spare_made.stat().st_size == 64 * 1024 * 1024, "killed with the spare's zeros unused"
+    _check_decisions_after_restart(data_dir, decision, ids, acked)
+
+
+def _check_decisions_after_restart(data_dir, decision, ids: list[str], acked: list[str]) -> None:
     assert decision.process.wait(10) == -signal.SIGKILL
     assert 150 <= len(acked) < len(ids), "the kill must land while calls are in flight"
 
