@@ -383,6 +383,10 @@ class SpareSegments:
                     self._spare = spare
 
     def _filled(self) -> Path | None:
+        stat = os.statvfs(self.folder)
+        if stat.f_bavail * stat.f_frsize < 2 * self.size:  # a spare must never take the log's last room
+            log.warning("no spare %s segment: less than twice its %d bytes free", self.prefix, self.size)
+            return None
         self._made += 1
         path = self.folder / f"{self.prefix}-{process_owner()}-{self._made:04d}.spare"
         try:

@@ -136,3 +136,27 @@ def test_spares_left_by_a_dead_process_are_removed_and_a_live_ones_kept(tmp_path
         path.write_bytes(bytes(10))
     DurableLog(tmp_path, "t").close()
     assert not stale.exists() and live.exists() and elsewhere.exists()
+
+
+def test_no_spare_is_made_where_it_would_take_the_logs_last_room(tmp_path, monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    looked = threading.Event()
+
+    def statvfs(folder):  # a block short of room for two spares
+        looked.set()
+        return SimpleNamespace(f_bavail=2 * SEGMENT // 4096 - 1, f_frsize=4096)
+
+    monkeypatch.setattr(durable_log.os, "statvfs", statvfs)
+    log = busy_log(tmp_path)
+    for i in range(20):
+        log.append({"i": i, "pad": "x" * 100})
+    assert looked.wait(10), "the spare thread never checked the free space"
+    deadline = time.monotonic() + 0.5  # time enough to make a spare of 64 KiB, had it gone on
+    while time.monotonic() < deadline:
+        assert not log._spares.ready() and not list(tmp_path.glob("t-*.spare"))
+        time.sleep(0.02)
+    log.append({"i": 20})
+    log.close()
+    assert records(tmp_path) == list(range(21))
