@@ -204,6 +204,41 @@ def test_a_failed_batch_on_the_loop_tells_every_caller_and_the_next_batch_runs()
     assert isinstance(failed[0], RuntimeError) and after == 6
 
 
+def test_a_closed_batcher_on_the_loop_refuses_callers_instead_of_leaving_them_waiting():
+    calls, gate = [], threading.Event()
+    gate.set()
+    batcher = AsyncBatcher("test", _gated(calls, gate))
+
+    async def scenario():
+        first = await batcher.submit(1)
+        batcher.close()  # waits for nothing: the first batch was answered
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(batcher.submit(2), 5)
+        return first
+
+    assert asyncio.run(scenario()) == 2 and [batch for batch, _ in calls] == [[1]]
+
+
+def test_closing_the_batcher_on_the_loop_waits_for_the_batch_being_processed():
+    calls, gate, closed = [], threading.Event(), threading.Event()
+    batcher = AsyncBatcher("test", _gated(calls, gate))
+
+    async def scenario():
+        first = asyncio.ensure_future(batcher.submit(1))
+        while not calls:
+            await asyncio.sleep(0.001)
+        closer = threading.Thread(target=lambda: (batcher.close(), closed.set()))
+        closer.start()
+        await asyncio.sleep(0.05)
+        assert not closed.is_set(), "close returned while a batch was being processed"
+        gate.set()
+        answer = await first
+        closer.join(5)
+        return answer
+
+    assert asyncio.run(scenario()) == 2 and closed.is_set()
+
+
 def test_a_caller_on_the_loop_waits_no_longer_than_its_timeout_and_its_item_is_still_processed():
     calls, gate = [], threading.Event()
     batcher = AsyncBatcher("test", _gated(calls, gate))
