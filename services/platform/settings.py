@@ -53,9 +53,9 @@ class Settings(BaseModel):
     # When a decision or an outcome is acknowledged: "fsync" (on disk; the default) or "os"
     # (the OS has the bytes: survives a crash of the process, not of the machine).
     durability: str = "fsync"
-    # Once a log process has written this much, it keeps a spare segment of zeros ready to
-    # write into (cheaper fsyncs on ext4 and XFS); 0: never (copy-on-write file systems such as
-    # btrfs gain nothing from it).
+    # Once a process has written this much to a log, it keeps a spare segment of zeros ready to
+    # write into (cheaper fsyncs: measured on ext4); 0: never (on a copy-on-write file system
+    # such as btrfs, writing over the zeros allocates new blocks anyway).
     log_spare_after_bytes: int = Field(1024 * 1024, ge=0)
 
     @model_validator(mode="after")
