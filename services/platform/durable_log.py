@@ -51,6 +51,7 @@ SPARE_AFTER_BYTES = 1024 * 1024  # what a log writes before it keeps a spare seg
 # A spare is filled a MiB a write, each synced at once: one flush of 64 MiB would hold up the
 # log's own flushes behind it.
 _ZEROS = bytes(1024 * 1024)
+_BLOCK = 4096  # data_end reads a segment's tail this much at a time
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,7 @@ class DurableLog:
         """The next segment: the spare made ready for it when there is one, else a new file."""
         self._segment_no += 1
         path = self.folder / f"{self.prefix}-{process_owner()}-{self._segment_no:04d}.log"
-        if spare is not None:
-            try:
-                os.rename(spare, path)
-            except OSError as err:  # gone, or the folder is read-only now: a new file it is
-                log.warning("could not use the spare %s segment %s: %s", self.prefix, spare.name, err)
-                spare = None
-        if spare is not None:
+        if spare is not None and self._adopted(spare, path):
             handle = open(path, "r+b", buffering=0)  # written from its start, over the zeros
             self._room = os.fstat(handle.fileno()).st_size
         else:
@@ -208,6 +203,16 @@ class DurableLog:
         fsync_dir(self.folder)
         self._segment_opened = time.monotonic()
         return handle
+
+    def _adopted(self, spare: Path, path: Path) -> bool:
+        """Whether the spare became the segment at ``path`` (False: gone, or the folder is
+        read-only now, and a new file it is)."""
+        try:
+            os.rename(spare, path)
+            return True
+        except OSError as err:
+            log.warning("could not use the spare %s segment %s: %s", self.prefix, spare.name, err)
+            return False
 
     def _close_segment(self) -> None:
         """Closes the current segment, cut to its records when it had room to spare."""
@@ -476,8 +481,6 @@ def data_end(path: Path) -> int:
         before = os.pread(handle.fileno(), _BLOCK, (low - 1) * _BLOCK)
         return (low - 1) * _BLOCK + len(before.rstrip(b"\0"))
 
-
-_BLOCK = 4096
 
 
 def iter_records(path: Path, start: int = 0) -> Iterator[tuple[dict, LogPosition]]:
