@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"bench: {failed} calls failed (see first_error in the JSON); their figures are not comparable",
                   file=sys.stderr)
+        print(ranges_line(summary))
         print(result["bench_result"], flush=True)
         return 1 if failed else 0
     finally:
@@ -437,6 +438,27 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def per_round(top: Workload, bottom: Workload, concurrency: int, key: str) -> list[float]:
+    """The ratio of two workloads' figure in each round (their runs at the same place in the
+    rotation, a few seconds apart), for rounds where both ran without errors: how far the
+    machine's drift moves a headline ratio within one run."""
+    pairs = zip(top.runs.get(concurrency, []), bottom.runs.get(concurrency, []))
+    return [_get(a, key) / _get(b, key) for a, b in pairs if not a["errors"] and not b["errors"] and _get(b, key)]
+
+
+def round_ranges(plan: Plan) -> dict[str, list[float]]:
+    """Each headline ratio of the compared workloads, round by round (see ``per_round``)."""
+    by = {w.key: w for w in plan.compared}
+    ranges = {"decide_vs_ceiling": per_round(by["decide"], by["echo"], TARGETS_AT, "calls_per_s"),
+              "decide_vs_peer": per_round(by["decide"], by["pair"], TARGETS_AT, "calls_per_s"),
+              "p99_vs_ceiling": per_round(by["decide"], by["echo"], TARGETS_AT, "p99"),
+              "tracing_cost_pct": [(1 - r) * 100 for r in per_round(by["decide_traced"], by["decide"], SATURATED_AT,
+                                                                    "calls_per_s")]}
+    if "decide_w1" in by:
+        ranges["workers_scaling"] = per_round(by["decide"], by["decide_w1"], SATURATED_AT, "calls_per_s")
+    return ranges
+
+
 def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
     """The headline figures (see ``definitions``); None where a figure could not be had."""
     by = {w.key: w for w in plan.compared}
@@ -463,6 +485,7 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
         "decide_batch_decisions_per_s": (median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
         "decide_batch_vs_decide": ratio((median(batch, BATCH_CONCURRENCY, "calls_per_s") or 0) * batch_size,
                                         rate(decide)),
+        "per_round": round_ranges(plan),
         "definitions": {
             "decide_vs_ceiling": f"Decide calls/s / echo calls/s at concurrency {TARGETS_AT}, same process count",
             "decide_vs_peer": f"Decide calls/s / peer decisions/s at concurrency {TARGETS_AT}",
@@ -481,6 +504,18 @@ def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     if value is None:
         return "n/a"
     return f"{value:,.{digits}f}{suffix}"
+
+
+def ranges_line(s: dict) -> str:
+    """The headline ratios' lowest and highest of the rounds, printed above the line of
+    their medians (rank100_ms is one figure for all rounds)."""
+    parts = []
+    for name, values in s["per_round"].items():
+        if values and name == "tracing_cost_pct":
+            parts.append(f"tracing_cost={_fmt(min(values), 1)}..{_fmt(max(values), 1)}%")
+        elif values:
+            parts.append(f"{name}={_fmt(min(values))}..{_fmt(max(values))}")
+    return "each round's ratios, lowest..highest: " + " ".join(parts)
 
 
 def bench_line(s: dict) -> str:

@@ -59,6 +59,26 @@ def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
     assert found and found.groups() == ("0.20", "3.00", "5.00", "7.25", "1.50", "10.0")
 
 
+def test_each_rounds_ratios_pair_the_runs_of_that_round_and_skip_failed_ones():
+    summary = bench.summarize(plan(with_single=True), {}, "")
+    rounds = summary["per_round"]
+    assert rounds["decide_vs_ceiling"] == [800 / 4500]  # the echo ran one round at 16
+    assert rounds["p99_vs_ceiling"] == [10.0 / 2.0]
+    assert rounds["workers_scaling"] == [1000 / 800]
+    assert [round(cost, 9) for cost in rounds["tracing_cost_pct"]] == [-8.0]  # 1 - 1080/1000
+    failed = plan(with_single=False)
+    failed.compared[1].runs[16][0]["errors"] = 2
+    assert bench.round_ranges(failed)["decide_vs_ceiling"] == []
+    assert "workers_scaling" not in bench.round_ranges(failed)
+
+
+def test_the_ranges_line_gives_each_ratios_lowest_and_highest_round():
+    summary = {"per_round": {"decide_vs_ceiling": [0.31, 0.29, 0.37], "decide_vs_peer": [],
+                             "tracing_cost_pct": [-2.5, 7.25]}}
+    assert bench.ranges_line(summary) == ("each round's ratios, lowest..highest: decide_vs_ceiling=0.29..0.37 "
+                                          "tracing_cost=-2.5..7.2%")
+
+
 def test_without_workers_or_spans_the_line_says_n_a_and_falls_back_to_end_to_end():
     summary = bench.summarize(plan(with_single=False), {}, "`looper serve --help` lists no --workers flag")
     assert summary["workers_scaling"] is None and "--workers" in summary["workers_scaling_reason"]
