@@ -25,6 +25,7 @@ the generator. Nothing here asserts a timing: it reports.
 Ends with one line:
 ``BENCH RESULT decide_vs_ceiling=<r> decide_vs_peer=<r> p99_vs_ceiling=<r> rank100_ms=<t>
 workers_scaling=<r> tracing_cost=<pct>%``
+after one with each of those ratios' lowest and highest round (``ranges_line``).
 """
 
 from __future__ import annotations
