@@ -14,9 +14,9 @@ Once a log has written ``spare_after_bytes``, a thread keeps a *spare* segment r
 of ``segment_bytes`` zeros, written and fsynced ahead of need, which becomes the next segment.
 Appending into room that is already allocated and sized, an fdatasync flushes only the data,
 not the file system's journal as well: for appends of 2.5 and 30 KB on this machine's ext4,
-123-143 us against 175-277 (medians of 400 each). A segment is cut to its records when it is closed; after a
-crash its unused zeros stay, and readers stop at them as at a torn tail (a record is never
-empty, so a zero header is never one).
+123-143 us against 175-277 (medians of 400 each). A segment is cut to its records when it is
+closed; after a crash its unused zeros stay, and readers stop at them as at a torn tail (a
+record is never empty, so a zero header is never one).
 
 Readers stop at a torn tail left by a crash mid-write. Consumers (``LogConsumer``) keep
 their progress in the log's consumer folder, so a restart replays what they had not
@@ -480,7 +480,6 @@ def data_end(path: Path) -> int:
             return 0
         before = os.pread(handle.fileno(), _BLOCK, (low - 1) * _BLOCK)
         return (low - 1) * _BLOCK + len(before.rstrip(b"\0"))
-
 
 
 def iter_records(path: Path, start: int = 0) -> Iterator[tuple[dict, LogPosition]]:

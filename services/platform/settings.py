@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from services.platform.durable_log import SPARE_AFTER_BYTES
+
 
 class SettingsError(ValueError):
     pass
@@ -56,7 +58,7 @@ class Settings(BaseModel):
     # Once a process has written this much to a log, it keeps a spare segment of zeros ready to
     # write into (cheaper fsyncs: measured on ext4); 0: never (on a copy-on-write file system
     # such as btrfs, writing over the zeros allocates new blocks anyway).
-    log_spare_after_bytes: int = Field(1024 * 1024, ge=0)
+    log_spare_after_bytes: int = Field(SPARE_AFTER_BYTES, ge=0)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "Settings":
