@@ -4,7 +4,8 @@ stack a user would assemble, in one run, interleaved, on this machine, now.
 - Decide: ``looper serve decision`` with the notification example's model, trained through
   Looper's own loop (Feast online read of 7 features from two views, CatBoost scoring both
   actions, the policy, the fsynced decision log, bearer-token authentication).
-- Ceiling: the Python gRPC echo server with as many processes as Decide gets.
+- Ceiling: the Python gRPC echo server with as many processes as Decide gets; and with one,
+  beside ``--workers 1``, for what more processes give any server beside this generator.
 - Peer: ``feast listen`` (Feast's gRPC feature server) then MLServer 1.7.1 with its CatBoost
   runtime, serving the same features and the same model file; one feature fetch, then one
   inference call scoring the same two rows, per decision.
@@ -12,6 +13,8 @@ stack a user would assemble, in one run, interleaved, on this machine, now.
   tracing on (parent-based 1% sampler, exported over OTLP) against off, and ``--workers 2``
   against ``--workers 1`` when ``looper serve`` has the flag, and ``LOOPER_DURABILITY=os``
   (acknowledged once the OS has the bytes) against the default fsync before the ack.
+- The ranking's floor (``benchmarks/floor.py``): its feature read, CatBoost call and fsynced
+  log write alone, once a round beside the ranking calls.
 
 Every figure comes from the same Go load generator (grpc-go, a connection per concurrent
 caller as independent callers would have, which the kernel spreads over the server's
@@ -25,7 +28,8 @@ the generator. Nothing here asserts a timing: it reports.
 Ends with one line:
 ``BENCH RESULT decide_vs_ceiling=<r> decide_vs_peer=<r> p99_vs_ceiling=<r> rank100_ms=<t>
 workers_scaling=<r> tracing_cost=<pct>%``
-after one with each of those ratios' lowest and highest round (``ranges_line``).
+after one with each of those ratios' lowest and highest round (``ranges_line``), and one with
+the baselines of the two figures it does not divide (``baselines_line``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import generator, servers, workloads  # noqa: E402
 from benchmarks.generator import UNIQUE, Job, Step  # noqa: E402
+from benchmarks.floor import FloorProbe  # noqa: E402
 from benchmarks.otlp_sink import OtlpSink  # noqa: E402
 from examples.notifications.population import make_population  # noqa: E402
 from examples.notifications.prepare import prepare as prepare_example  # noqa: E402
@@ -91,6 +96,8 @@ class Plan:
     rank: Workload
     rank_traced: Workload
     batch_size: int = BATCH_SIZE
+    floor: Callable[[], dict] | None = None  # measures the ranking's floor (see benchmarks/floor.py)
+    floor_runs: list[dict] = field(default_factory=list)  # one a round
 
     def everything(self) -> list[Workload]:
         return [*self.compared, self.batch, self.rank, self.rank_traced]
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "peer_check": peer_check,
             "workloads": {w.key: {"label": w.label, "steps": [s.method for s in w.steps], "runs": w.runs}
                           for w in plan.everything()},
-            "handler_spans": spans, "summary": summary, "bench_result": bench_line(summary),
+            "handler_spans": spans, "floor": plan.floor_runs, "summary": summary, "bench_result": bench_line(summary),
         }
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"bench-{stamp:%Y%m%dT%H%M%SZ}.json"
@@ -164,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"bench: {failed} calls failed (see first_error in the JSON); their figures are not comparable",
                   file=sys.stderr)
+        print(baselines_line(summary))
         print(ranges_line(summary))
         print(result["bench_result"], flush=True)
         return 1 if failed else 0
@@ -192,6 +200,7 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     durable_os = start(lambda: servers.DecisionServer("decide_os", data, looper_workers,
                                                       {**servers.NO_TRACING, "LOOPER_DURABILITY": "os"}))
     echo = start(lambda: servers.EchoServer(workers))
+    echo_single = start(lambda: servers.EchoServer(1)) if scaling else None
     peer = start(lambda: servers.PeerStack(work / "peer", DataDir(data).features.repo, models["notification_file"],
                                            workloads.NOTIFICATIONS))
     files = work / "requests"
@@ -217,16 +226,19 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     ]
     if single:
         compared.append(Workload("decide_w1", "Decide (--workers 1)", steps(single), single.pids))
+        compared.append(Workload("echo_w1", "echo (1 process)", [Step(echo_single.address, ECHO, echo_file)],
+                                 echo_single.pids, calls_factor=4))
     compared.append(Workload("decide_os", f"Decide, LOOPER_DURABILITY=os ({processes})", steps(durable_os),
                              durable_os.pids))
     batch_file = generator.write_requests(files / "batch.bin", workloads.batch_requests(users, BATCH_SIZE))
     rank_file = generator.write_requests(files / "rank.bin", workloads.rank_requests(users, items))
+    floor = start(lambda: FloorProbe(data, rank_file, work))  # after check_looper has logged a ranking
     plan = Plan(compared,
                 Workload("batch", f"DecideBatch of {BATCH_SIZE}", steps(decide, batch_file, DECIDE_BATCH), decide.pids),
                 Workload("rank100", f"Decide ranking {workloads.RANKED} candidates", steps(decide, rank_file),
                          decide.pids),
                 Workload("rank100_traced", "the same, every call traced", steps(traced, rank_file, sampled=True),
-                         traced.pids))
+                         traced.pids), floor=floor.measure)
     return plan, peer_check
 
 
@@ -247,6 +259,9 @@ def run_rounds(plan: Plan, args, clock: Clock) -> None:
         for workload in (plan.rank, plan.rank_traced):
             sequence += 1
             measure(workload, 1, RANK_CALLS, sequence, warmup=20)
+        if plan.floor:
+            plan.floor_runs.append(plan.floor())
+            print(f"   rank100 floor  {_fmt(plan.floor_runs[-1]['p50_us']['total'] / 1000)} ms p50", flush=True)
         print(f"   round {round_ + 1} of {args.rounds} done ({clock})", flush=True)
 
 
@@ -457,6 +472,7 @@ def round_ranges(plan: Plan) -> dict[str, list[float]]:
                                                                     "calls_per_s")]}
     if "decide_w1" in by:
         ranges["workers_scaling"] = per_round(by["decide"], by["decide_w1"], SATURATED_AT, "calls_per_s")
+        ranges["ceiling_scaling"] = per_round(by["echo"], by["echo_w1"], SATURATED_AT, "calls_per_s")
     return ranges
 
 
@@ -478,8 +494,10 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
                            if handler else "end-to-end p50 at the generator (no server spans arrived)"),
         "rank100_end_to_end_p50_ms": rank_e2e,
         "rank100_traced_end_to_end_p50_ms": median(rank_traced, 1, "p50"),
+        **floor_figures(plan.floor_runs),
         "workers_scaling": ratio(rate(decide), rate(by["decide_w1"])) if "decide_w1" in by else None,
         "workers_scaling_reason": scaling_reason,
+        "ceiling_scaling": ratio(rate(echo), rate(by["echo_w1"])) if "echo_w1" in by else None,
         "tracing_cost_pct": (1 - tracing) * 100 if tracing is not None else None,
         "durability_os_vs_fsync": ratio(rate(by["decide_os"]), rate(decide)),
         "durability_os_vs_fsync_p50_c1": ratio(median(by["decide_os"], 1, "p50"), median(decide, 1, "p50")),
@@ -492,13 +510,32 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
             "decide_vs_peer": f"Decide calls/s / peer decisions/s at concurrency {TARGETS_AT}",
             "p99_vs_ceiling": f"Decide p99 / echo p99 at concurrency {TARGETS_AT}",
             "rank100_ms": "p50 of one Decide ranking 100 candidates (see rank100_source)",
+            "rank100_floor_ms": "p50 of the ranking's feature read, CatBoost, record JSON and write + fdatasync, one "
+                                "after another in one process (benchmarks/floor.py; rank100_ms's baseline), median "
+                                "of the rounds",
             "workers_scaling": f"Decide calls/s with the default workers / with --workers 1, concurrency {SATURATED_AT}",
+            "ceiling_scaling": f"echo calls/s with as many processes as Decide / with one, concurrency {SATURATED_AT} "
+                               "(workers_scaling's baseline: what the cores the generator leaves give any server)",
             "tracing_cost": f"1 - Decide calls/s traced (1%) / untraced, concurrency {SATURATED_AT}",
             "durability_os_vs_fsync": f"Decide calls/s acknowledging once the OS has the bytes / after fsync, "
                                       f"concurrency {SATURATED_AT}",
             "durability_os_vs_fsync_p50_c1": "Decide p50 in os mode / in fsync mode, concurrency 1",
         },
     }
+
+
+def floor_figures(runs: list[dict]) -> dict:
+    """The ranking floor's p50 (ms) and its parts' (us), each the median of the rounds."""
+    if not runs:
+        return {"rank100_floor_ms": None, "rank100_floor_parts_us": {}}
+    parts = {name: statistics.median(run["p50_us"][name] for run in runs) for name in runs[0]["p50_us"]}
+    return {"rank100_floor_ms": parts.pop("total") / 1000, "rank100_floor_parts_us": parts}
+
+
+def baselines_line(s: dict) -> str:
+    """The figures two targets are held against that are not in the BENCH RESULT line."""
+    return (f"baselines from this run: ceiling_scaling={_fmt(s.get('ceiling_scaling'))} (beside workers_scaling) "
+            f"rank100_floor_ms={_fmt(s.get('rank100_floor_ms'))} (beside rank100_ms)")
 
 
 def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
@@ -541,6 +578,8 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
               ("Decide beside its variants", "decide", [("decide_traced", "traced/off", ("decide_traced", "decide"))]
                + ([("decide_w1", "Decide/w1", ("decide", "decide_w1"))] if "decide_w1" in by else [])
                + [("decide_os", "os/fsync", ("decide_os", "decide"))])]
+    if "echo_w1" in by:  # workers_scaling's baseline: the echo's own
+        tables.append(("The echo beside one process", "echo", [("echo_w1", "echo/w1", ("echo", "echo_w1"))]))
     for title, first, columns in tables:
         print(f"\n{title} (median of the rounds)")
         header = f"{'c':>3}  {'figure':<24}{by[first].label.split(' (')[0]:>10}"
@@ -575,15 +614,24 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
             parts = ", ".join(f"{name.removeprefix('looper.')} {v['p50_ms']:.2f}" for name, v in stages.items())
             print(f"  server spans, {label} (p50 ms, n={stages.get('handler', {}).get('n', 0)}): {parts}")
     print(f"  rank100_ms is the {summary['rank100_source']}")
+    floor = summary["rank100_floor_ms"]
+    if floor is not None:
+        parts = " + ".join(f"{name} {us / 1000:.2f}" for name, us in summary["rank100_floor_parts_us"].items())
+        print(f"  its floor, the parts no rewrite of Looper's Python takes out, in one process (benchmarks/floor.py): "
+              f"{_fmt(floor)} ms p50 ({parts} ms, each part's p50)")
     print(f"  durability: LOOPER_DURABILITY=os gives {_fmt(summary['durability_os_vs_fsync'])}x the calls/s of fsync "
           f"before the ack at c{SATURATED_AT}, and {_fmt(summary['durability_os_vs_fsync_p50_c1'])}x its p50 at c1")
     if summary["workers_scaling"] is None:
         print(f"  workers_scaling n/a: {summary['workers_scaling_reason']}")
+    else:
+        print(f"  workers: Decide with {workers} processes makes {_fmt(summary['workers_scaling'])}x the calls/s of one "
+              f"at c{SATURATED_AT}; the echo makes {_fmt(summary['ceiling_scaling'])}x (the same generator shares the "
+              f"cores: its baseline)")
 
 
 def _column_name(workload: Workload) -> str:
     return {"echo": "echo", "pair": "peer", "decide_traced": "tracing 1%", "decide_w1": "--workers 1",
-            "decide_os": "durability os"}[workload.key]
+            "decide_os": "durability os", "echo_w1": "1 process"}[workload.key]
 
 
 def loadavg() -> str:

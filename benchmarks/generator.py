@@ -48,6 +48,16 @@ def write_requests(path: Path, messages: list[bytes]) -> str:
     return str(path)
 
 
+def read_requests(path: Path | str) -> list[bytes]:
+    """The requests of a file written by ``write_requests``."""
+    data, messages, offset = Path(path).read_bytes(), [], 0
+    while offset < len(data):
+        (size,) = struct.unpack_from("<I", data, offset)
+        messages.append(data[offset + 4:offset + 4 + size])
+        offset += 4 + size
+    return messages
+
+
 # Digits the counter keeps in an id: a longer prefix would cut them, and ids would repeat
 # (replayed decisions, far cheaper than new ones, measured as if they were new).
 COUNTER_DIGITS = 9

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench, generator
+from benchmarks import bench, floor, generator
 from benchmarks.otlp_sink import OtlpSink
 
 LINE = re.compile(r"BENCH RESULT decide_vs_ceiling=(\S+) decide_vs_peer=(\S+) p99_vs_ceiling=(\S+) "
@@ -40,8 +40,13 @@ def plan(with_single: bool) -> bench.Plan:
     ]
     if with_single:
         compared.append(workload("decide_w1", {64: [run(800)]}))
+        compared.append(workload("echo_w1", {64: [run(4000), run(6400), run(5000)]}))
+    floor = [{"p50_us": {"feature read": 150.0, "CatBoost": 350.0, "total": 520.0}},
+             {"p50_us": {"feature read": 170.0, "CatBoost": 330.0, "total": 480.0}},
+             {"p50_us": {"feature read": 140.0, "CatBoost": 380.0, "total": 540.0}}]
     return bench.Plan(compared, workload("batch", {bench.BATCH_CONCURRENCY: [run(20)]}),
-                      workload("rank100", {1: [run(100, p50=9.5)]}), workload("rank100_traced", {1: [run(90)]}))
+                      workload("rank100", {1: [run(100, p50=9.5)]}), workload("rank100_traced", {1: [run(90)]}),
+                      floor_runs=floor)
 
 
 def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
@@ -52,6 +57,7 @@ def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
     assert summary["p99_vs_ceiling"] == 10.0 / 2.0
     assert summary["rank100_ms"] == 7.25 and "handler" in summary["rank100_source"]
     assert summary["workers_scaling"] == 1200 / 800
+    assert summary["ceiling_scaling"] == 6000 / 5000
     assert abs(summary["tracing_cost_pct"] - 10.0) < 1e-9
     assert summary["durability_os_vs_fsync"] == 1500 / 1200 and summary["durability_os_vs_fsync_p50_c1"] == 0.8 / 1.6
     assert summary["decide_batch_decisions_per_s"] == 20 * bench.BATCH_SIZE
@@ -65,11 +71,35 @@ def test_each_rounds_ratios_pair_the_runs_of_that_round_and_skip_failed_ones():
     assert rounds["decide_vs_ceiling"] == [800 / 4500]  # the echo ran one round at 16
     assert rounds["p99_vs_ceiling"] == [10.0 / 2.0]
     assert rounds["workers_scaling"] == [1000 / 800]
+    assert rounds["ceiling_scaling"] == [5000 / 4000, 7000 / 6400, 6000 / 5000]
     assert [round(cost, 9) for cost in rounds["tracing_cost_pct"]] == [-8.0]  # 1 - 1080/1000
     failed = plan(with_single=False)
     failed.compared[1].runs[16][0]["errors"] = 2
     assert bench.round_ranges(failed)["decide_vs_ceiling"] == []
-    assert "workers_scaling" not in bench.round_ranges(failed)
+    assert "workers_scaling" not in bench.round_ranges(failed) and "ceiling_scaling" not in bench.round_ranges(failed)
+
+
+def test_the_ranking_floor_is_the_median_of_the_rounds_beside_rank100():
+    summary = bench.summarize(plan(with_single=True), {}, "")
+    assert summary["rank100_floor_ms"] == 0.52  # each round's total, not the sum of the parts' medians
+    assert summary["rank100_floor_parts_us"] == {"feature read": 150.0, "CatBoost": 350.0}
+    assert bench.baselines_line(summary) == ("baselines from this run: ceiling_scaling=1.20 (beside workers_scaling) "
+                                             "rank100_floor_ms=0.52 (beside rank100_ms)")
+    assert bench.floor_figures([]) == {"rank100_floor_ms": None, "rank100_floor_parts_us": {}}
+    assert "ceiling_scaling=n/a" in bench.baselines_line(bench.summarize(plan(with_single=False), {}, "no flag"))
+
+
+def test_the_floor_times_each_part_and_their_sum_after_the_warmup():
+    now = [0.0]
+
+    def costing(first: float, then: float):
+        def work(i: int) -> None:
+            now[0] += first if i < 2 else then
+        return work
+
+    timed = floor.time_parts([("read", costing(9.0, 1e-6 * 100)), ("write", costing(9.0, 1e-6 * 300))],
+                             calls=5, warmup=2, clock=lambda: now[0])
+    assert {name: round(us, 6) for name, us in timed.items()} == {"read": 100.0, "write": 300.0, "total": 400.0}
 
 
 def test_the_ranges_line_gives_each_ratios_lowest_and_highest_round():
@@ -95,6 +125,7 @@ def test_requests_are_written_length_prefixed_for_the_generator(tmp_path):
     path = generator.write_requests(tmp_path / "r.bin", [b"ab", b"", b"xyz"])
     data = open(path, "rb").read()
     assert data == struct.pack("<I", 2) + b"ab" + struct.pack("<I", 0) + struct.pack("<I", 3) + b"xyz"
+    assert generator.read_requests(path) == [b"ab", b"", b"xyz"]
 
 
 def test_the_sink_keeps_the_spans_the_otlp_exporter_sends():
@@ -131,3 +162,16 @@ def test_a_job_whose_id_prefix_would_cut_its_counter_is_refused_before_the_gener
                         id_prefix="x" * (len(generator.UNIQUE) - generator.COUNTER_DIGITS + 1))
     with pytest.raises(ValueError, match="fewer than 9 digits"):
         generator.run(job, binary=Path("/nonexistent/loadgen"))
+
+
+def test_the_floor_encodes_a_ranking_the_decision_service_logged(tmp_path):
+    from services.decisions.log import PREFIX
+    from services.platform.durable_log import DurableLog
+
+    log = DurableLog(tmp_path, PREFIX, segment_bytes=1 << 20)
+    log.append_many([{"use_case": "notifications", "decision_id": "a"}, {"use_case": "feed", "decision_id": "b"},
+                     {"use_case": "feed", "decision_id": "c"}])
+    log.close()
+    assert floor.logged_ranking(tmp_path, "feed")["decision_id"] == "b"
+    with pytest.raises(LookupError, match="no decision of 'prefetch'"):
+        floor.logged_ranking(tmp_path, "prefetch")
