@@ -169,9 +169,13 @@ def test_the_floor_encodes_a_ranking_the_decision_service_logged(tmp_path):
     from services.platform.durable_log import DurableLog
 
     log = DurableLog(tmp_path, PREFIX, segment_bytes=1 << 20)
-    log.append_many([{"use_case": "notifications", "decision_id": "a"}, {"use_case": "feed", "decision_id": "b"},
-                     {"use_case": "feed", "decision_id": "c"}])
+    ranked = lambda n: [{"action_id": f"item-{i}"} for i in range(n)]  # noqa: E731
+    log.append_many([{"use_case": "notifications", "decision_id": "a"},
+                     {"use_case": "feed", "decision_id": "trained", "ranking": ranked(20)},
+                     {"use_case": "feed", "decision_id": "b", "ranking": ranked(100)},
+                     {"use_case": "feed", "decision_id": "c", "ranking": ranked(100)}])
     log.close()
-    assert floor.logged_ranking(tmp_path, "feed")["decision_id"] == "b"
-    with pytest.raises(LookupError, match="no decision of 'prefetch'"):
-        floor.logged_ranking(tmp_path, "prefetch")
+    assert floor.logged_ranking(tmp_path, "feed", 100)["decision_id"] == "b"
+    assert floor.logged_ranking(tmp_path, "feed", 20)["decision_id"] == "trained"
+    with pytest.raises(LookupError, match="no ranking of 100 candidates of 'prefetch'"):
+        floor.logged_ranking(tmp_path, "prefetch", 100)
