@@ -6,6 +6,8 @@ stack a user would assemble, in one run, interleaved, on this machine, now.
   actions, the policy, the fsynced decision log, bearer-token authentication).
 - Ceiling: the Python gRPC echo server with as many processes as Decide gets; and with one,
   beside ``--workers 1``, for what more processes give any server beside this generator.
+- Decide's gRPC layer with a canned answer (``benchmarks/echo_server.py --canned-decide``):
+  the real server, authentication and protobuf work, nothing decided.
 - Peer: ``feast listen`` (Feast's gRPC feature server) then MLServer 1.7.1 with its CatBoost
   runtime, serving the same features and the same model file; one feature fetch, then one
   inference call scoring the same two rows, per decision.
@@ -209,6 +211,8 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
     decide_file = generator.write_requests(files / "decide.bin", [r.SerializeToString() for r in singles])
     peer_files, peer_check = peer_requests(work, files, peer, models, singles[:200])
     check_looper((decide, traced, single, durable_os), users, items, models)
+    canned = start(lambda: servers.EchoServer(workers, canned_decide=data))  # answers as a logged check did
+    check_canned(canned.address, decide.token, users, models)
 
     def steps(server, requests=decide_file, method=DECIDE, sampled=False) -> list[Step]:
         return [Step(server.address, method, requests, server.metadata, UNIQUE, sampled)]
@@ -219,6 +223,8 @@ def start_and_plan(work: Path, started: list, sink: OtlpSink, models: dict, user
         Workload("echo", f"echo ({processes}, ceiling)", [Step(echo.address, ECHO, echo_file)], echo.pids,
                  calls_factor=4),
         Workload("decide", f"Decide ({processes})", steps(decide), decide.pids),
+        Workload("decide_api", f"Decide's gRPC layer, canned answer ({processes})",
+                 [Step(canned.address, DECIDE, decide_file, decide.metadata, UNIQUE)], canned.pids),
         Workload("pair", "feast listen + MLServer (peer)", [
             Step(peer.feast_address, servers.FEAST_METHOD, peer_files["feast"]),
             Step(peer.mlserver_address, peer_files["method"], peer_files["infer"])], peer.pids),
@@ -384,6 +390,23 @@ def check_looper(deciders, users, items, models) -> None:
                              f"({decision.model_version!r}, {ranked.model_version!r}, {len(ranked.ranking)} ranked)")
 
 
+def check_canned(address: str, token: str, users, models) -> None:
+    """The canned Decide authenticates as Decide does and answers a decision of the model."""
+    from looper import LooperClient
+    from looper.errors import UnauthenticatedError
+
+    with LooperClient(address, token=token, timeout=30) as client:
+        decision = client.decide(workloads.NOTIFICATIONS, "check-canned", {"user_id": users[0].user_id})
+    with LooperClient(address, token="not-a-token", timeout=30) as client:
+        try:
+            client.decide(workloads.NOTIFICATIONS, "check-canned", {"user_id": users[0].user_id})
+            refused = False
+        except UnauthenticatedError:
+            refused = True
+    if decision.model_version != models["notification"] or not refused:
+        raise SystemExit(f"bench: the canned Decide answered {decision.model_version!r}, or took a bad token")
+
+
 # --- measuring -------------------------------------------------------------------------
 
 def measure(workload: Workload, concurrency: int, calls: int, sequence: int, warmup: int | None = None) -> dict:
@@ -466,6 +489,7 @@ def round_ranges(plan: Plan) -> dict[str, list[float]]:
     """Each headline ratio of the compared workloads, round by round (see ``per_round``)."""
     by = {w.key: w for w in plan.compared}
     ranges = {"decide_vs_ceiling": per_round(by["decide"], by["echo"], TARGETS_AT, "calls_per_s"),
+              "api_vs_ceiling": per_round(by["decide_api"], by["echo"], TARGETS_AT, "calls_per_s"),
               "decide_vs_peer": per_round(by["decide"], by["pair"], TARGETS_AT, "calls_per_s"),
               "p99_vs_ceiling": per_round(by["decide"], by["echo"], TARGETS_AT, "p99"),
               "tracing_cost_pct": [(1 - r) * 100 for r in per_round(by["decide_traced"], by["decide"], SATURATED_AT,
@@ -487,6 +511,7 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
     tracing = ratio(rate(traced), rate(decide))
     return {
         "decide_vs_ceiling": ratio(rate(decide, TARGETS_AT), rate(echo, TARGETS_AT)),
+        "api_vs_ceiling": ratio(rate(by["decide_api"], TARGETS_AT), rate(echo, TARGETS_AT)),
         "decide_vs_peer": ratio(rate(decide, TARGETS_AT), rate(pair, TARGETS_AT)),
         "p99_vs_ceiling": ratio(median(decide, TARGETS_AT, "p99"), median(echo, TARGETS_AT, "p99")),
         "rank100_ms": handler["p50_ms"] if handler else rank_e2e,
@@ -507,6 +532,9 @@ def summarize(plan: Plan, spans: dict, scaling_reason: str) -> dict:
         "per_round": round_ranges(plan),
         "definitions": {
             "decide_vs_ceiling": f"Decide calls/s / echo calls/s at concurrency {TARGETS_AT}, same process count",
+            "api_vs_ceiling": f"Decide's gRPC layer with a canned answer, calls/s / echo calls/s at concurrency "
+                              f"{TARGETS_AT}, same process count (decide_vs_ceiling's baseline: what is left once "
+                              "authentication, admission and the protobuf work are paid)",
             "decide_vs_peer": f"Decide calls/s / peer decisions/s at concurrency {TARGETS_AT}",
             "p99_vs_ceiling": f"Decide p99 / echo p99 at concurrency {TARGETS_AT}",
             "rank100_ms": "p50 of one Decide ranking 100 candidates (see rank100_source)",
@@ -533,8 +561,11 @@ def floor_figures(runs: list[dict]) -> dict:
 
 
 def baselines_line(s: dict) -> str:
-    """The figures two targets are held against that are not in the BENCH RESULT line."""
-    return (f"baselines from this run: ceiling_scaling={_fmt(s.get('ceiling_scaling'))} (beside workers_scaling) "
+    """What three targets are held against, beside the BENCH RESULT line: how far a Decide
+    call with nothing to decide gets, how far more processes take the echo, and the ranking's
+    floor."""
+    return (f"baselines from this run: api_vs_ceiling={_fmt(s.get('api_vs_ceiling'))} (beside decide_vs_ceiling) "
+            f"ceiling_scaling={_fmt(s.get('ceiling_scaling'))} (beside workers_scaling) "
             f"rank100_floor_ms={_fmt(s.get('rank100_floor_ms'))} (beside rank100_ms)")
 
 
@@ -574,6 +605,7 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
         figures += (("shed_per_call", "shed, retried (per call)", 2, False),)
     # (title, the figure's column, then (column, ratio's name, ratio = first / second))
     tables = [("Decide beside its baselines", "decide", [("echo", "Decide/echo", ("decide", "echo")),
+                                                         ("decide_api", "Decide/API", ("decide", "decide_api")),
                                                          ("pair", "Decide/peer", ("decide", "pair"))]),
               ("Decide beside its variants", "decide", [("decide_traced", "traced/off", ("decide_traced", "decide"))]
                + ([("decide_w1", "Decide/w1", ("decide", "decide_w1"))] if "decide_w1" in by else [])
@@ -631,7 +663,7 @@ def print_tables(plan: Plan, spans: dict, summary: dict, workers: int) -> None:
 
 def _column_name(workload: Workload) -> str:
     return {"echo": "echo", "pair": "peer", "decide_traced": "tracing 1%", "decide_w1": "--workers 1",
-            "decide_os": "durability os", "echo_w1": "1 process"}[workload.key]
+            "decide_os": "durability os", "echo_w1": "1 process", "decide_api": "canned answer"}[workload.key]
 
 
 def loadavg() -> str:

@@ -10,6 +10,12 @@ the sync server with ``--runtime sync``.
 Requests are raw bytes answered as they came (no protobuf code), so what it measures is
 what any Python gRPC call costs before a handler does anything.
 
+With ``--canned-decide DATA_DIR`` each process serves Looper's Decision service instead, as
+``looper serve decision`` builds it (the asyncio server, the call guard's authentication,
+admission and authorization against the data directory's credentials, the servicer, the
+request decoded into a command and the answer encoded), with every call answered by one
+decision the service logged before: what a Decide call costs before anything is decided.
+
     python -m benchmarks.echo_server --processes 2   # prints "echo listening on HOST:PORT pids=..."
 """
 
@@ -20,6 +26,7 @@ import os
 import signal
 import socket
 import sys
+import traceback
 
 METHOD = "/bench.Echo/Echo"
 
@@ -29,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--runtime", choices=["aio", "sync"], default="aio")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--canned-decide", metavar="DATA_DIR", help="serve Decide with a canned answer (see above)")
     args = parser.parse_args(argv)
     port = args.port or free_port()
     ready_read, ready_write = os.pipe()
@@ -38,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         if pid == 0:  # the child: no gRPC object was created before the fork
             os.close(ready_read)
             try:
-                serve(args.runtime, port, ready_write)
+                if args.canned_decide:
+                    serve_canned_decide(args.canned_decide, port, ready_write)
+                else:
+                    serve(args.runtime, port, ready_write)
+            except BaseException:  # noqa: BLE001 - told, then the parent sees no ready byte
+                traceback.print_exc()
             finally:
                 os._exit(0)
         children.append(pid)
@@ -126,6 +139,35 @@ def serve(runtime: str, port: int, ready_fd: int) -> None:
     import uvloop
 
     uvloop.run(run())  # the event loop the Decision service's server runs on
+
+
+def serve_canned_decide(data_dir: str, port: int, ready_fd: int) -> None:
+    from services.decision.server import binding
+    from services.decisions.record import DecisionRecord
+    from services.platform.auth import CredentialStore
+    from services.platform.data_dir import DataDir
+    from services.platform.grpc_runtime import start_server, wait_for_termination
+    from services.platform.settings import Settings
+    from services.platform.telemetry import telemetry_for
+
+    from benchmarks.floor import logged_decision
+    from benchmarks.workloads import NOTIFICATIONS
+
+    settings = Settings.load({"data_dir": data_dir})
+    data = DataDir(settings.data_dir)
+    answer = DecisionRecord.from_dict(logged_decision(data.decisions.log, NOTIFICATIONS)), False
+
+    class CannedDecider:
+        async def decide_async(self, command):
+            return answer
+
+    interceptors = telemetry_for("looper-decision").server_interceptors(asynchronous=True)
+    running = start_server([binding(CannedDecider(), interceptors=interceptors, threads=settings.threads)],
+                           "127.0.0.1", port, CredentialStore(data.access.credentials), settings.max_message_bytes,
+                           workers=settings.threads, max_in_flight=settings.max_in_flight,
+                           use_case_limit=settings.use_case_max_in_flight, reuse_port=True)
+    os.write(ready_fd, b"1")
+    wait_for_termination([running], grace=1)
 
 
 if __name__ == "__main__":

@@ -56,18 +56,20 @@ def time_parts(parts: list[Part], calls: int, warmup: int,
             "total": statistics.median(totals) * 1e6}
 
 
-def logged_ranking(log_folder: Path, use_case: str, candidates: int) -> dict:
-    """The first decision of ``use_case`` in the Decision service's log that ranked as many
-    candidates (the training run's rankings, logged first, have fewer)."""
+def logged_decision(log_folder: Path, use_case: str, ranked: int | None = None) -> dict:
+    """The first decision of ``use_case`` in the Decision service's log that a model made
+    (the training run's first ones are defaults, with less to log and answer), and that
+    ranked ``ranked`` candidates when given (the training run's rankings have fewer)."""
     from services.decisions.log import PREFIX
     from services.platform.durable_log import iter_records, list_segments
 
     for segment in list_segments(log_folder, PREFIX):
         for record, _ in iter_records(segment):
-            if record.get("use_case") == use_case and len(record.get("ranking") or ()) == candidates:
+            if record.get("use_case") == use_case and record.get("model_version") \
+                    and ranked in (None, len(record.get("ranking") or ())):
                 return record
-    raise LookupError(f"no ranking of {candidates} candidates of {use_case!r} in {log_folder}: "
-                      "run a ranking call first")
+    wanted = f"ranking {ranked} candidates " if ranked is not None else ""
+    raise LookupError(f"no decision of {use_case!r} by a model {wanted}in {log_folder}: make one first")
 
 
 def ranking_parts(data_dir: Path, requests: Path, scratch: Path) -> tuple[list[Part], Callable[[], None]]:
@@ -92,7 +94,7 @@ def ranking_parts(data_dir: Path, requests: Path, scratch: Path) -> tuple[list[P
     source = FeastFeatureSource(feature_store(settings, data))
     features = {**source.fetch(blueprint, commands[0].subject), **commands[0].context}
     matrix = model.input.matrix(model_rows(blueprint, commands[0], features)[1])
-    record = logged_ranking(data.decisions.log, blueprint.name, len(commands[0].candidates))
+    record = logged_decision(data.decisions.log, blueprint.name, len(commands[0].candidates))
     encoded = [b""]
     fd = os.open(scratch / "floor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 

@@ -1,6 +1,7 @@
 """The servers the bench measures, each started on free loopback ports and stopped by its
 own process id: Looper's Decision service (``looper serve decision``), the Python gRPC echo
-(the ceiling), and the peer stack a user would assemble (``feast listen`` + MLServer)."""
+(the ceiling) and Decide's gRPC layer with a canned answer, and the peer stack a user would
+assemble (``feast listen`` + MLServer)."""
 
 from __future__ import annotations
 
@@ -65,9 +66,14 @@ class DecisionServer:
 
 
 class EchoServer:
-    def __init__(self, processes: int):
+    """The echo (the ceiling); or, given a data directory, Decide's gRPC layer with a canned
+    answer (see benchmarks/echo_server.py)."""
+
+    def __init__(self, processes: int, canned_decide: Path | None = None):
+        args = ["--canned-decide", str(canned_decide)] if canned_decide else []
         self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server", "--processes",
-                                         str(processes)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                                         str(processes), *args], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                        env={**os.environ, **ONE_USE_CASE, **NO_TRACING})
         line = self.process.stdout.readline()
         found = re.search(r"listening on (\S+)", line)
         if not found:

@@ -35,6 +35,7 @@ def plan(with_single: bool) -> bench.Plan:
         workload("echo", {16: [run(4500, p99=2.0)], 64: [run(5000), run(7000), run(6000)]}),
         workload("decide", {1: [run(400, p50=1.6)], 16: [run(800, p99=10.0), run(1000, p99=9.0), run(900, p99=12.0)], 64: [run(1000), run(1400), run(1200)]}),
         workload("pair", {16: [run(300)], 64: [run(400)]}),
+        workload("decide_api", {16: [run(3000), run(3400)]}),
         workload("decide_traced", {64: [run(1080)]}),
         workload("decide_os", {1: [run(500, p50=0.8)], 64: [run(1500)]}),
     ]
@@ -54,6 +55,7 @@ def test_the_headline_figures_are_medians_of_the_rounds_divided_as_defined():
     summary = bench.summarize(plan(with_single=True), spans, "")
     assert summary["decide_vs_ceiling"] == 900 / 4500  # the medians at concurrency 16
     assert summary["decide_vs_peer"] == 900 / 300
+    assert summary["api_vs_ceiling"] == 3200 / 4500
     assert summary["p99_vs_ceiling"] == 10.0 / 2.0
     assert summary["rank100_ms"] == 7.25 and "handler" in summary["rank100_source"]
     assert summary["workers_scaling"] == 1200 / 800
@@ -69,6 +71,7 @@ def test_each_rounds_ratios_pair_the_runs_of_that_round_and_skip_failed_ones():
     summary = bench.summarize(plan(with_single=True), {}, "")
     rounds = summary["per_round"]
     assert rounds["decide_vs_ceiling"] == [800 / 4500]  # the echo ran one round at 16
+    assert rounds["api_vs_ceiling"] == [3000 / 4500]
     assert rounds["p99_vs_ceiling"] == [10.0 / 2.0]
     assert rounds["workers_scaling"] == [1000 / 800]
     assert rounds["ceiling_scaling"] == [5000 / 4000, 7000 / 6400, 6000 / 5000]
@@ -83,7 +86,8 @@ def test_the_ranking_floor_is_the_median_of_the_rounds_beside_rank100():
     summary = bench.summarize(plan(with_single=True), {}, "")
     assert summary["rank100_floor_ms"] == 0.52  # each round's total, not the sum of the parts' medians
     assert summary["rank100_floor_parts_us"] == {"feature read": 150.0, "CatBoost": 350.0}
-    assert bench.baselines_line(summary) == ("baselines from this run: ceiling_scaling=1.20 (beside workers_scaling) "
+    assert bench.baselines_line(summary) == ("baselines from this run: api_vs_ceiling=0.71 (beside decide_vs_ceiling) "
+                                             "ceiling_scaling=1.20 (beside workers_scaling) "
                                              "rank100_floor_ms=0.52 (beside rank100_ms)")
     assert bench.floor_figures([]) == {"rank100_floor_ms": None, "rank100_floor_parts_us": {}}
     assert "ceiling_scaling=n/a" in bench.baselines_line(bench.summarize(plan(with_single=False), {}, "no flag"))
@@ -164,18 +168,20 @@ def test_a_job_whose_id_prefix_would_cut_its_counter_is_refused_before_the_gener
         generator.run(job, binary=Path("/nonexistent/loadgen"))
 
 
-def test_the_floor_encodes_a_ranking_the_decision_service_logged(tmp_path):
+def test_the_floor_and_the_canned_decide_answer_with_a_decision_the_service_logged(tmp_path):
     from services.decisions.log import PREFIX
     from services.platform.durable_log import DurableLog
 
     log = DurableLog(tmp_path, PREFIX, segment_bytes=1 << 20)
     ranked = lambda n: [{"action_id": f"item-{i}"} for i in range(n)]  # noqa: E731
-    log.append_many([{"use_case": "notifications", "decision_id": "a"},
-                     {"use_case": "feed", "decision_id": "trained", "ranking": ranked(20)},
-                     {"use_case": "feed", "decision_id": "b", "ranking": ranked(100)},
-                     {"use_case": "feed", "decision_id": "c", "ranking": ranked(100)}])
+    log.append_many([{"use_case": "notifications", "decision_id": "a", "model_version": "m1"},
+                     {"use_case": "feed", "decision_id": "default", "model_version": "", "ranking": ranked(20)},
+                     {"use_case": "feed", "decision_id": "trained", "model_version": "m1", "ranking": ranked(20)},
+                     {"use_case": "feed", "decision_id": "b", "model_version": "m2", "ranking": ranked(100)},
+                     {"use_case": "feed", "decision_id": "c", "model_version": "m2", "ranking": ranked(100)}])
     log.close()
-    assert floor.logged_ranking(tmp_path, "feed", 100)["decision_id"] == "b"
-    assert floor.logged_ranking(tmp_path, "feed", 20)["decision_id"] == "trained"
-    with pytest.raises(LookupError, match="no ranking of 100 candidates of 'prefetch'"):
-        floor.logged_ranking(tmp_path, "prefetch", 100)
+    assert floor.logged_decision(tmp_path, "feed", 100)["decision_id"] == "b"
+    assert floor.logged_decision(tmp_path, "feed", 20)["decision_id"] == "trained"
+    assert floor.logged_decision(tmp_path, "feed")["decision_id"] == "trained"
+    with pytest.raises(LookupError, match="no decision of 'prefetch' by a model ranking 100 candidates in"):
+        floor.logged_decision(tmp_path, "prefetch", 100)
