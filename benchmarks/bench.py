@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     scaling_reason = no_workers_reason if not has_workers else "--workers is 1" if workers == 1 else ""
     clock, stamp, machine = Clock(), datetime.now(timezone.utc), machine_facts()
     print(f"== {stamp:%Y-%m-%d %H:%M} UTC, {machine['cpus']} CPUs, load average {machine['loadavg_start']} at start "
-          f"(other processes may share the machine); about {1 + 0.6 * args.rounds:.0f} minutes on 2 cores", flush=True)
+          f"(other processes may share the machine); about {1 + 0.85 * args.rounds:.0f} minutes on 2 cores", flush=True)
     work = Path(tempfile.mkdtemp(prefix="looper-bench-"))
     started: list = []
     sink = OtlpSink()

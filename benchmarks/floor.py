@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--each-line", action="store_true",
-                        help="measure once for each line read from stdin until it closes (the bench's rounds)")
+                        help="print ready, then measure once for each line read from stdin until it closes")
     args = parser.parse_args(argv)
     parts, close = ranking_parts(args.data, args.requests, args.scratch)
+    if args.each_line:
+        print("ready", flush=True)
     try:
         for _ in sys.stdin if args.each_line else [""]:
             p50_us = time_parts(parts, args.calls, args.warmup)
@@ -140,6 +142,10 @@ class FloorProbe:
             [sys.executable, "-m", "benchmarks.floor", "--data", str(data_dir), "--requests", str(requests),
              "--scratch", str(scratch), "--calls", str(calls), "--each-line"],
             cwd=generator.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Ready before the bench measures anything: its imports alone take a core for seconds.
+        if self.process.stdout.readline().strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"the floor probe did not start ({self.process.returncode}); its error is above")
 
     def measure(self) -> dict:
         self.process.stdin.write("\n")
