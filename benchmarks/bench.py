@@ -30,8 +30,8 @@ the generator. Nothing here asserts a timing: it reports.
 Ends with one line:
 ``BENCH RESULT decide_vs_ceiling=<r> decide_vs_peer=<r> p99_vs_ceiling=<r> rank100_ms=<t>
 workers_scaling=<r> tracing_cost=<pct>%``
-after one with each of those ratios' lowest and highest round (``ranges_line``), and one with
-the baselines of the two figures it does not divide (``baselines_line``).
+after one with each of those ratios' lowest and highest round (``ranges_line``), itself after
+one with the baselines that three of them are held against (``baselines_line``).
 """
 
 from __future__ import annotations

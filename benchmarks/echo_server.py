@@ -142,6 +142,8 @@ def serve(runtime: str, port: int, ready_fd: int) -> None:
 
 
 def serve_canned_decide(data_dir: str, port: int, ready_fd: int) -> None:
+    """The Decision service's server with a decider that answers every call at once with the
+    data directory's first logged notification decision (see the module's docstring)."""
     from services.decision.server import binding
     from services.decisions.record import DecisionRecord
     from services.platform.auth import CredentialStore

@@ -1,6 +1,6 @@
 """The floor under ``rank100_ms``: one ranking of 100 candidates cut down to the parts that
 no rewrite of Looper's Python could take out, timed one after another in one process, on the
-bench's data directory and disk, between the bench's own ranking calls:
+bench's data directory and disk, after each round's ranking calls:
 
 - the subject's feature read (Feast's SQLite online store, read as the Decision service does);
 - CatBoost building the Pool of the 100 rows and predicting them with the live model (the
