@@ -145,10 +145,9 @@ def serve_canned_decide(data_dir: str, port: int, ready_fd: int) -> None:
     """The Decision service's server with a decider that answers every call at once with the
     data directory's first logged notification decision (see the module's docstring)."""
     from services.decision.server import binding
-    from services.decisions.record import DecisionRecord
     from services.platform.auth import CredentialStore
     from services.platform.data_dir import DataDir
-    from services.platform.grpc_runtime import start_server, wait_for_termination
+    from services.platform.grpc_runtime import start_configured, wait_for_termination
     from services.platform.settings import Settings
     from services.platform.telemetry import telemetry_for
 
@@ -157,17 +156,15 @@ def serve_canned_decide(data_dir: str, port: int, ready_fd: int) -> None:
 
     settings = Settings.load({"data_dir": data_dir})
     data = DataDir(settings.data_dir)
-    answer = DecisionRecord.from_dict(logged_decision(data.decisions.log, NOTIFICATIONS)), False
+    answer = logged_decision(data.decisions, NOTIFICATIONS), False
 
     class CannedDecider:
         async def decide_async(self, command):
             return answer
 
     interceptors = telemetry_for("looper-decision").server_interceptors(asynchronous=True)
-    running = start_server([binding(CannedDecider(), interceptors=interceptors, threads=settings.threads)],
-                           "127.0.0.1", port, CredentialStore(data.access.credentials), settings.max_message_bytes,
-                           workers=settings.threads, max_in_flight=settings.max_in_flight,
-                           use_case_limit=settings.use_case_max_in_flight, reuse_port=True)
+    running = start_configured([binding(CannedDecider(), interceptors=interceptors, threads=settings.threads)],
+                               settings, port, CredentialStore(data.access.credentials), reuse_port=True)
     os.write(ready_fd, b"1")
     wait_for_termination([running], grace=1)
 

@@ -27,11 +27,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import orjson
 
 from benchmarks import generator
+
+if TYPE_CHECKING:
+    from services.decisions.record import DecisionRecord
+    from services.platform.data_dir import DecisionPaths
 
 Part = tuple[str, Callable[[int], object]]  # a name, and the work of call i
 
@@ -56,20 +60,17 @@ def time_parts(parts: list[Part], calls: int, warmup: int,
             "total": statistics.median(totals) * 1e6}
 
 
-def logged_decision(log_folder: Path, use_case: str, ranked: int | None = None) -> dict:
+def logged_decision(paths: "DecisionPaths", use_case: str, ranked: int | None = None) -> "DecisionRecord":
     """The first decision of ``use_case`` in the Decision service's log that a model made
     (the training run's first ones are defaults, with less to log and answer), and that
     ranked ``ranked`` candidates when given (the training run's rankings have fewer)."""
-    from services.decisions.log import PREFIX
-    from services.platform.durable_log import iter_records, list_segments
+    from services.decisions.log import iter_decisions
 
-    for segment in list_segments(log_folder, PREFIX):
-        for record, _ in iter_records(segment):
-            if record.get("use_case") == use_case and record.get("model_version") \
-                    and ranked in (None, len(record.get("ranking") or ())):
-                return record
+    for record in iter_decisions(paths):
+        if record.use_case == use_case and record.model_version and ranked in (None, len(record.ranking)):
+            return record
     wanted = f"ranking {ranked} candidates " if ranked is not None else ""
-    raise LookupError(f"no decision of {use_case!r} by a model {wanted}in {log_folder}: make one first")
+    raise LookupError(f"no decision of {use_case!r} by a model {wanted}in {paths.log}: make one first")
 
 
 def ranking_parts(data_dir: Path, requests: Path, scratch: Path) -> tuple[list[Part], Callable[[], None]]:
@@ -94,7 +95,7 @@ def ranking_parts(data_dir: Path, requests: Path, scratch: Path) -> tuple[list[P
     source = FeastFeatureSource(feature_store(settings, data))
     features = {**source.fetch(blueprint, commands[0].subject), **commands[0].context}
     matrix = model.input.matrix(model_rows(blueprint, commands[0], features)[1])
-    record = logged_decision(data.decisions.log, blueprint.name, len(commands[0].candidates))
+    record = logged_decision(data.decisions, blueprint.name, len(commands[0].candidates)).to_dict()
     encoded = [b""]
     fd = os.open(scratch / "floor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 

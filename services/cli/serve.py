@@ -68,7 +68,7 @@ def serve_command(args) -> int:
     from services.migration import DataDirError, open_data_dir
     from services.platform.auth import CredentialStore, bootstrap_admin
     from services.platform.files import exclusive_lock
-    from services.platform.grpc_runtime import Tls, is_loopback, start_server, wait_for_termination
+    from services.platform.grpc_runtime import Tls, is_loopback, start_configured, wait_for_termination
     from services.platform.settings import Settings, SettingsError
 
     try:
@@ -94,10 +94,8 @@ def serve_command(args) -> int:
     servers = []
     for name in names:
         create = _factory(name)
-        running = start_server(create(settings, data, credentials), settings.host,
-                               getattr(settings, f"{name}_port"), credentials, settings.max_message_bytes,
-                               workers=settings.threads, tls=tls, max_in_flight=settings.max_in_flight,
-                               use_case_limit=settings.use_case_max_in_flight, reuse_port=args.worker)
+        running = start_configured(create(settings, data, credentials), settings, getattr(settings, f"{name}_port"),
+                                   credentials, tls=tls, reuse_port=args.worker)
         servers.append(running)
         print(f"looper {name} service listening on {settings.host}:{running.port}", flush=True)
     wait_for_termination(servers, settings.grace_period)

@@ -206,6 +206,15 @@ def start_server(bindings: list[ServiceBinding], host: str, port: int, credentia
     return running
 
 
+def start_configured(bindings: list[ServiceBinding], settings, port: int, credentials: CredentialStore,
+                     tls: Tls | None = None, reuse_port: bool = False) -> RunningServer:
+    """``start_server`` with the limits of ``settings`` (a ``Settings``): what ``looper serve``
+    starts for each service."""
+    return start_server(bindings, settings.host, port, credentials, settings.max_message_bytes,
+                        workers=settings.threads, tls=tls, max_in_flight=settings.max_in_flight,
+                        use_case_limit=settings.use_case_max_in_flight, reuse_port=reuse_port)
+
+
 def server_options(max_message_bytes: int, reuse_port: bool) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", max_message_bytes),

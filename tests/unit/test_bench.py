@@ -170,19 +170,28 @@ def test_a_job_whose_id_prefix_would_cut_its_counter_is_refused_before_the_gener
 
 
 def test_the_floor_and_the_canned_decide_answer_with_a_decision_the_service_logged(tmp_path):
+    from datetime import datetime, timezone
+
     from services.decisions.log import PREFIX
+    from services.decisions.record import DecisionRecord, ScoredCandidate
+    from services.platform.data_dir import DecisionPaths
     from services.platform.durable_log import DurableLog
 
-    log = DurableLog(tmp_path, PREFIX, segment_bytes=1 << 20)
-    ranked = lambda n: [{"action_id": f"item-{i}"} for i in range(n)]  # noqa: E731
-    log.append_many([{"use_case": "notifications", "decision_id": "a", "model_version": "m1"},
-                     {"use_case": "feed", "decision_id": "default", "model_version": "", "ranking": ranked(20)},
-                     {"use_case": "feed", "decision_id": "trained", "model_version": "m1", "ranking": ranked(20)},
-                     {"use_case": "feed", "decision_id": "b", "model_version": "m2", "ranking": ranked(100)},
-                     {"use_case": "feed", "decision_id": "c", "model_version": "m2", "ranking": ranked(100)}])
+    def logged(use_case: str, decision_id: str, model_version: str, ranked: int = 0) -> dict:
+        return DecisionRecord(decision_id=decision_id, use_case=use_case, blueprint_version=1,
+                              decide_time=datetime.now(timezone.utc), subject={"user_id": "u1"}, features={},
+                              context={}, action="", score=0.5, propensity=1.0, is_exploration=False,
+                              model_version=model_version,
+                              ranking=tuple(ScoredCandidate(f"item-{i}", 0.5, 1.0) for i in range(ranked))).to_dict()
+
+    paths = DecisionPaths(log=tmp_path / "log", index=tmp_path / "index.sqlite", consumers=tmp_path / "consumers")
+    log = DurableLog(paths.log, PREFIX, segment_bytes=1 << 20)
+    log.append_many([logged("notifications", "a", "m1"), logged("feed", "default", "", 20),
+                     logged("feed", "trained", "m1", 20), logged("feed", "b", "m2", 100),
+                     logged("feed", "c", "m2", 100)])
     log.close()
-    assert floor.logged_decision(tmp_path, "feed", 100)["decision_id"] == "b"
-    assert floor.logged_decision(tmp_path, "feed", 20)["decision_id"] == "trained"
-    assert floor.logged_decision(tmp_path, "feed")["decision_id"] == "trained"
+    assert floor.logged_decision(paths, "feed", 100).decision_id == "b"
+    assert floor.logged_decision(paths, "feed", 20).decision_id == "trained"
+    assert floor.logged_decision(paths, "feed").decision_id == "trained"
     with pytest.raises(LookupError, match="no decision of 'prefetch' by a model ranking 100 candidates in"):
-        floor.logged_decision(tmp_path, "prefetch", 100)
+        floor.logged_decision(paths, "prefetch", 100)
